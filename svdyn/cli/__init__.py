@@ -1,0 +1,1 @@
+"""Command-line interface: ``svdyn <command> ...`` (see ``main.py``)."""

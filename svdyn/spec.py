@@ -1,0 +1,152 @@
+"""The model specification: what is trained, with which loss and regularisation.
+
+Conventions (binding, see ``MODEL.md``): depth ``L`` counts *all* trainable factor matrices
+(``L = 2`` is the plain UFM; [P] and [U] count only the W's, so their L is ours minus one);
+the loss is the mean over the ``N = nK`` samples plus ``sum_l lambda_l/2 ||F_l||_F^2``.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+from .groups import Group, SpecError, default_group, make_group
+
+LOSS_CE, LOSS_MSE, LOSS_LS = 0, 1, 2  # numba dispatch codes
+
+
+def parse_loss(loss: str) -> tuple[int, float]:
+    """``"ce"`` -> (0, 0), ``"mse"`` -> (1, 0), ``"ls:EPS"`` -> (2, EPS) with 0 < EPS < 1."""
+    s = str(loss).strip().lower()
+    if s == "ce":
+        return LOSS_CE, 0.0
+    if s == "mse":
+        return LOSS_MSE, 0.0
+    if s.startswith("ls:"):
+        try:
+            eps = float(s[3:])
+        except ValueError:
+            raise SpecError(f"--loss {loss!r}: label smoothing must be ls:EPS with a number EPS, "
+                            "e.g. ls:0.1") from None
+        if not (0.0 < eps < 1.0) or not math.isfinite(eps):
+            raise SpecError(f"--loss {loss!r}: label smoothing EPS must lie in (0, 1)")
+        return LOSS_LS, eps
+    raise SpecError(f"unknown --loss {loss!r}; use ce, mse or ls:EPS (e.g. ls:0.1)")
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """A deep linear UFM under spectral initialisation.
+
+    Parameters
+    ----------
+    classes : int            K >= 2
+    depth : int              L >= 1, number of trainable factor matrices (L = 2: plain UFM)
+    samples_per_class : int  n >= 1
+    loss : str               ``"ce"`` (default), ``"mse"``, ``"ls:EPS"`` (label-smoothed ce)
+    weight_decay : float or sequence of L floats, each >= 0
+    group : str              ``"walsh"``, ``"cyclic"``, ``"2,5"``...; default walsh if K = 2^m
+    """
+
+    classes: int
+    depth: int = 2
+    samples_per_class: int = 1
+    loss: str = "ce"
+    weight_decay: tuple = (0.0,)
+    group: str = ""
+    _g: Group = field(default=None, compare=False, repr=False)
+
+    def __post_init__(self):
+        K, L, n = self.classes, self.depth, self.samples_per_class
+        for name, v, lo in (("classes", K, 2), ("depth", L, 1), ("samples_per_class", n, 1)):
+            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < lo:
+                raise SpecError(f"{name} must be an integer >= {lo}, got {v!r}")
+        object.__setattr__(self, "classes", int(K))
+        object.__setattr__(self, "depth", int(L))
+        object.__setattr__(self, "samples_per_class", int(n))
+        parse_loss(self.loss)
+        wd = self.weight_decay
+        wd = (float(wd),) * L if np.isscalar(wd) else tuple(float(x) for x in wd)
+        if len(wd) == 1:
+            wd = wd * L
+        if len(wd) != L:
+            raise SpecError(f"weight decay: give one value or one per factor ({L}), got {len(wd)}")
+        if any((not math.isfinite(x)) or x < 0 for x in wd):
+            raise SpecError(f"weight decay must be finite and >= 0, got {wd}")
+        object.__setattr__(self, "weight_decay", wd)
+        gname = self.group or default_group(K)
+        g = make_group(gname, K)
+        object.__setattr__(self, "group", g.name)
+        object.__setattr__(self, "_g", g)
+
+    # ------------------------------------------------------------------ derived
+    @property
+    def K(self) -> int:
+        return self.classes
+
+    @property
+    def L(self) -> int:
+        return self.depth
+
+    @property
+    def n(self) -> int:
+        return self.samples_per_class
+
+    @property
+    def G(self) -> Group:
+        return self._g
+
+    @property
+    def loss_code(self) -> tuple[int, float]:
+        return parse_loss(self.loss)
+
+    @property
+    def lam(self) -> np.ndarray:
+        return np.asarray(self.weight_decay, dtype=np.float64)
+
+    def kernel_args(self):
+        """Tuple passed to every numba kernel after the state (see ``field.py``)."""
+        kind, dims, c, s, o = self.G.tables
+        code, eps = self.loss_code
+        return (kind, dims, c, s, o, code, eps, float(self.n), self.lam)
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d.pop("_g", None)
+        d["weight_decay"] = list(self.weight_decay)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "ModelSpec":
+        keys = ("classes", "depth", "samples_per_class", "loss", "weight_decay", "group")
+        return cls(**{k: d[k] for k in keys if k in d})
+
+    # ------------------------------------------------------------------ states
+    def check_state(self, s: np.ndarray, what: str = "state") -> np.ndarray:
+        """Validate a state of shape (L, K) or a batch (B, L, K); return it as float64."""
+        s = np.asarray(s, dtype=np.float64)
+        if s.ndim not in (2, 3) or s.shape[-2:] != (self.L, self.K):
+            raise SpecError(f"{what} must have shape (L, K) = ({self.L}, {self.K}) or "
+                            f"(B, {self.L}, {self.K}); got {s.shape}")
+        if not np.all(np.isfinite(s)):
+            raise SpecError(f"{what} contains non-finite values; pass finite singular values")
+        self.G.check_paired(s, what)
+        return np.ascontiguousarray(s)
+
+    def balanced(self, z: np.ndarray) -> np.ndarray:
+        """Balanced factors from logit singular values: ``s_{l,j} = z_j^(1/L)``.
+
+        z shape (K,) or (B, K), z >= 0 (negative values would need sign conventions that the
+        singular-value picture does not use). Returns (L, K) or (B, L, K).
+        """
+        z = np.asarray(z, dtype=np.float64)
+        if z.shape[-1] != self.K or z.ndim not in (1, 2):
+            raise SpecError(f"z must have shape (K,) or (B, K) with K={self.K}, got {z.shape}")
+        if not np.all(np.isfinite(z)):
+            raise SpecError("initial logit singular values must be finite")
+        if np.any(z < 0):
+            raise SpecError("initial logit singular values must be >= 0 (they are singular values)")
+        self.G.check_paired(z, "init")
+        s = z[..., None, :] ** (1.0 / self.L)
+        return np.ascontiguousarray(np.broadcast_to(s, z.shape[:-1] + (self.L, self.K)).copy())
