@@ -1,0 +1,396 @@
+"""The full deep linear UFM in torch: the reference the reduced engine is validated against.
+
+Public API (reused by other modules, e.g. the Hessian checks):
+
+``resolve_device(device="auto") -> torch.device``
+    ``"auto"``: cuda when available, else cpu. ``"cuda"`` without a GPU raises ``SpecError``.
+``hidden_widths(spec, widths) -> list[int]``
+    ``widths`` is one int (all hidden layers) or one per hidden layer (``L - 1`` values).
+``spectral_frames(spec, widths, seed=0, device="cpu") -> list of L + 1 tensors``
+    ``[B, R_1, ..., R_{L-1}, Q]``: ``B = (Q kron 1_n)/sqrt(n)`` (N x K), ``R_l`` random
+    orthonormal (d_l x K, QR of a Gaussian drawn with numpy ``default_rng(seed)``), ``Q`` the
+    group basis (K x K). Factor ``F_l`` maps frame ``l - 1`` to frame ``l``.
+``build_spectral_factors(spec, s, widths, seed=0, device="cpu", frames=None) -> list of tensors``
+    ``F_l = R_l diag(s_{l-1}) R_{l-1}^T`` (0-based rows of ``s``, shape (L, K)), float64,
+    ``requires_grad=False``; ``F_1`` is d_1 x N, ``F_L`` is K x d_{L-1}.
+``build_random_factors(spec, widths, scale, seed=0, device="cpu") -> list of tensors``
+    Gaussian entries ``scale * N(0, 1)``.
+``full_loss(spec, factors) -> scalar tensor``
+    ``(1/N) sum_i l(Z[:, i], y_i) + sum_l lambda_l/2 ||F_l||_F^2``, ``Z = F_L ... F_1``, samples
+    ordered class-major (sample ``c n + r`` has label ``c``). Differentiable (autograd, also
+    twice), so Hessians can be taken with ``torch.autograd.functional.hessian``.
+``full_grads(spec, factors) -> (loss float, list of gradient tensors)``
+    The same loss with hand-written backpropagation and a *stable* softmax residual
+    (``(P - Y)_{y,i} = -sum_{c != y} p_c``), so that late-time gradients of size e^{-margin}
+    keep full relative precision, as in the reduced engine.
+``gd(spec, factors, lr, steps, save_every=1, callback=None, progress=None)``
+    Full-batch gradient descent, all factors at once; ``callback(step, factors, loss)`` at every
+    save point (step 0 and every ``save_every`` steps, and the last step).
+``project(factors, frames) -> (s (L, K) signed diagonal, leakage (L,))``
+    ``s_l = diag(R_l^T F_l R_{l-1})`` and ``leakage_l = ||F_l - R_l diag(s_l) R_{l-1}^T||_F /
+    ||F_l||_F`` (off-diagonal part plus everything outside the frames).
+``svd_values(factors) -> list of descending singular values per factor, plus of Z``
+``nc_metrics(spec, factors, rank_rel=0.1) -> dict``
+    NC1 (n > 1), NC2 distances to the simplex ETF (classifier, feature means, class-mean logits),
+    NC3 self-duality, numerical / effective (Roy--Vetterli) / stable rank of the class-centred
+    logits, minimum margin, loss.
+
+torch is imported lazily inside functions: ``import svdyn`` and this module work without it.
+"""
+from __future__ import annotations
+
+import math
+import time
+
+import numpy as np
+
+from .groups import SpecError
+from .spec import LOSS_CE, LOSS_LS, LOSS_MSE, ModelSpec
+
+
+def _torch():
+    try:
+        import torch
+    except ImportError:  # pragma: no cover - depends on the environment
+        raise SpecError("full-model validation needs torch; install it with `pip install torch`"
+                        ) from None
+    return torch
+
+
+DTYPE_NAME = "float64"
+
+
+def resolve_device(device: str = "auto"):
+    """``auto`` -> cuda if available else cpu; ``cpu``; ``cuda`` (error if no GPU)."""
+    torch = _torch()
+    d = str(device).strip().lower()
+    if d == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if d == "cpu":
+        return torch.device("cpu")
+    if d.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise SpecError("--device cuda: no CUDA device is available here; use --device cpu "
+                            "or --device auto")
+        return torch.device(d)
+    raise SpecError(f"--device {device!r}: use auto, cpu or cuda")
+
+
+def device_name(dev) -> str:
+    """Human-readable device description, e.g. ``cpu`` or ``cuda (NVIDIA H200)``."""
+    torch = _torch()
+    if dev.type == "cuda":
+        return f"cuda ({torch.cuda.get_device_name(dev)})"
+    return "cpu"
+
+
+def hidden_widths(spec: ModelSpec, widths) -> list[int]:
+    """Hidden widths d_1..d_{L-1} from one int or a sequence of L - 1 ints (each >= K)."""
+    L, K = spec.L, spec.K
+    if np.isscalar(widths):
+        ws = [int(widths)] * (L - 1)
+    else:
+        ws = [int(w) for w in widths]
+        if len(ws) == 1:
+            ws = ws * (L - 1)
+        if len(ws) != L - 1:
+            raise SpecError(f"give one width or one per hidden layer (L - 1 = {L - 1}), "
+                            f"got {len(ws)}")
+    for w in ws:
+        if w < K:
+            raise SpecError(f"hidden width {w} < K = {K}: the spectral frames need d_l >= K; "
+                            f"use --width {K} or more")
+    return ws
+
+
+def _orthonormal(rng: np.random.Generator, d: int, K: int) -> np.ndarray:
+    A = rng.standard_normal((d, K))
+    Qm, Rm = np.linalg.qr(A)
+    return Qm * np.sign(np.diag(Rm))[None, :]
+
+
+def spectral_frames(spec: ModelSpec, widths, seed: int = 0, device="cpu") -> list:
+    """``[B, R_1, ..., R_{L-1}, Q]`` as float64 tensors on ``device``."""
+    torch = _torch()
+    dev = resolve_device(device) if isinstance(device, str) else device
+    ws = hidden_widths(spec, widths)
+    Q = spec.G.Q
+    B = np.kron(Q, np.ones((spec.n, 1))) / math.sqrt(spec.n)
+    rng = np.random.default_rng(seed)
+    mats = [B] + [_orthonormal(rng, d, spec.K) for d in ws] + [Q]
+    return [torch.as_tensor(np.ascontiguousarray(m), dtype=torch.float64, device=dev)
+            for m in mats]
+
+
+def build_spectral_factors(spec: ModelSpec, s, widths, seed: int = 0, device="cpu",
+                           frames=None) -> list:
+    """Factors ``F_l = R_l diag(s[l-1]) R_{l-1}^T`` (l = 1..L) for singular values s (L, K)."""
+    torch = _torch()
+    s = spec.check_state(s, "spectral s")
+    if s.ndim != 2:
+        raise SpecError("build_spectral_factors needs one state of shape (L, K)")
+    if frames is None:
+        frames = spectral_frames(spec, widths, seed, device)
+    dev = frames[0].device
+    st = torch.as_tensor(s, dtype=torch.float64, device=dev)
+    return [(frames[l + 1] * st[l][None, :]) @ frames[l].T for l in range(spec.L)]
+
+
+def build_random_factors(spec: ModelSpec, widths, scale: float, seed: int = 0,
+                         device="cpu") -> list:
+    """Gaussian factors with i.i.d. entries ``scale * N(0, 1)`` (numpy ``default_rng(seed)``)."""
+    torch = _torch()
+    if not (math.isfinite(scale) and scale > 0):
+        raise SpecError(f"--init-scale must be a finite number > 0, got {scale}")
+    dev = resolve_device(device) if isinstance(device, str) else device
+    if spec.L == 1:
+        ws = []
+    else:
+        ws = [int(w) for w in ([widths] * (spec.L - 1) if np.isscalar(widths) else widths)]
+        if len(ws) == 1:
+            ws = ws * (spec.L - 1)
+        if len(ws) != spec.L - 1 or min(ws) < 1:
+            raise SpecError(f"give one width >= 1 or one per hidden layer (L - 1 = {spec.L - 1})")
+    dims = [spec.n * spec.K] + ws + [spec.K]
+    rng = np.random.default_rng(seed)
+    return [torch.as_tensor(scale * rng.standard_normal((dims[l + 1], dims[l])),
+                            dtype=torch.float64, device=dev) for l in range(spec.L)]
+
+
+# ----------------------------------------------------------------------------- loss
+def labels(spec: ModelSpec, device="cpu"):
+    torch = _torch()
+    return torch.arange(spec.K, device=device).repeat_interleave(spec.n)
+
+
+def logits(factors):
+    """``Z = F_L ... F_1`` (K x N)."""
+    Z = factors[0]
+    for F in factors[1:]:
+        Z = F @ Z
+    return Z
+
+
+def _data_loss(spec: ModelSpec, Z):
+    """Mean data loss (differentiable) with a stable log-sum-exp over margins."""
+    torch = _torch()
+    code, eps = spec.loss_code
+    N = Z.shape[1]
+    y = labels(spec, Z.device)
+    if code == LOSS_MSE:
+        Y = torch.zeros_like(Z)
+        Y[y, torch.arange(N, device=Z.device)] = 1.0
+        return 0.5 * ((Z - Y) ** 2).sum() / N
+    idx = torch.arange(N, device=Z.device)
+    zy = Z[y, idx]
+    m = zy[None, :] - Z                                  # margins, m[y_i, i] = 0
+    mask = torch.ones_like(Z, dtype=torch.bool)
+    mask[y, idx] = False
+    negm = torch.where(mask, -m, torch.full_like(m, -math.inf))
+    a = torch.clamp(negm.max(dim=0).values, min=0.0).detach()
+    S = torch.exp(negm - a[None, :]).sum(dim=0)
+    per = torch.where(a == 0, torch.log1p(S), a + torch.log(torch.exp(-a) + S))
+    loss = per.mean()
+    if code == LOSS_LS:
+        loss = loss + (eps / spec.K) * m.sum(dim=0).mean()
+    return loss
+
+
+def full_loss(spec: ModelSpec, factors):
+    """Total loss (data mean + weight decay) as a differentiable scalar tensor."""
+    loss = _data_loss(spec, logits(factors))
+    for lam, F in zip(spec.weight_decay, factors):
+        if lam:
+            loss = loss + 0.5 * lam * (F * F).sum()
+    return loss
+
+
+def _residual(spec: ModelSpec, Z):
+    """``d loss_data / d Z`` (K x N) with the stable softmax residual, and the data loss."""
+    torch = _torch()
+    code, eps = spec.loss_code
+    K, N = Z.shape
+    y = labels(spec, Z.device)
+    idx = torch.arange(N, device=Z.device)
+    if code == LOSS_MSE:
+        R = Z.clone()
+        R[y, idx] -= 1.0
+        return R / N, float(0.5 * (R * R).sum() / N)
+    zy = Z[y, idx]
+    negm = Z - zy[None, :]                               # -m_c; 0 at c = y
+    negm[y, idx] = -math.inf
+    a = torch.clamp(negm.max(dim=0).values, min=0.0)
+    q = torch.exp(negm - a[None, :])                     # 0 at c = y
+    S = q.sum(dim=0)
+    Zp = torch.exp(-a) + S
+    per = torch.where(a == 0, torch.log1p(S), a + torch.log(Zp))
+    R = q / Zp[None, :]                                  # p_c for c != y
+    R[y, idx] = -S / Zp                                  # p_y - 1 = -sum_{c != y} p_c
+    loss = per.mean()
+    if code == LOSS_LS:
+        R = R - eps / K
+        R[y, idx] += eps
+        loss = loss + (eps / K) * (-(Z - zy[None, :])).sum(dim=0).mean()
+    return R / N, float(loss)
+
+
+def full_grads(spec: ModelSpec, factors):
+    """``(total loss, [d loss / d F_l])`` by explicit backpropagation (no autograd)."""
+    torch = _torch()
+    with torch.no_grad():
+        acts = [factors[0]]                  # X_l = F_l ... F_1
+        for F in factors[1:]:
+            acts.append(F @ acts[-1])
+        G, loss = _residual(spec, acts[-1])
+        grads = [None] * len(factors)
+        D = G
+        for l in range(len(factors) - 1, -1, -1):
+            grads[l] = D @ acts[l - 1].T if l > 0 else D.clone()
+            if l > 0:
+                D = factors[l].T @ D
+        for l, (lam, F) in enumerate(zip(spec.weight_decay, factors)):
+            if lam:
+                grads[l] += lam * F
+                loss += 0.5 * lam * float((F * F).sum())
+    return loss, grads
+
+
+def gd(spec: ModelSpec, factors, lr: float, steps: int, save_every: int = 1, callback=None,
+       progress=None):
+    """Full-batch GD ``F_l <- F_l - lr dloss/dF_l`` (all factors at once). Returns the factors.
+
+    ``callback(step, factors, loss_before_step)`` is called at step 0, every ``save_every``
+    steps and at the last step; ``progress(step, steps, loss)`` at most every 5 s.
+    """
+    factors = [F.clone() for F in factors]
+    last = time.monotonic()
+    loss = None
+    for k in range(steps + 1):
+        loss, grads = full_grads(spec, factors)
+        if callback is not None and (k % save_every == 0 or k == steps):
+            callback(k, factors, loss)
+        if k == steps:
+            break
+        for F, g in zip(factors, grads):
+            F.sub_(lr * g)
+        if progress is not None and time.monotonic() - last > 5.0:
+            progress(k + 1, steps, loss)
+            last = time.monotonic()
+    return factors
+
+
+# ----------------------------------------------------------------------------- analysis
+def project(factors, frames):
+    """Signed singular values on the frozen frames and relative leakage per factor."""
+    torch = _torch()
+    s, leak = [], []
+    with torch.no_grad():
+        for l, F in enumerate(factors):
+            U, V = frames[l + 1], frames[l]
+            M = U.T @ F @ V
+            d = torch.diagonal(M)
+            resid = F - (U * d[None, :]) @ V.T
+            nF = torch.linalg.norm(F)
+            s.append(d.cpu().numpy())
+            leak.append(float(torch.linalg.norm(resid) / nF) if nF > 0 else 0.0)
+    return np.array(s), np.array(leak)
+
+
+def project_logits(Z, frames):
+    """``diag(Q^T Z B)`` and the relative leakage of Z."""
+    torch = _torch()
+    with torch.no_grad():
+        U, V = frames[-1], frames[0]
+        d = torch.diagonal(U.T @ Z @ V)
+        nZ = torch.linalg.norm(Z)
+        r = torch.linalg.norm(Z - (U * d[None, :]) @ V.T)
+        return d.cpu().numpy(), (float(r / nZ) if nZ > 0 else 0.0)
+
+
+def svd_values(factors):
+    """Descending singular values of every factor and, last, of Z (numpy arrays)."""
+    torch = _torch()
+    with torch.no_grad():
+        out = [torch.linalg.svdvals(F).cpu().numpy() for F in factors]
+        out.append(torch.linalg.svdvals(logits(factors)).cpu().numpy())
+    return out
+
+
+def _etf_distance(G):
+    """``|| G/||G|| - P/||P|| ||_F`` for a K x K Gram-like matrix and P = I - 11^T/K."""
+    torch = _torch()
+    K = G.shape[0]
+    P = torch.eye(K, dtype=G.dtype, device=G.device) - 1.0 / K
+    nG = torch.linalg.norm(G)
+    if nG == 0:
+        return float("nan")
+    return float(torch.linalg.norm(G / nG - P / torch.linalg.norm(P)))
+
+
+def rank_measures(A, rel: float = 0.1, keep: int | None = None) -> dict:
+    """Rank measures (``svdyn.ranks``) of the singular values of ``A`` (the first ``keep`` of
+    them if given): numerical rank (sigma_i > rel sigma_1), effective rank exp(H(sigma/sum
+    sigma)) (Roy & Vetterli 2007) and stable rank ||A||_F^2 / ||A||_2^2."""
+    torch = _torch()
+    from .ranks import effective_rank, numerical_rank, stable_rank
+    sv = torch.linalg.svdvals(A).cpu().numpy()
+    if keep is not None:
+        sv = sv[:keep]
+    return {"numerical_rank": int(numerical_rank(sv, rel)),
+            "effective_rank": float(effective_rank(sv)),
+            "stable_rank": float(stable_rank(sv)),
+            "singular_values": sv}
+
+
+def nc_metrics(spec: ModelSpec, factors, rank_rel: float = 0.1) -> dict:
+    """Neural-collapse and rank metrics of the current full model.
+
+    Features are ``H = F_{L-1} ... F_1`` (d_{L-1} x N; for L = 1 the logits), the classifier is
+    ``W = F_L``, class means ``M`` (d x K), centred ``Mc = M - mean``.
+
+    * ``nc1 = tr(Sigma_W Sigma_B^+) / K`` (only for n > 1, else None);
+    * ``nc2_W``, ``nc2_H``: distance of ``W W^T`` and ``Mc^T Mc`` (normalised) to the simplex
+      ETF Gram ``I - 11^T/K`` (normalised); ``nc2_Z``: the same for the class-centred class-mean
+      logits ``P U P`` (``U`` K x K class-mean logits, ``P = I - 11^T/K``);
+    * ``nc3 = || W^T/||W|| - Mc/||Mc|| ||_F`` (self-duality);
+    * ranks of the class-centred logits ``P Z`` (the CE-invariant all-ones direction removed;
+      NC gives rank K - 1; its K - 1 leading singular values, which under spectral init are
+      z_1..z_{K-1}): see :func:`rank_measures`;
+    * ``min_margin = min_i (Z[y_i, i] - max_{c != y_i} Z[c, i])`` and the total loss.
+    """
+    torch = _torch()
+    K, n = spec.K, spec.n
+    with torch.no_grad():
+        Z = logits(factors)
+        H = logits(factors[:-1]) if spec.L > 1 else Z
+        W = factors[-1]
+        d = H.shape[0]
+        Hc = H.reshape(d, K, n)
+        M = Hc.mean(dim=2)                                   # d x K
+        Mc = M - M.mean(dim=1, keepdim=True)
+        out = {}
+        if n > 1:
+            D = Hc - M[:, :, None]
+            Sw = torch.einsum("dkn,ekn->de", D, D) / (K * n)
+            Sb = Mc @ Mc.T / K
+            out["nc1"] = float(torch.trace(Sw @ torch.linalg.pinv(Sb, hermitian=True))) / K
+        else:
+            out["nc1"] = None
+        out["nc2_W"] = _etf_distance(W @ W.T)
+        out["nc2_H"] = _etf_distance(Mc.T @ Mc)
+        U = Z.reshape(K, K, n).mean(dim=2)                   # U[:, c] mean logit of class c
+        P = torch.eye(K, dtype=Z.dtype, device=Z.device) - 1.0 / K
+        out["nc2_Z"] = _etf_distance(P @ U @ P)
+        nW, nM = torch.linalg.norm(W), torch.linalg.norm(Mc)
+        out["nc3"] = float(torch.linalg.norm(W.T / nW - Mc / nM)) if nW > 0 and nM > 0 else None
+        rk = rank_measures(P @ Z, rank_rel, keep=K - 1)
+        out.update({k: rk[k] for k in ("numerical_rank", "effective_rank", "stable_rank")})
+        out["centred_logit_singular_values"] = rk["singular_values"][:K].tolist()
+        y = labels(spec, Z.device)
+        idx = torch.arange(Z.shape[1], device=Z.device)
+        zy = Z[y, idx]
+        Zo = Z.clone()
+        Zo[y, idx] = -math.inf
+        out["min_margin"] = float((zy - Zo.max(dim=0).values).min())
+    out["loss"] = full_grads(spec, factors)[0]
+    return out
