@@ -13,8 +13,8 @@ Public API (reused by other modules, e.g. the Hessian checks):
 ``build_spectral_factors(spec, s, widths, seed=0, device="cpu", frames=None) -> list of tensors``
     ``F_l = R_l diag(s_{l-1}) R_{l-1}^T`` (0-based rows of ``s``, shape (L, K)), float64,
     ``requires_grad=False``; ``F_1`` is d_1 x N, ``F_L`` is K x d_{L-1}.
-``build_random_factors(spec, widths, scale, seed=0, device="cpu") -> list of tensors``
-    Gaussian entries ``scale * N(0, 1)``.
+``build_random_factors(spec, widths, scale, seed=0, device="cpu", fan_in=False)``
+    Gaussian entries ``scale * N(0, 1)`` (divided by sqrt(fan-in) with ``fan_in=True``).
 ``full_loss(spec, factors) -> scalar tensor``
     ``(1/N) sum_i l(Z[:, i], y_i) + sum_l lambda_l/2 ||F_l||_F^2``, ``Z = F_L ... F_1``, samples
     ordered class-major (sample ``c n + r`` has label ``c``). Differentiable (autograd, also
@@ -84,6 +84,17 @@ def device_name(dev) -> str:
     return "cpu"
 
 
+def small_cpu_threads(dev, spec: ModelSpec, width: int, limit: int = 1 << 18) -> bool:
+    """On cpu, use one torch thread when the largest matrix has fewer than ``limit`` entries:
+    small float64 matmuls gain nothing from threads and lose a lot on a busy machine. Returns
+    whether the thread count was changed."""
+    torch = _torch()
+    if dev.type != "cpu" or max(width, spec.K) * max(width, spec.n * spec.K) >= limit:
+        return False
+    torch.set_num_threads(1)
+    return True
+
+
 def hidden_widths(spec: ModelSpec, widths) -> list[int]:
     """Hidden widths d_1..d_{L-1} from one int or a sequence of L - 1 ints (each >= K)."""
     L, K = spec.L, spec.K
@@ -137,8 +148,9 @@ def build_spectral_factors(spec: ModelSpec, s, widths, seed: int = 0, device="cp
 
 
 def build_random_factors(spec: ModelSpec, widths, scale: float, seed: int = 0,
-                         device="cpu") -> list:
-    """Gaussian factors with i.i.d. entries ``scale * N(0, 1)`` (numpy ``default_rng(seed)``)."""
+                         device="cpu", fan_in: bool = False) -> list:
+    """Gaussian factors with i.i.d. entries ``scale * N(0, 1)`` (numpy ``default_rng(seed)``),
+    or ``scale * N(0, 1) / sqrt(fan_in)`` with ``fan_in=True`` (fan_in = columns of F_l)."""
     torch = _torch()
     if not (math.isfinite(scale) and scale > 0):
         raise SpecError(f"--init-scale must be a finite number > 0, got {scale}")
@@ -153,7 +165,8 @@ def build_random_factors(spec: ModelSpec, widths, scale: float, seed: int = 0,
             raise SpecError(f"give one width >= 1 or one per hidden layer (L - 1 = {spec.L - 1})")
     dims = [spec.n * spec.K] + ws + [spec.K]
     rng = np.random.default_rng(seed)
-    return [torch.as_tensor(scale * rng.standard_normal((dims[l + 1], dims[l])),
+    return [torch.as_tensor((scale / (math.sqrt(dims[l]) if fan_in else 1.0))
+                            * rng.standard_normal((dims[l + 1], dims[l])),
                             dtype=torch.float64, device=dev) for l in range(spec.L)]
 
 
@@ -394,3 +407,192 @@ def nc_metrics(spec: ModelSpec, factors, rank_rel: float = 0.1) -> dict:
         out["min_margin"] = float((zy - Zo.max(dim=0).values).min())
     out["loss"] = full_grads(spec, factors)[0]
     return out
+
+
+# ----------------------------------------------------------------------------- validation drivers
+REL_FLOOR = 1e-3
+
+
+def _rel_dev(full, red) -> float:
+    """``max |full - red| / max(|red|, REL_FLOOR * max|red|)`` over the last axis' rows.
+
+    Entries smaller than ``REL_FLOOR`` times the largest of their row (e.g. the constant CE mode
+    started at 0, or a mode pinned at 0) are compared against that floor instead of themselves.
+    """
+    full, red = np.asarray(full, dtype=float), np.asarray(red, dtype=float)
+    scale = np.max(np.abs(red), axis=-1, keepdims=True)
+    den = np.maximum(np.abs(red), REL_FLOOR * scale)
+    den = np.where(den > 0, den, 1.0)
+    return float(np.max(np.abs(full - red) / den))
+
+
+def _sync(dev):
+    if dev.type == "cuda":
+        _torch().cuda.synchronize(dev)
+
+
+def validate_spectral(spec: ModelSpec, s0, widths, lr: float, steps: int, save_every: int = 1,
+                      seed: int = 0, device="auto", progress=None) -> dict:
+    """Full GD from a spectral init vs the exact reduced GD map (:func:`svdyn.descent.descend`).
+
+    At every save point: each factor's singular values by projection onto the frozen frames and
+    by an independent SVD, the logit singular values (both ways), the leakage and the loss.
+    Returns ``{"device", "dtype", "max_rel_dev", "max_leakage", "loss_gap", "reduced_seconds",
+    "full_seconds", ...}``; ``max_rel_dev`` is the largest of the four relative deviations
+    (s and z, by projection and by SVD; see :func:`_rel_dev` for the floor).
+    """
+    from .descent import descend
+    torch = _torch()
+    s0 = spec.check_state(s0, "initial state")
+    dev = resolve_device(device) if isinstance(device, str) else device
+    t0 = time.perf_counter()
+    tr = descend(spec, s0, lr, steps, save_every)
+    reduced_seconds = time.perf_counter() - t0
+    if tr.status != "ok":
+        raise SpecError(f"reduced descent failed: {tr.status}")
+    frames = spectral_frames(spec, widths, seed, dev)
+    F0 = build_spectral_factors(spec, s0, widths, frames=frames)
+    rec = {"s_proj": [], "z_proj": [], "leak": [], "zleak": [], "svd": [], "zsvd": [],
+           "loss": [], "tail": []}
+    analysis = [0.0]
+    K = spec.K
+
+    def cb(k, factors, loss):
+        _sync(dev)
+        ta = time.perf_counter()
+        sp, lk = project(factors, frames)
+        Z = logits(factors)
+        zp, zl = project_logits(Z, frames)
+        sv = svd_values(factors)
+        rec["s_proj"].append(sp)
+        rec["z_proj"].append(zp)
+        rec["leak"].append(lk)
+        rec["zleak"].append(zl)
+        rec["svd"].append(np.array([v[:K] for v in sv[:-1]]))
+        rec["zsvd"].append(sv[-1][:K])
+        rec["tail"].append(max((float(v[K]) / float(v[0]) if len(v) > K and v[0] > 0 else 0.0)
+                               for v in sv))
+        rec["loss"].append(loss)
+        analysis[0] += time.perf_counter() - ta
+
+    _sync(dev)
+    t0 = time.perf_counter()
+    gd(spec, F0, lr, steps, save_every, cb, progress)
+    _sync(dev)
+    full_seconds = time.perf_counter() - t0 - analysis[0]
+    s_red, z_red = tr.s, tr.z
+    s_proj, z_proj = np.array(rec["s_proj"]), np.array(rec["z_proj"])
+    abs_sorted = -np.sort(-np.abs(s_red), axis=-1)
+    zabs_sorted = -np.sort(-np.abs(z_red), axis=-1)
+    dev_s = _rel_dev(s_proj, s_red)
+    dev_z = _rel_dev(z_proj, z_red)
+    dev_s_svd = _rel_dev(np.array(rec["svd"]), abs_sorted)
+    dev_z_svd = _rel_dev(np.array(rec["zsvd"]), zabs_sorted)
+    loss_full = np.array(rec["loss"])
+    gap = np.abs(loss_full - tr.loss)
+    return {
+        "kind": "spectral",
+        "device": device_name(dev),
+        "dtype": DTYPE_NAME,
+        "spec": spec.to_dict(),
+        "widths": hidden_widths(spec, widths),
+        "lr": lr, "steps": steps, "save_every": save_every, "seed": seed,
+        "max_rel_dev": max(dev_s, dev_z, dev_s_svd, dev_z_svd),
+        "max_rel_dev_s_projection": dev_s,
+        "max_rel_dev_z_projection": dev_z,
+        "max_rel_dev_s_svd": dev_s_svd,
+        "max_rel_dev_z_svd": dev_z_svd,
+        "max_abs_dev_normwise": float(max(
+            np.max(np.abs(s_proj - s_red) / np.max(np.abs(s_red), axis=-1, keepdims=True)),
+            np.max(np.abs(z_proj - z_red) / np.max(np.abs(z_red), axis=-1, keepdims=True)))),
+        "rel_dev_floor": REL_FLOOR,
+        "max_leakage": float(max(np.max(rec["leak"]), np.max(rec["zleak"]))),
+        "max_leakage_per_factor": np.max(np.array(rec["leak"]), axis=0).tolist(),
+        "max_svd_tail": float(np.max(rec["tail"])),
+        "loss_gap": float(np.max(gap)),
+        "loss_rel_gap": float(np.max(gap / np.maximum(np.abs(tr.loss), 1e-300))),
+        "reduced_seconds": reduced_seconds,
+        "full_seconds": full_seconds,
+        "analysis_seconds": analysis[0],
+        "saved_steps": tr.times.tolist(),
+        "loss_reduced": tr.loss.tolist(),
+        "loss_full": loss_full.tolist(),
+        "z_final_reduced": z_red[-1].tolist(),
+        "z_final_full": z_proj[-1].tolist(),
+    }
+
+
+def order_check(spec: ModelSpec, s0, widths, lr: float, t_end: float, levels: int = 4,
+                seed: int = 0, device="auto", rtol: float = 1e-12, progress=None) -> dict:
+    """GD at ``lr / 2^k`` (k < levels) up to time ``t_end`` vs the reduced gradient flow.
+
+    Errors ``e(eta) = max|s_GD(t_end) - s_flow(t_end)| / max|s_flow(t_end)|`` for full-matrix GD
+    (projected on the frames) and for the reduced GD map; the fitted order is the least-squares
+    slope of ``log e`` against ``log eta`` (Euler: 1).
+    """
+    from .descent import descend
+    from .integrate import flow
+    s0 = spec.check_state(s0, "initial state")
+    dev = resolve_device(device) if isinstance(device, str) else device
+    ft = flow(spec, s0, save_at=[0.0, float(t_end)], rtol=rtol, atol=1e-14)
+    if ft.status != "ok":
+        raise SpecError(f"reference flow failed: {ft.status}")
+    s_ref = ft.s[-1]
+    scale = float(np.max(np.abs(s_ref)))
+    frames = spectral_frames(spec, widths, seed, dev)
+    F0 = build_spectral_factors(spec, s0, widths, frames=frames)
+    etas, err_full, err_red = [], [], []
+    for k in range(levels):
+        eta = lr / 2 ** k
+        steps = int(round(t_end / eta))
+        eta = t_end / steps
+        out = {}
+        gd(spec, F0, eta, steps, steps,
+           lambda i, f, loss: out.__setitem__("s", project(f, frames)[0]) if i == steps else None,
+           progress)
+        sr = descend(spec, s0, eta, steps, steps).s[-1]
+        etas.append(eta)
+        err_full.append(float(np.max(np.abs(out["s"] - s_ref))) / scale)
+        err_red.append(float(np.max(np.abs(sr - s_ref))) / scale)
+    le = np.log(etas)
+    order = float(np.polyfit(le, np.log(err_full), 1)[0])
+    order_red = float(np.polyfit(le, np.log(err_red), 1)[0])
+    return {"t_end": float(t_end), "lrs": etas, "errors_full": err_full,
+            "errors_reduced": err_red, "order": order, "order_reduced": order_red,
+            "flow_rtol": rtol}
+
+
+SERIES_KEYS = ("loss", "min_margin", "nc1", "nc2_W", "nc2_H", "nc2_Z", "nc3", "numerical_rank",
+               "effective_rank", "stable_rank")
+
+
+def validate_random(spec: ModelSpec, widths, scale: float, lr: float, steps: int,
+                    save_every: int = 1, seed: int = 0, device="auto", progress=None,
+                    fan_in: bool = False) -> dict:
+    """Full GD from Gaussian factors; NC and rank metrics (:func:`nc_metrics`) over time."""
+    dev = resolve_device(device) if isinstance(device, str) else device
+    F0 = build_random_factors(spec, widths, scale, seed, dev, fan_in)
+    series = {k: [] for k in ("step",) + SERIES_KEYS}
+    last = {}
+
+    def cb(k, factors, loss):
+        m = nc_metrics(spec, factors)
+        series["step"].append(k)
+        for key in SERIES_KEYS:
+            series[key].append(m[key])
+        last.update(m)
+
+    _sync(dev)
+    t0 = time.perf_counter()
+    gd(spec, F0, lr, steps, save_every, cb, progress)
+    _sync(dev)
+    ws = [int(w) for w in ([widths] * (spec.L - 1) if np.isscalar(widths) else widths)]
+    if len(ws) == 1:
+        ws = ws * (spec.L - 1)
+    return {"kind": "random", "device": device_name(dev), "dtype": DTYPE_NAME,
+            "spec": spec.to_dict(), "widths": ws, "init_scale": scale, "fan_in": fan_in,
+            "lr": lr,
+            "steps": steps, "save_every": save_every, "seed": seed,
+            "seconds": time.perf_counter() - t0, "series": series,
+            "final": {k: last[k] for k in SERIES_KEYS},
+            "final_centred_logit_singular_values": last["centred_logit_singular_values"]}

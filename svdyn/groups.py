@@ -147,7 +147,7 @@ class Group:
         """Raise :class:`SpecError` unless paired modes of ``z`` (..., K) carry equal values."""
         z = np.asarray(z)
         for j, p in self.pairs:
-            if not np.allclose(z[..., j], z[..., p], rtol=1e-12, atol=0.0):
+            if not np.allclose(z[..., j], z[..., p], rtol=1e-6, atol=1e-300):
                 raise SpecError(
                     f"{what}: modes {j} and {p} of the {self.name} basis are a conjugate pair and "
                     f"must carry equal values (got {z[..., j]!r} vs {z[..., p]!r}); "

@@ -57,7 +57,7 @@ def _add_outputs(p) -> None:
 
 def _finish(traj, args, meta: dict) -> int:
     traj.meta.update(meta)
-    traj.meta["command"] = " ".join(["svdyn"] + sys.argv[1:]) if sys.argv else ""
+    traj.meta["command"] = " ".join(["svdyn"] + list(getattr(args, "argv", [])))
     if args.json:
         traj.save(args.json)
     if args.npz:

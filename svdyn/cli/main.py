@@ -15,6 +15,7 @@ from ..groups import SpecError
 
 COMMAND_MODULES = [
     "svdyn.cli.dynamics",   # flow, descend, demo
+    "svdyn.cli.validate",   # validate (full torch model vs reduced engine)
 ]
 
 
@@ -35,7 +36,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv=None) -> int:
     parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = parser.parse_args(argv)
+    args.argv = argv
     try:
         return int(args.func(args) or 0)
     except SpecError as e:

@@ -1,0 +1,238 @@
+"""``svdyn validate``: full-matrix torch training against the reduced engine.
+
+Spectral init (default): full GD from ``F_l = R_l diag(s_l) R_{l-1}^T`` with random orthonormal
+hidden frames vs the exact reduced GD map; reports the maximal relative deviation of s and z
+(projection onto the frozen frames and independent SVD), the leakage out of the frames, the loss
+gap and both run times; ``--order-check T`` adds the GD -> flow convergence order.
+
+Random init (``--init-kind random``): Gaussian factors (entries ``--init-scale`` x N(0, 1)); NC1,
+NC2, NC3, ranks of the centred logits and the minimum margin over time; ``--width 8,64,512``
+sweeps widths, ``--seeds R`` repeats each width with seeds seed..seed+R-1, ``--plot`` draws the
+final effective rank against width.
+"""
+from __future__ import annotations
+
+import math
+import sys
+import time
+
+import numpy as np
+
+from ..groups import SpecError
+from .common import add_init_args, add_model_args, init_from_args, spec_from_args, write_json
+
+DEFAULT_SPECTRAL_SCALE = 1.0
+DEFAULT_RANDOM_SCALE = 0.1
+
+
+def register(sub) -> None:
+    p = sub.add_parser(
+        "validate", help="full-matrix torch GD vs the reduced engine (spectral) or NC/rank "
+        "metrics of randomly initialised full training",
+        description="Train the full deep linear UFM with torch (float64) and compare with the "
+        "reduced engine (spectral init), or measure NC / rank metrics (random init).")
+    add_model_args(p)
+    p.add_argument("--width", required=True,
+                   help="hidden width d: one value for all hidden layers, or one per hidden "
+                   "layer joined by ':' (e.g. 20:32); a comma list (e.g. 8,64,512) runs a sweep")
+    p.add_argument("--lr", type=float, required=True, help="GD step size eta")
+    p.add_argument("--steps", type=int, required=True, help="number of GD steps")
+    p.add_argument("--save-every", type=int, default=0,
+                   help="compare / record every k-th step (default: about 100 save points)")
+    add_init_args(p, required=False)
+    p.add_argument("--init-kind", choices=("spectral", "random"), default="spectral",
+                   help="spectral (frozen frames; compared with the reduced engine) or random "
+                   "(Gaussian entries of size --init-scale)")
+    p.add_argument("--fan-in", action="store_true",
+                   help="random init: entries --init-scale x N(0,1) / sqrt(fan-in) instead of "
+                   "--init-scale x N(0,1)")
+    p.add_argument("--seeds", type=int, default=1,
+                   help="runs per width with seeds seed, seed+1, ... (default 1)")
+    p.add_argument("--order-check", type=float, default=None, metavar="T",
+                   help="spectral only: also run GD at lr, lr/2, ... up to time T and fit the "
+                   "order of convergence to the reduced flow")
+    p.add_argument("--order-levels", type=int, default=4,
+                   help="number of halvings of lr in --order-check (default 4)")
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda (default auto: cuda "
+                   "when available)")
+    p.add_argument("--json", help="write the results to this JSON file")
+    p.add_argument("--plot", help="write a figure (png/pdf): z(t) full vs reduced (spectral) or "
+                   "final effective rank against width (random)")
+    p.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
+    p.set_defaults(func=run)
+
+
+def parse_widths(text: str) -> list:
+    """``"8,64"`` -> [[8], [64]]; ``"20:32"`` -> [[20, 32]]."""
+    out = []
+    for item in str(text).split(","):
+        item = item.strip()
+        if not item:
+            continue
+        try:
+            ws = [int(t) for t in item.split(":")]
+        except ValueError:
+            raise SpecError(f"--width {text!r}: expected integers such as 20, 20:32 or "
+                            "8,64,512") from None
+        if min(ws) < 1:
+            raise SpecError(f"--width {text!r}: widths must be >= 1")
+        out.append(ws)
+    if not out:
+        raise SpecError("--width needs at least one value")
+    return out
+
+
+def _progress(quiet: bool, label: str):
+    if quiet:
+        return None
+    t0 = time.monotonic()
+
+    def cb(step, steps, loss):
+        sys.stderr.write(f"svdyn validate [{label}]: step {step}/{steps} loss {loss:.6g} "
+                         f"({time.monotonic() - t0:.0f} s)\n")
+        sys.stderr.flush()
+    return cb
+
+
+def run(args) -> int:
+    from .. import fullmodel as fm
+
+    spec = spec_from_args(args)
+    if not (math.isfinite(args.lr) and args.lr > 0):
+        raise SpecError(f"--lr must be a finite number > 0, got {args.lr}")
+    if args.steps < 0:
+        raise SpecError(f"--steps must be >= 0, got {args.steps}")
+    if args.seeds < 1:
+        raise SpecError(f"--seeds must be >= 1, got {args.seeds}")
+    widths = parse_widths(args.width)
+    save_every = args.save_every or max(1, args.steps // 100)
+    if save_every < 0:
+        raise SpecError("--save-every must be >= 1")
+    dev = fm.resolve_device(args.device)
+    seeds = [args.seed + i for i in range(args.seeds)]
+    fm.small_cpu_threads(dev, spec, max(max(w) for w in widths))
+    out = {"command": "validate", "kind": args.init_kind, "device": fm.device_name(dev),
+           "dtype": fm.DTYPE_NAME, "spec": spec.to_dict(), "lr": args.lr, "steps": args.steps,
+           "save_every": save_every, "seeds": seeds}
+    if args.init_kind == "random":
+        if args.init is not None or args.init_file is not None:
+            raise SpecError("--init-kind random takes --init-scale SIGMA (entry std), not "
+                            "--init / --init-file")
+        scale = args.init_scale if args.init_scale is not None else DEFAULT_RANDOM_SCALE
+        out["init_scale"] = scale
+        out["fan_in"] = bool(args.fan_in)
+        runs, summary = [], {}
+        for ws in widths:
+            eff = []
+            for sd in seeds:
+                label = f"width {':'.join(map(str, ws))} seed {sd}"
+                r = fm.validate_random(spec, ws, scale, args.lr, args.steps, save_every, sd, dev,
+                                       _progress(args.quiet, label), args.fan_in)
+                runs.append(r)
+                eff.append(r["final"]["effective_rank"])
+                f = r["final"]
+                print(f"width {':'.join(map(str, ws))} seed {sd}: loss {f['loss']:.4g} "
+                      f"min margin {f['min_margin']:.4g} nc2_Z {f['nc2_Z']:.3g} "
+                      f"nc3 {f['nc3']:.3g} rank num/eff/stable {f['numerical_rank']}/"
+                      f"{f['effective_rank']:.3f}/{f['stable_rank']:.3f} ({r['seconds']:.1f} s)")
+            key = ":".join(map(str, ws))
+            summary[key] = {"mean": float(np.mean(eff)), "std": float(np.std(eff)),
+                            "values": eff}
+            print(f"width {key}: final effective rank {np.mean(eff):.3f} +- {np.std(eff):.3f} "
+                  f"over {len(eff)} seed(s)")
+        out["effective_rank_by_width"] = summary
+        out["runs"] = runs
+        print(f"device {out['device']}, {fm.DTYPE_NAME}")
+        if args.plot:
+            _plot_random(out, args.plot)
+    else:
+        if args.init is None and args.init_file is None and args.init_scale is None:
+            args.init_scale = DEFAULT_SPECTRAL_SCALE
+        s0, init_desc = init_from_args(args, spec)
+        out["init"] = init_desc
+        runs = []
+        for ws in widths:
+            for sd in seeds:
+                label = f"width {':'.join(map(str, ws))} frame seed {sd}"
+                r = fm.validate_spectral(spec, s0, ws, args.lr, args.steps, save_every, sd, dev,
+                                         _progress(args.quiet, label))
+                runs.append(r)
+                print(f"{label}: max_rel_dev {r['max_rel_dev']:.3e} max_leakage "
+                      f"{r['max_leakage']:.3e} loss_gap {r['loss_gap']:.3e} reduced "
+                      f"{r['reduced_seconds']:.3f} s full {r['full_seconds']:.3f} s")
+        for key in ("max_rel_dev", "max_rel_dev_s_projection", "max_rel_dev_z_projection",
+                    "max_rel_dev_s_svd", "max_rel_dev_z_svd", "max_abs_dev_normwise",
+                    "max_leakage", "max_svd_tail", "loss_gap", "loss_rel_gap"):
+            out[key] = max(r[key] for r in runs)
+        out["rel_dev_floor"] = runs[0]["rel_dev_floor"]
+        out["reduced_seconds"] = sum(r["reduced_seconds"] for r in runs)
+        out["full_seconds"] = sum(r["full_seconds"] for r in runs)
+        if args.order_check is not None:
+            if not (math.isfinite(args.order_check) and args.order_check > 0):
+                raise SpecError("--order-check T needs a time T > 0")
+            if args.order_levels < 2:
+                raise SpecError("--order-levels must be >= 2")
+            oc = fm.order_check(spec, s0, widths[0], args.lr, args.order_check,
+                                args.order_levels, seeds[0], dev,
+                                progress=_progress(args.quiet, "order check"))
+            out["order_check"] = oc
+            out["order"] = oc["order"]
+            print(f"GD -> flow at t={oc['t_end']:g}: lr {oc['lrs'][0]:g}..{oc['lrs'][-1]:g}, "
+                  f"errors {oc['errors_full'][0]:.3e}..{oc['errors_full'][-1]:.3e}, fitted "
+                  f"order {oc['order']:.4f} (reduced GD {oc['order_reduced']:.4f})")
+        out["runs"] = runs
+        print(f"device {out['device']}, {fm.DTYPE_NAME}: max_rel_dev {out['max_rel_dev']:.3e}, "
+              f"max_leakage {out['max_leakage']:.3e}, loss_gap {out['loss_gap']:.3e}")
+        if args.plot:
+            _plot_spectral(spec, runs[0], args.plot)
+    if args.json:
+        write_json(args.json, out)
+    return 0
+
+
+def _plt():
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    return plt
+
+
+def _plot_spectral(spec, r, path) -> None:
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(5.5, 3.8))
+    ax.plot(r["saved_steps"], r["loss_reduced"], "-", lw=1.5, label="reduced")
+    ax.plot(r["saved_steps"], r["loss_full"], "o", ms=3, mfc="none", label="full (torch)")
+    ax.set_xlabel("GD step")
+    ax.set_ylabel("loss")
+    ax.set_yscale("log")
+    ax.set_title(f"K={spec.K} L={spec.L} {spec.group}: max rel dev {r['max_rel_dev']:.1e}, "
+                 f"leak {r['max_leakage']:.1e}", fontsize=8)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def _plot_random(out, path) -> None:
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(5, 3.6))
+    xs, means, stds = [], [], []
+    for key, v in out["effective_rank_by_width"].items():
+        w = max(int(t) for t in key.split(":"))
+        xs.append(w)
+        means.append(v["mean"])
+        stds.append(v["std"])
+        ax.plot([w] * len(v["values"]), v["values"], "o", color="0.6", ms=3)
+    ax.errorbar(xs, means, yerr=stds, fmt="-s", color="C0", capsize=3, label="mean +- std")
+    K = out["spec"]["classes"]
+    ax.axhline(K - 1, ls=":", color="k", lw=1, label=f"NC (K-1 = {K - 1})")
+    ax.set_xscale("log", base=2)
+    ax.set_xlabel("hidden width d")
+    ax.set_ylabel("effective rank of centred logits")
+    sig = f"{out['init_scale']}/sqrt(fan-in)" if out.get("fan_in") else f"{out['init_scale']}"
+    ax.set_title(f"random init, K={K}, L={out['spec']['depth']}, sigma={sig}, "
+                 f"{out['steps']} steps", fontsize=8)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)

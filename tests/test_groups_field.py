@@ -1,0 +1,99 @@
+"""Bases diagonalise the softmax; fast transforms equal dense ones; the field is stable."""
+import mpmath
+import numpy as np
+import pytest
+from hypothesis import given, settings, strategies as st
+from scipy.special import softmax
+
+from svdyn.field import logit_gradient, vector_field
+from svdyn.groups import SpecError, make_group
+from svdyn.spec import ModelSpec
+
+GROUPS = [("walsh", 2), ("walsh", 8), ("walsh", 32), ("cyclic", 3), ("cyclic", 6),
+          ("cyclic", 7), ("2,5", 10), ("3,3", 9), ("2,2,3", 12), ("4,3", 12)]
+
+
+def _even(G, z):
+    return 0.5 * (z + z[..., G.partner])
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.sampled_from(GROUPS), st.floats(-30, 30), st.integers(0, 2**31 - 1))
+def test_basis_diagonalises_columnwise_softmax(gk, scale, seed):
+    G = make_group(*gk)
+    K = G.K
+    z = _even(G, np.random.default_rng(seed).standard_normal(K) * scale)
+    Q = G.Q
+    assert np.abs(Q.T @ Q - np.eye(K)).max() < 1e-13
+    P = softmax(Q @ np.diag(z) @ Q.T, axis=0)
+    D = Q.T @ P @ Q
+    assert np.abs(D - np.diag(np.diag(D))).max() < 1e-12
+    # eigenvalues = C p (fast transform) with p the class-0 column
+    np.testing.assert_allclose(np.diag(D), G.transform(P[:, 0]), atol=1e-12)
+
+
+@pytest.mark.parametrize("gk", GROUPS)
+def test_fast_transform_equals_character_table(gk):
+    G = make_group(*gk)
+    x = np.random.default_rng(1).standard_normal(G.K)
+    np.testing.assert_allclose(G.transform(_even(G, x)), G.char_table @ _even(G, x), atol=1e-12)
+    assert np.allclose(G.char_table, G.char_table.T)
+    assert np.allclose(G.Q[:, 0], 1 / np.sqrt(G.K))
+
+
+def test_group_errors_name_alternatives():
+    with pytest.raises(SpecError, match="cyclic"):
+        make_group("walsh", 12)
+    with pytest.raises(SpecError, match="product"):
+        make_group("2,5", 12)
+    with pytest.raises(SpecError):
+        make_group("paley", 12)
+    with pytest.raises(SpecError, match="conjugate pair"):
+        ModelSpec(6, 2, group="cyclic").balanced(np.arange(6.0))
+
+
+def test_large_logits_are_finite_and_correct():
+    """Logits of 1e4: no overflow, no NaN, margins exact, gradient e^{-margin} underflows to 0."""
+    for g, K in (("walsh", 8), ("cyclic", 6), ("2,5", 10)):
+        spec = ModelSpec(K, 2, group=g)
+        z = np.full(K, 1e4 * K)
+        z[0] = 0
+        gr, loss, mm = logit_gradient(spec, z)
+        assert np.all(np.isfinite(gr)) and np.isfinite(loss)
+        assert mm > 1e3
+        # negative margins (a wrong-sign state) stay finite too
+        gr, loss, mm = logit_gradient(spec, -z)
+        assert np.all(np.isfinite(gr)) and np.isfinite(loss) and loss > 1e3
+
+
+def test_one_minus_mu_keeps_relative_precision_at_margin_65():
+    """1 - mu_j ~ e^{-65}: computed with full relative precision (vs 50-digit mpmath)."""
+    K = 8
+    G = make_group("walsh", K)
+    z = np.array([0.0, 130, 140, 150, 160, 170, 180, 190]) * 0.45  # margins 64..85
+    spec = ModelSpec(K, 2)
+    g, loss, mm = logit_gradient(spec, z)
+    mpmath.mp.dps = 120
+    H = G.char_table
+    u = [mpmath.mpf(sum(H[c, j] * z[j] for j in range(K))) / K for c in range(K)]
+    Zs = sum(mpmath.exp(uc - u[0]) for uc in u)
+    p = [mpmath.exp(uc - u[0]) / Zs for uc in u]
+    for j in range(1, K):
+        exact = 2 * sum(p[c] for c in range(K) if H[c, j] < 0) / K
+        assert float(exact) > 0
+        assert abs(g[j] - float(exact)) <= 1e-13 * float(exact), (j, g[j], float(exact))
+    exact_loss = mpmath.log(Zs)
+    assert abs(loss - float(exact_loss)) <= 1e-13 * float(exact_loss)
+    assert mm > 60
+
+
+def test_field_zero_state_and_shapes():
+    spec = ModelSpec(8, 3)
+    ds, loss, mm = vector_field(spec, np.zeros((3, 8)))
+    assert np.all(ds == 0) and abs(loss - np.log(8)) < 1e-15
+    ds, loss, mm = vector_field(spec, np.ones((4, 3, 8)))
+    assert ds.shape == (4, 3, 8) and loss.shape == (4,)
+    with pytest.raises(SpecError, match="shape"):
+        vector_field(spec, np.ones((2, 8)))
+    with pytest.raises(SpecError, match="non-finite"):
+        vector_field(spec, np.full((3, 8), np.nan))
