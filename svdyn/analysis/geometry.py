@@ -1,30 +1,22 @@
 """Limit geometry of reduced trajectories: direction, ranks, margins, and an honest classification.
 
-Late-phase invariant (balanced factors, cross-entropy, L > 2). With ``dz_j/dt = L z_j^(2-2/L)
-g_j`` (``g = -d loss/d z >= 0`` for walsh; for paired groups ``g_j`` is a non-negative sum too),
-the variable ``y_j = z_j^(-(L-2)/L)`` obeys exactly
+Which modes survive in the limit (the support of the limit code)? Balanced, CE, L > 2: with
+``dz_j/dt = L z_j^(2-2/L) g_j`` the variable ``y_j = z_j^(-(L-2)/L)`` obeys exactly
+``dy_j/dt = -(L-2) g_j`` with ``g_j >= 0``. So every mode either grows without bound
+(``y_j -> 0``: *live*, in the support of the limit) or converges to a finite value (*dead*);
+for L = 2 every mode is live (the max-margin optimum is NC, unique). Live modes grow in
+proportion to the margin, dead ones stop, but the separation is slow in t: z_dead / z_live
+decays only like 1 / margin ~ 1 / log t.
 
-    dy_j/dt = -(L - 2) g_j(z).
-
-So ``y_j`` decreases monotonically and ``y_j(inf) = y_j(t) - (L-2) int_t^inf g_j``: every mode
-either grows without bound (``y_j -> 0``, a *live* mode, in the support of the limit code) or
-converges to a finite value (``y_j(inf) > 0``, a *dead* mode). In the late phase the direction
-of ``g`` converges (it is the softmax weight on the minimum-margin classes), so
-``int_t^inf g_j ~ g_j(t) * rho(t)`` with one scalar rho(t); live modes then all have the same
-``kappa_j = y_j / g_j = (L-2) rho``, and the extrapolated limit is
-
-    y_j(inf) ~ g_j (kappa_j - kappa_min),       i.e.  y_j(inf)/y_j(t) ~ 1 - kappa_min/kappa_j.
-
-A mode is classified live when ``kappa_j <= (1 + tol) kappa_min`` (default tol = 0.5): for live
-modes the ratio tends to 1, for dead ones it grows without bound (like a power of the margin,
-or exponentially when the dead mode's own gradient dies faster). The method's error is reported
-as the change of the extrapolated ``y_j(inf)/y_j(t)`` between two late saved times and as the
-log-gap between the largest live and the smallest dead ``kappa`` ratio. ``g`` is evaluated in
-scaled form ``g_j e^(m_min) ~ sum_c (1 - C[c, j]) e^-(m_c - m_min)`` so no margin underflows.
-
-For ``L <= 2`` the spectral max-margin optimum is NC (unique), all modes live; the classifier
-then reports the numerical rank of the direction and labels the limit NC when the direction is
-within ``tol`` of uniform over the non-constant modes.
+The classifier therefore continues the flow in normalised time (``normtime.py``) to huge
+margins (default: from m_min = 1e2 to 1e4, i.e. t ~ e^{10^4}) and measures each mode's growth
+exponent ``e_j = dlog z_j / dlog m_min`` over that stretch: live -> 1, dead -> 0
+(dead: ``e_j = O(m_mid^{-(L-2)/L} / log 100)``). A mode is live when ``e_j > 1/2``; the
+reported error is ``max_j min(|e_j|, |1 - e_j|)``, the distance of the worst mode from its
+ideal exponent. A first-order alternative that needs no continuation, ``kappa_j = y_j / g_j``
+(equal on live modes when the direction of g has converged), is *not* used: it fails when NC
+is approached from an asymmetric side (g's direction keeps turning; e.g. K = 4 with
+z = (a, a, b), a > b, gives kappa ratio -> 2 on live modes).
 """
 from __future__ import annotations
 
@@ -62,17 +54,6 @@ def normalised_margin(G: Group, z, L: float, n: int = 1) -> np.ndarray:
     return m.min(axis=-1) / quasi_norm(z, L) ** (L / 2.0)
 
 
-def kappa_ratios(G: Group, z, L: float, n: int = 1) -> np.ndarray:
-    """``kappa_j / min kappa`` over non-constant modes (inf where z_j = 0: pinned dead)."""
-    z = np.asarray(z, float)
-    gs, _ = scaled_gradient(G, z, n)
-    zz, gg = z[..., 1:], gs[..., 1:]
-    with np.errstate(divide="ignore", invalid="ignore"):
-        logk = -((L - 2.0) / L) * np.log(zz) - np.log(gg)
-    logk = np.where((zz > 0) & (gg > 0), logk, np.inf)
-    return np.exp(logk - logk.min(axis=-1, keepdims=True))
-
-
 def describe(G: Group, z: np.ndarray, L: float, n: int = 1, rank_rel: float = 0.1) -> dict:
     """Static geometry of one state z (K,): direction, ranks, margins, support at ``rank_rel``."""
     z = np.asarray(z, float)
@@ -92,65 +73,66 @@ def describe(G: Group, z: np.ndarray, L: float, n: int = 1, rank_rel: float = 0.
             if nrm > 0 else []}
 
 
-def classify_state(G: Group, z: np.ndarray, L: float, n: int = 1, tol: float = 0.5) -> dict:
-    """Limit class predicted from one late state (see module docstring).
-
-    Returns ``{"label": "NC" | "rank-r code", "rank", "support", "kappa_ratio",
-    "y_limit_fraction", "log_gap"}``; ``log_gap`` is ``log`` of (smallest dead kappa ratio) /
-    (largest live kappa ratio) (inf when every mode is live).
-    """
-    z = np.asarray(z, float)
-    K = G.K
-    if L <= 2:
-        zz = z[1:]
-        d = zz / zz.max() if zz.max() > 0 else zz
-        live = np.nonzero(zz > 0)[0] + 1
-        nc = bool(np.all(np.abs(d - 1.0) <= tol) and live.size == K - 1)
-        return {"label": "NC" if nc else f"rank-{live.size} (not NC yet)",
-                "rank": int(live.size), "support": live.tolist(), "nc": nc,
-                "kappa_ratio": None, "y_limit_fraction": None,
-                "log_gap": float("inf") if nc else 0.0, "method": "L<=2: NC is the unique limit; "
-                "checked as direction within tol of uniform"}
-    kr = kappa_ratios(G, z, L, n)
-    live = kr <= 1.0 + tol
-    frac = np.where(np.isfinite(kr), 1.0 - 1.0 / kr, 1.0)
-    lg = (math.log(kr[~live].min()) - math.log(kr[live].max())) if np.any(~live) else math.inf
+def classify_exponents(z_mid, z_end, m_mid, m_end, K: int) -> dict:
+    """Live / dead modes from the growth exponents between two late states (see module doc)."""
+    z_mid = np.asarray(z_mid, float)[1:]
+    z_end = np.asarray(z_end, float)[1:]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ex = np.log(z_end / z_mid) / math.log(m_end / m_mid)
+    ex = np.where(np.isfinite(ex), ex, 0.0)  # modes pinned at 0 stay dead
+    live = ex > 0.5
     supp = (np.nonzero(live)[0] + 1).tolist()
+    err = float(np.max(np.minimum(np.abs(ex), np.abs(1.0 - ex))))
     nc = len(supp) == K - 1
-    return {"label": "NC" if nc else f"rank-{len(supp)} code", "rank": len(supp),
-            "support": supp, "nc": nc, "kappa_ratio": kr.tolist(),
-            "y_limit_fraction": frac.tolist(), "log_gap": float(lg),
-            "method": "late-phase invariant y=z^-(L-2)/L, kappa=y/g"}
+    zl = z_end[live]
+    return {"label": "NC" if nc else f"rank-{len(supp)} code", "nc": nc, "rank": len(supp),
+            "support": supp, "exponents": ex.tolist(), "error": err,
+            "limit_direction": ((z_end * live) / np.linalg.norm(zl)).tolist()
+            if zl.size else [], "m_mid": float(m_mid), "m_end": float(m_end)}
 
 
-def classify_trajectory(traj, tol: float = 0.5, rank_rel: float = 0.1) -> dict:
-    """Limit geometry of a saved (single) Trajectory: geometry of the last state, the
-    classification at the last and at an earlier late state (the last time with at most half
-    the final log-time), and the change of the extrapolated ``y(inf)/y(t)`` between them as the
-    method's error estimate. ``decided`` is true when both agree and ``log_gap > log 2``."""
+def classify_states(spec, s, m_mid: float = 1e2, m_end: float = 1e4, **kw) -> dict | list:
+    """Classify the limit of the flow from state(s) s (L, K) or (B, L, K): continue in
+    normalised time to ``m_min = m_end`` and read the growth exponents. For a batch returns a
+    dict of arrays: ``live`` (B, K-1) bool, ``rank`` (B,), ``nc`` (B,), ``error`` (B,),
+    ``status`` list."""
+    from .normtime import run_to_margin
+    s = np.asarray(s, float)
+    m0 = float(np.min(spec.check_state(s).prod(axis=-2) @ margin_matrix(spec.G, spec.n).T))
+    if m0 * 2 > m_mid:
+        f = 2 * m0 / m_mid
+        m_mid, m_end = m_mid * f, m_end * f
+    o = run_to_margin(spec, s, m_mid, m_end, **kw)
+    if s.ndim == 2:
+        c = classify_exponents(o["z_mid"], o["z_end"], o["m_mid"], o["m_end"], spec.K)
+        c["status"] = o["status"]
+        c["steps"] = int(o["steps"])
+        return c
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ex = (np.log(o["z_end"][:, 1:] / o["z_mid"][:, 1:])
+              / np.log(o["m_end"] / o["m_mid"])[:, None])
+    ex = np.where(np.isfinite(ex), ex, 0.0)
+    live = ex > 0.5
+    err = np.max(np.minimum(np.abs(ex), np.abs(1.0 - ex)), axis=1)
+    return {"live": live, "rank": live.sum(axis=1), "nc": live.all(axis=1), "error": err,
+            "exponents": ex, "status": o["status"], "steps": o["steps"]}
+
+
+def classify_trajectory(traj, m_mid: float = 1e2, m_end: float = 1e4,
+                        rank_rel: float = 0.1) -> dict:
+    """Limit geometry of a saved (single) Trajectory: geometry of its last finite state, and
+    the classification of its limit by continuing that state in normalised time."""
     spec = traj.spec
     G, L, n = spec.G, spec.L, spec.n
-    z = np.asarray(traj.z, float)
-    ok = np.all(np.isfinite(z), axis=-1)
+    s = np.asarray(traj.s, float)
+    ok = np.all(np.isfinite(s), axis=(-1, -2))
     idx = np.nonzero(ok)[0]
     if idx.size == 0:
         raise ValueError("trajectory has no finite state")
     last = int(idx[-1])
-    t = np.asarray(traj.times, float)
-    tl = t[last]
-    earlier = [i for i in idx if t[i] > 0 and t[i] <= math.sqrt(tl)] if tl > 1 else []
-    early = int(earlier[-1]) if earlier else int(idx[max(0, idx.size // 2)])
-    c_last = classify_state(G, z[last], L, n, tol)
-    c_early = classify_state(G, z[early], L, n, tol)
-    err = None
-    if c_last["y_limit_fraction"] is not None:
-        err = float(np.max(np.abs(np.asarray(c_last["y_limit_fraction"])
-                                  - np.asarray(c_early["y_limit_fraction"]))))
-    decided = (c_last["support"] == c_early["support"] and c_last["log_gap"] > math.log(2.0))
-    return {"spec": spec.to_dict(), "time": float(tl), "geometry": describe(G, z[last], L, n,
-                                                                           rank_rel),
-            "classification": c_last, "earlier_time": float(t[early]),
-            "earlier_classification": {k: c_early[k] for k in ("label", "support", "log_gap")},
-            "extrapolation_change": err, "decided": bool(decided),
+    z = s[last].prod(axis=0)
+    cls = classify_states(spec, s[last], m_mid, m_end)
+    return {"spec": spec.to_dict(), "time": float(np.asarray(traj.times)[last]),
+            "geometry": describe(G, z, L, n, rank_rel), "classification": cls,
             "loss": float(np.asarray(traj.loss)[last]),
             "min_margin": float(np.asarray(traj.min_margin)[last])}

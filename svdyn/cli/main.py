@@ -16,6 +16,7 @@ from ..groups import SpecError
 COMMAND_MODULES = [
     "svdyn.cli.dynamics",   # flow, descend, demo
     "svdyn.cli.validate",   # validate (full torch model vs reduced engine)
+    "svdyn.cli.landscape",  # critical, hessian (weight decay landscape)
 ]
 
 
