@@ -18,6 +18,7 @@ import json
 import os
 import platform
 import sys
+import threading
 import time
 import traceback
 from pathlib import Path
@@ -47,8 +48,9 @@ def phases(small: bool) -> list:
             ("order walsh K16 L3 d20", "order",
              dict(K=16, L=3, n=2, group="walsh", width=20, lr=0.2, t_end=2.0, levels=4,
                   init=1.0, wd=0.0)),
-            ("random K8 L3 widths 8,64", "random",
-             dict(K=8, L=3, n=1, widths=[8, 64], seeds=2, lr=0.5, steps=300, sigma=0.1)),
+            ("random K8 L3 widths 8,64 fan-in", "random",
+             dict(K=8, L=3, n=1, widths=[8, 64], seeds=2, lr=0.5, steps=300, sigma=0.5,
+                  fan_in=True)),
         ]
     return [
         ("spectral walsh K16 L3 d20 n2", "spectral",
@@ -57,8 +59,8 @@ def phases(small: bool) -> list:
          dict(K=256, L=4, n=2, group="walsh", width=512, lr=25.6, steps=400, init=0.5,
               wd=1e-4)),
         ("order walsh K256 L4 d512", "order",
-         dict(K=256, L=4, n=1, group="walsh", width=512, lr=25.6, t_end=256.0, levels=4,
-              init=0.5, wd=0.0)),
+         dict(K=256, L=4, n=1, group="walsh", width=512, lr=1.28, t_end=128.0, levels=4,
+              init=1.0, wd=0.0)),
         ("spectral walsh K1024 L4 d2048", "spectral",
          dict(K=1024, L=4, n=1, group="walsh", width=2048, lr=102.4, steps=300, init=0.5,
               wd=0.0)),
@@ -68,12 +70,14 @@ def phases(small: bool) -> list:
         ("spectral 4,16,16 K1024 L4 d2048", "spectral",
          dict(K=1024, L=4, n=1, group="4,16,16", width=2048, lr=102.4, steps=300, init=0.5,
               wd=0.0)),
-        ("random K8 L3 widths 8..2048", "random",
+        ("random K8 L3 widths 8,256 sigma 0.1", "random",
+         dict(K=8, L=3, n=1, widths=[8, 256], seeds=3, lr=0.5, steps=3000, sigma=0.1)),
+        ("random K8 L3 widths 8..2048 fan-in", "random",
          dict(K=8, L=3, n=1, widths=[8, 32, 128, 512, 2048], seeds=3, lr=0.5, steps=3000,
-              sigma=0.1)),
-        ("random K64 L4 widths 64..2048", "random",
-         dict(K=64, L=4, n=1, widths=[64, 256, 1024, 2048], seeds=2, lr=4.0, steps=3000,
-              sigma=0.05)),
+              sigma=0.5, fan_in=True)),
+        ("random K64 L4 widths 64..2048 fan-in", "random",
+         dict(K=64, L=4, n=1, widths=[64, 256, 1024, 2048], seeds=2, lr=2.0, steps=2000,
+              sigma=0.5, fan_in=True)),
     ]
 
 
@@ -90,24 +94,32 @@ def run_phase(kind, p, dev, deadline, seed):
     spec = ModelSpec(p["K"], p["L"], p["n"], "ce", (p.get("wd", 0.0),),
                      p.get("group", ""))
     if kind == "random":
-        runs, summary = [], {}
-        for w in p["widths"]:
-            eff = []
-            for sd in range(seed, seed + p["seeds"]):
-                r = fm.validate_random(spec, w, p["sigma"], p["lr"], p["steps"],
-                                       max(1, p["steps"] // 20), sd, dev, progress)
-                eff.append(r["final"]["effective_rank"])
-                runs.append({k: r[k] for k in ("widths", "seed", "seconds", "final", "series")})
-            summary[str(w)] = {"mean": float(np.mean(eff)), "std": float(np.std(eff)),
-                               "values": eff}
-        return {"effective_rank_by_width": summary, "runs": runs}
+        runs, summary, stopped = [], {}, None
+        try:
+            for w in p["widths"]:
+                eff = []
+                for sd in range(seed, seed + p["seeds"]):
+                    r = fm.validate_random(spec, w, p["sigma"], p["lr"], p["steps"],
+                                           max(1, p["steps"] // 20), sd, dev, progress,
+                                           p.get("fan_in", False))
+                    eff.append(r["final"]["effective_rank"])
+                    runs.append({k: r[k] for k in ("widths", "seed", "seconds", "final",
+                                                   "series")})
+                summary[str(w)] = {"mean": float(np.mean(eff)), "std": float(np.std(eff)),
+                                   "values": eff}
+        except PhaseTimeout as e:  # keep the widths that finished
+            if not summary:
+                raise
+            stopped = str(e)
+        return {"effective_rank_by_width": summary, "runs": runs, "stopped": stopped}
     z = random_init_z(spec, p["init"], np.random.default_rng(seed))
     s0 = spec.balanced(z)
     if kind == "order":
         return fm.order_check(spec, s0, p["width"], p["lr"], p["t_end"], p["levels"], seed, dev,
                               progress=progress)
     r = fm.validate_spectral(spec, s0, p["width"], p["lr"], p["steps"],
-                             max(1, p["steps"] // 10), seed, dev, progress)
+                             max(1, p["steps"] // (10 if p["K"] < 512 else 4)), seed, dev,
+                             progress)
     for k in ("loss_reduced", "loss_full", "z_final_reduced", "z_final_full"):
         r.pop(k, None)
     return r
@@ -155,6 +167,15 @@ def main(argv=None) -> int:
         path.write_text(json.dumps(out, default=lambda o: o.tolist() if hasattr(o, "tolist")
                                    else str(o)))
 
+    def watchdog():  # a phase that ignores the budget (e.g. one huge SVD): save and leave
+        out["watchdog"] = "budget exceeded by 30 s; the phase in progress was abandoned"
+        save()
+        print(f"gpu_campaign: watchdog fired, wrote {path}", flush=True)
+        os._exit(3)
+
+    timer = threading.Timer(args.timeout + 30.0, watchdog)
+    timer.daemon = True
+    timer.start()
     print(f"gpu_campaign: device {out['device']}, budget {args.timeout:.0f} s", flush=True)
     only = [s.strip() for s in args.only.split(",") if s.strip()]
     lines = []
@@ -189,6 +210,7 @@ def main(argv=None) -> int:
         out["max_rel_dev"] = max(r["max_rel_dev"] for r in spectral)
         out["max_leakage"] = max(r["max_leakage"] for r in spectral)
         out["loss_gap"] = max(r["loss_gap"] for r in spectral)
+    timer.cancel()
     save()
     print("\nsummary (" + out["device"] + ", float64):")
     for line in lines:

@@ -1,0 +1,111 @@
+"""Basins of attraction of the limit codes over spectral initialisations.
+
+* K = 4 plane: balanced spectral init ``z(0) = eps * (0, 1, 1, r)`` (walsh modes 0..3). Modes 1
+  and 2 stay equal (the flow is equivariant under swapping them), so the limit is either NC or
+  the square code on modes {1, 2} (mode 3 dead). ``r = 1`` is NC by symmetry; the critical ratio
+  ``r_c(eps, L)`` separates the square (r < r_c) from NC (r > r_c). At L = 2 every r > 0 gives
+  NC ([H]), so r_c = 0.
+* Monte Carlo for larger K: ``z_j(0) = eps * U(0.5, 1.5)`` on the non-constant modes (paired
+  modes equal), the distribution of the limit rank.
+
+Every limit is classified by continuing the flow in normalised time to huge margins
+(``geometry.classify_states``); maps record the classifier's error (growth-exponent distance)
+and count the undecided points (error > 0.25).
+"""
+from __future__ import annotations
+
+import math
+import time
+
+import numpy as np
+
+from ..groups import SpecError
+from ..spec import ModelSpec
+from .geometry import classify_states
+
+UNDECIDED = 0.25
+
+
+def k4_states(spec: ModelSpec, eps, r) -> np.ndarray:
+    """Balanced states for ``z = eps * (0, 1, 1, r)``; eps and r broadcast to (B,)."""
+    eps, r = np.broadcast_arrays(np.asarray(eps, float), np.asarray(r, float))
+    z = np.zeros(eps.shape + (4,))
+    z[..., 1] = eps
+    z[..., 2] = eps
+    z[..., 3] = eps * r
+    return spec.balanced(z.reshape(-1, 4))
+
+
+def _k4_spec(depth: int, n: int = 1) -> ModelSpec:
+    return ModelSpec(4, depth, samples_per_class=n, group="walsh")
+
+
+def k4_map(depth: int, eps_grid, r_grid, m_mid=1e2, m_end=1e4) -> dict:
+    """Classify the K = 4 plane on the grid (eps rows, r columns); ``rank`` (E, R) in {2, 3}."""
+    spec = _k4_spec(depth)
+    E, R = np.meshgrid(np.asarray(eps_grid, float), np.asarray(r_grid, float), indexing="ij")
+    t0 = time.perf_counter()
+    c = classify_states(spec, k4_states(spec, E.ravel(), R.ravel()), m_mid, m_end)
+    wall = time.perf_counter() - t0
+    shp = E.shape
+    return {"depth": depth, "eps": list(map(float, eps_grid)), "r": list(map(float, r_grid)),
+            "rank": c["rank"].reshape(shp).tolist(), "error": c["error"].reshape(shp).tolist(),
+            "nc_fraction": float(np.mean(c["nc"])), "undecided": int(np.sum(c["error"] >
+                                                                              UNDECIDED)),
+            "failed": int(sum(st != "ok" for st in c["status"])), "n": int(E.size),
+            "seconds": wall, "m_mid": m_mid, "m_end": m_end}
+
+
+def k4_critical_ratio(depth: int, eps: float, r_max: float = 1.0, tol: float = 1e-4,
+                      points: int = 16, m_mid=1e2, m_end=1e4) -> dict:
+    """``r_c(eps, L)``: the smallest r whose limit is NC, by batched section search on
+    ``(0, r_max]`` (each round classifies ``points`` ratios in one batch and keeps the bracket
+    where the outcome flips; ``tol`` absolute). Raises if the outcome at ``r_max`` is not NC or
+    the outcome is not monotone on a round's grid."""
+    if not (math.isfinite(eps) and eps > 0):
+        raise SpecError(f"--init-scale must be a finite number > 0, got {eps}")
+    spec = _k4_spec(depth)
+    lo, hi = 0.0, float(r_max)
+    rounds = []
+    t0 = time.perf_counter()
+    first = True
+    max_err = 0.0
+    while hi - lo > tol:
+        rs = np.linspace(lo, hi, points + 1)[1:] if first else np.linspace(lo, hi, points + 2)[1:-1]
+        c = classify_states(spec, k4_states(spec, eps, rs), m_mid, m_end)
+        nc = c["nc"]
+        max_err = max(max_err, float(np.max(c["error"])))
+        if first and not nc[-1]:
+            raise SpecError(f"limit at r = r_max = {r_max} is not NC; raise --r-max")
+        if np.any(np.diff(nc.astype(int)) < 0):
+            raise RuntimeError(f"outcome not monotone in r on {rs.tolist()}: {nc.tolist()}")
+        k = int(np.argmax(nc))  # first NC
+        new_lo = lo if k == 0 else float(rs[k - 1])
+        new_hi = float(rs[k])
+        rounds.append({"lo": new_lo, "hi": new_hi})
+        lo, hi = new_lo, new_hi
+        first = False
+        if lo == 0.0 and k == 0 and hi <= tol:
+            break
+    return {"classes": 4, "depth": depth, "init_scale": eps, "critical_ratio": 0.5 * (lo + hi),
+            "bracket": [lo, hi], "tol": tol, "rounds": len(rounds),
+            "max_classifier_error": max_err, "seconds": time.perf_counter() - t0,
+            "init": "z(0) = eps * (0, 1, 1, r), balanced, walsh", "m_mid": m_mid, "m_end": m_end}
+
+
+def monte_carlo(K: int, depth: int, eps: float, samples: int, seed: int = 0,
+                group: str = "", m_mid=1e2, m_end=1e4) -> dict:
+    """Rank distribution of the limit over ``z_j(0) = eps * U(0.5, 1.5)`` spectral inits."""
+    from ..cli.common import random_init_z
+    spec = ModelSpec(K, depth, group=group)
+    z = random_init_z(spec, eps, np.random.default_rng(seed), batch=samples)
+    t0 = time.perf_counter()
+    c = classify_states(spec, spec.balanced(z), m_mid, m_end)
+    ranks = c["rank"]
+    hist = {int(r): int(np.sum(ranks == r)) for r in np.unique(ranks)}
+    return {"classes": K, "depth": depth, "group": spec.group, "init_scale": eps,
+            "samples": samples, "seed": seed, "nc_fraction": float(np.mean(c["nc"])),
+            "rank_histogram": hist, "mean_rank": float(np.mean(ranks)),
+            "undecided": int(np.sum(c["error"] > UNDECIDED)),
+            "failed": int(sum(st != "ok" for st in c["status"])),
+            "seconds": time.perf_counter() - t0}
