@@ -57,14 +57,28 @@ def _descend_one(y0, lr, steps, save_every, out_s, out_loss, out_mm,
     return status, done
 
 
+@nb.njit(cache=True)
+def _descend_into(i, Y0, lr, steps, save_every, out_s, out_loss, out_mm, info,
+                  kind, dims, cs, sn, offs, code, eps, n, lam):
+    st, done = _descend_one(Y0[i], lr, steps, save_every, out_s[i], out_loss[i], out_mm[i],
+                            kind, dims, cs, sn, offs, code, eps, n, lam)
+    info[i, 0] = st
+    info[i, 1] = done
+
+
 @nb.njit(cache=True, parallel=True)
-def _descend_batch(Y0, lr, steps, save_every, out_s, out_loss, out_mm, info,
-                   kind, dims, cs, sn, offs, code, eps, n, lam):
+def _descend_batch_par(Y0, *args):
     for i in nb.prange(Y0.shape[0]):
-        st, done = _descend_one(Y0[i], lr, steps, save_every, out_s[i], out_loss[i], out_mm[i],
-                                kind, dims, cs, sn, offs, code, eps, n, lam)
-        info[i, 0] = st
-        info[i, 1] = done
+        _descend_into(i, Y0, *args)
+
+
+@nb.njit(cache=True)
+def _descend_batch_ser(Y0, *args):
+    for i in range(Y0.shape[0]):
+        _descend_into(i, Y0, *args)
+
+
+PARALLEL_MIN_BATCH = 8  # entering a parallel region costs ~15 ms here (see integrate.py)
 
 
 def save_steps(steps: int, save_every: int) -> np.ndarray:
@@ -108,7 +122,8 @@ def descend(spec: ModelSpec, s0, lr: float, steps: int, save_every: int = 1) -> 
     out_mm = np.empty((B, T))
     info = np.zeros((B, 2), dtype=np.int64)
     t0 = time.perf_counter()
-    _descend_batch(Y0, float(lr), steps, save_every, out_s, out_loss, out_mm, info,
+    kernel = _descend_batch_par if B >= PARALLEL_MIN_BATCH else _descend_batch_ser
+    kernel(Y0, float(lr), steps, save_every, out_s, out_loss, out_mm, info,
                    *spec.kernel_args())
     wall = time.perf_counter() - t0
     status = ["ok" if st == 0 else f"state became non-finite after step {done}; lower --lr"

@@ -54,8 +54,6 @@ def softmax_code(d: int, K: int, restarts: int = 8, seed: int = 0) -> dict:
     from scipy.optimize import minimize
     if d < 1 or K < 2:
         raise SpecError(f"need --dim >= 1 and --classes >= 2, got d={d}, K={K}")
-    if d >= K - 1:  # the simplex ETF is optimal: rho = sqrt(2K/(K-1)) * ... computed below
-        pass
     rng = np.random.default_rng(seed)
     pairs = [(k, j) for k in range(K) for j in range(K) if j != k]
     nW = K * d
@@ -65,12 +63,36 @@ def softmax_code(d: int, K: int, restarts: int = 8, seed: int = 0) -> dict:
 
     def cons_ineq(x):
         W, H, t = unpack(x)
-        return np.array([np.dot(W[k] - W[j], H[k]) - t for k, j in pairs]
-                        + [1.0 - np.dot(H[k], H[k]) for k in range(K)])
+        return np.concatenate([np.sum((W[kk] - W[jj]) * H[kk], axis=1) - t,
+                               1.0 - np.sum(H * H, axis=1)])
 
     def cons_eq(x):
         W, _, _ = unpack(x)
         return np.sum(W * W, axis=1) - 1.0
+
+    P = len(pairs)
+    kk = np.array([k for k, _ in pairs])
+    jj = np.array([j for _, j in pairs])
+    cols = np.arange(d)
+
+    def jac_ineq(x):
+        W, H, _ = unpack(x)
+        J = np.zeros((P + K, 2 * nW + 1))
+        rows = np.arange(P)[:, None]
+        J[rows, kk[:, None] * d + cols] += H[kk]
+        J[rows, jj[:, None] * d + cols] -= H[kk]
+        J[rows, nW + kk[:, None] * d + cols] = W[kk] - W[jj]
+        J[:P, -1] = -1.0
+        for k in range(K):
+            J[P + k, nW + k * d: nW + (k + 1) * d] = -2.0 * H[k]
+        return J
+
+    def jac_eq(x):
+        W, _, _ = unpack(x)
+        J = np.zeros((K, 2 * nW + 1))
+        for k in range(K):
+            J[k, k * d:(k + 1) * d] = 2.0 * W[k]
+        return J
 
     best, found = None, []
     for _ in range(restarts):
@@ -80,8 +102,8 @@ def softmax_code(d: int, K: int, restarts: int = 8, seed: int = 0) -> dict:
         t0 = min(np.dot(W[k] - W[j], H[k]) for k, j in pairs)
         x0 = np.concatenate([W.ravel(), H.ravel(), [t0]])
         res = minimize(lambda x: -x[-1], x0, jac=lambda x: np.r_[np.zeros(2 * nW), -1.0],
-                       constraints=[{"type": "ineq", "fun": cons_ineq},
-                                    {"type": "eq", "fun": cons_eq}],
+                       constraints=[{"type": "ineq", "fun": cons_ineq, "jac": jac_ineq},
+                                    {"type": "eq", "fun": cons_eq, "jac": jac_eq}],
                        method="SLSQP", options={"maxiter": 500, "ftol": 1e-12})
         Wf = unpack(res.x)[0]
         Wf = Wf / np.linalg.norm(Wf, axis=1, keepdims=True)

@@ -25,7 +25,7 @@ def register(sub) -> None:
                        "from named families (dnc, pairing, polygon, ...)")
     add_model_args(p)
     p.add_argument("--family", default="all", help="dnc | pairing | polygon | block:d | "
-                   "hybrid:pairing | zero | all (default all)")
+                   "hypercube | hybrid:pairing | zero | all (default all)")
     p.add_argument("--all-roots", action="store_true", help="also list the smaller (saddle) "
                    "root of each symmetric family (L >= 3)")
     p.add_argument("--json", help="write the result as JSON to this file")
@@ -49,7 +49,7 @@ def _points(spec, family, all_roots=False):
     from ..landscape.critical import critical_points, family_names
     fam = str(family).strip().lower()
     if fam != "all" and not fam.startswith(("block:", "hybrid:")) and fam not in (
-            "dnc", "pairing", "polygon", "zero", "dnc-centred"):
+            "dnc", "pairing", "polygon", "hypercube", "zero", "dnc-centred"):
         raise SpecError(f"--family {family!r}: use dnc, pairing, polygon, block:d, "
                         f"hybrid:pairing, zero or all (here: {', '.join(family_names(spec))})")
     return critical_points(spec, fam, all_roots=all_roots)

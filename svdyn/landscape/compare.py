@@ -51,6 +51,9 @@ def maxmargin_costs(K: int, L: int) -> dict:
     if K >= 4:
         c = K / (2.0 * (1.0 - math.cos(2.0 * math.pi / K)))
         out["polygon"] = 2.0 * c ** q
+    if K >= 8 and (K & (K - 1)) == 0:
+        m = K.bit_length() - 1
+        out["hypercube"] = m * (K / 2.0) ** q
     for d in range(3, K):
         if K % d == 0:
             out[f"block:{d}"] = (K - K / d) * (d / (d - 1.0)) ** q
@@ -180,3 +183,41 @@ def best_point(K: int, L: int, lam: float, n: int = 1, loss: str = "ce") -> Crit
     """The lowest-loss family critical point over the tried group bases."""
     fams = all_families(K, L, lam, n, loss)
     return min(fams.values(), key=lambda p: p.loss)
+
+
+# ----------------------------------------------------------------------------- basins
+def multistart(spec: ModelSpec, n_starts: int = 100, scale: float = 0.1, t_end: float = 2e5,
+               seed: int = 0) -> list:
+    """Where the reduced gradient flow goes from random balanced spectral starts.
+
+    z_j(0) = scale * U(0.5, 1.5) on the non-constant modes; the flow is integrated to
+    ``t_end`` (batched :func:`svdyn.integrate.flow`), each end point is polished by Newton on its
+    numerical support and labelled with the family whose loss matches (rel. 1e-9), else
+    ``other(rank r)``. Only for bases without paired modes (walsh): at L >= 3 the flow does not
+    keep paired modes equal (round-off grows along the pair-antisymmetric direction, which is
+    not a valid state). Returns ``[{"label", "count", "loss", "rank", "z"}]``, by count.
+    """
+    from ..cli.common import random_init_z
+    from ..integrate import flow
+    from .critical import critical_points, solve_critical
+    if spec.G.pairs:
+        raise SpecError("multistart needs a basis without paired modes (walsh); the reduced "
+                        "flow does not keep paired modes equal at depth >= 3")
+    fams = critical_points(spec, "all")
+    z0 = random_init_z(spec, scale, np.random.default_rng(seed), batch=n_starts)
+    tr = flow(spec, spec.balanced(z0), t_end=t_end, save_at=[t_end])
+    groups: dict = {}
+    for b in range(n_starts):
+        z = np.abs(np.prod(tr.s[b, -1], axis=0))
+        a = z ** (1.0 / spec.L)
+        sup = a > 1e-3 * max(float(a.max()), 1e-300)
+        p = solve_critical(spec, np.where(sup, a, 0.0), mask=sup, flow_fallback=False)
+        match = [f.name for f in fams if abs(f.loss - p.loss) <= 1e-9 * abs(f.loss)
+                 and f.rank == p.rank]
+        label = match[0] if match else f"other(rank {p.rank})"
+        key = (label, round(p.loss, 10))
+        g = groups.setdefault(key, {"label": label, "count": 0, "loss": p.loss,
+                                    "rank": p.rank, "z": p.z.tolist(),
+                                    "converged": p.converged})
+        g["count"] += 1
+    return sorted(groups.values(), key=lambda g: -g["count"])

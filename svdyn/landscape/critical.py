@@ -36,6 +36,8 @@ Families (see :func:`family_names`)
   blocks orthogonal; rank ``K - K/d``. ``d = 2`` is ``pairing``, ``d = K`` is ``dnc``.
 * ``polygon`` -- rank-2 codes (cyclic basis): the pair (1, K - 1) only; classes on a regular
   K-gon.
+* ``hypercube`` -- walsh, K = 2^m: the m single-bit characters; classes at the vertices of an
+  m-cube, rank log2 K (found as a local minimum by random reduced flows at K = 8, L = 4).
 * ``hybrid:<T>`` -- two levels: value a on the block-T support, b on the rest of the non-
   constant modes (b != a, b > 0); found by Newton from two-level starts.
 * ``zero`` -- s = 0 (loss log K for ce).
@@ -276,6 +278,8 @@ def family_names(spec: ModelSpec) -> list:
             names.append(f"block:{d}")
     if spec.G.name == "cyclic" and spec.K >= 4:
         names.append("polygon")
+    if spec.G.name == "walsh" and spec.K >= 8:
+        names.append("hypercube")
     for d in subs:
         if 2 <= d < spec.K:
             names.append(f"hybrid:{'pairing' if d == 2 else 'block:' + str(d)}")
@@ -305,13 +309,17 @@ def family_support(spec: ModelSpec, name: str) -> np.ndarray:
                             f"subgroup of order {d} here; available orders {sorted(subs)}"
                             + (" (pairing needs even K)" if d == 2 else ""))
         mask = block_support(spec, subs[d])
+    elif name == "hypercube":
+        if spec.G.name != "walsh" or K < 4:
+            raise SpecError("hypercube codes need the walsh basis (K = 2^m >= 4)")
+        mask[[2 ** i for i in range(len(spec.G.dims))]] = True
     elif name == "polygon":
         if spec.G.name != "cyclic" or K < 3:
             raise SpecError("polygon codes need the cyclic basis and K >= 3; use --group cyclic")
         mask[1] = mask[K - 1] = True
     else:
         raise SpecError(f"unknown family {name!r}; use one of dnc, pairing, polygon, block:d, "
-                        "hybrid:pairing, zero, all")
+                        "hypercube, hybrid:pairing, zero, all")
     return _close_support(spec, mask)
 
 
@@ -326,7 +334,10 @@ def _parse_block(name: str) -> int:
 # ----------------------------------------------------------------------------- equations
 def _residual(spec, a, L, lam):
     """F (K,) and g (K,) at balanced values a (K,)."""
-    z = a ** L
+    with np.errstate(over="ignore", invalid="ignore"):
+        z = a ** L
+    if not np.all(np.isfinite(z)):
+        return np.full(a.shape, np.inf), np.zeros_like(a), z
     g = logit_gradient(spec, z)[0]
     if L == 1:
         F = g - lam * a

@@ -253,23 +253,29 @@ def full_gd_to_convergence(spec: ModelSpec, s0: np.ndarray, widths, lr: float,
     return {"loss": loss, "grad_norm": gn, "steps": steps, "s": s, "leakage": leak.tolist()}
 
 
-def gradient_alignment(spec: ModelSpec, widths, lr: float, steps: int, every: int,
+def gradient_alignment(spec: ModelSpec, widths, lr: float, at=(0, 5, 10, 20, 40, 80, 160, 320),
                        init_scale: float = 0.3, k_top: int | None = None, seed: int = 0,
                        device="cpu") -> list:
     """Fraction of the gradient in the top-``k_top`` Hessian eigenspace along full GD.
 
-    From random Gaussian factors (``init_scale``), every ``every`` steps: the dense Hessian,
-    its top ``k_top`` eigenvectors (default K^2, [U]'s outlier count) and
+    From random Gaussian factors (``init_scale``), at the GD steps ``at`` (sorted): the dense
+    Hessian, its top ``k_top`` eigenvectors (default K^2, [U]'s outlier count) and
     ``||P_top grad||^2 / ||grad||^2``. A random direction would give ``k_top / P``.
     Returns ``[{"step", "loss", "grad_norm", "alignment", "random_baseline"}]``.
     """
     torch = _torch()
     from .. import fullmodel as fm
+    at = sorted(int(a) for a in at)
+    if not at or at[0] < 0:
+        raise SpecError("checkpoints must be steps >= 0")
     fs = fm.build_random_factors(spec, widths, init_scale, seed=seed, device=device)
     k = k_top or spec.K ** 2
     out = []
     done = 0
-    while True:
+    for step in at:
+        if step > done:
+            fs = fm.gd(spec, fs, lr, step - done, save_every=step - done)
+            done = step
         loss, gs = fm.full_grads(spec, fs)
         g = torch.cat([x.reshape(-1) for x in gs]).cpu().numpy()
         H = flat_hessian(spec, fs)
@@ -277,11 +283,6 @@ def gradient_alignment(spec: ModelSpec, widths, lr: float, steps: int, every: in
         top = V[:, -k:]
         gg = float(g @ g)
         al = float(np.sum((top.T @ g) ** 2) / gg) if gg > 0 else float("nan")
-        out.append({"step": done, "loss": loss, "grad_norm": math.sqrt(gg), "alignment": al,
+        out.append({"step": step, "loss": loss, "grad_norm": math.sqrt(gg), "alignment": al,
                     "random_baseline": k / H.shape[0]})
-        if done >= steps:
-            break
-        m = min(every, steps - done)
-        fs = fm.gd(spec, fs, lr, m, save_every=m)
-        done += m
     return out
