@@ -17,6 +17,7 @@ COMMAND_MODULES = [
     "svdyn.cli.dynamics",   # flow, descend, demo
     "svdyn.cli.validate",   # validate (full torch model vs reduced engine)
     "svdyn.cli.landscape",  # critical, hessian (weight decay landscape)
+    "svdyn.cli.analysis",   # maxmargin, basin, code, classify, report
 ]
 
 
