@@ -12,6 +12,7 @@ Two levels:
 """
 from __future__ import annotations
 
+import functools
 import itertools
 
 import sympy as sp
@@ -77,6 +78,7 @@ def _char_identities(e):
     return e
 
 
+@functools.lru_cache(maxsize=None)
 def general_kernels() -> dict:
     """Derive the per-mode formulas for symbolic K. Returns name -> dict(expr, args, steps)."""
     out = {}

@@ -358,8 +358,9 @@ def rank_measures(A, rel: float = 0.1, keep: int | None = None) -> dict:
 def nc_metrics(spec: ModelSpec, factors, rank_rel: float = 0.1) -> dict:
     """Neural-collapse and rank metrics of the current full model.
 
-    Features are ``H = F_{L-1} ... F_1`` (d_{L-1} x N; for L = 1 the logits), the classifier is
-    ``W = F_L``, class means ``M`` (d x K), centred ``Mc = M - mean``.
+    Features are ``H = F_{L-1} ... F_1`` (d_{L-1} x N), the classifier is ``W = F_L``, class
+    means ``M`` (d x K), centred ``Mc = M - mean``. For L = 1 there are no features: NC1 is taken
+    on the logits and ``nc2_W``, ``nc2_H``, ``nc3`` are None.
 
     * ``nc1 = tr(Sigma_W Sigma_B^+) / K`` (only for n > 1, else None);
     * ``nc2_W``, ``nc2_H``: distance of ``W W^T`` and ``Mc^T Mc`` (normalised) to the simplex
@@ -389,13 +390,14 @@ def nc_metrics(spec: ModelSpec, factors, rank_rel: float = 0.1) -> dict:
             out["nc1"] = float(torch.trace(Sw @ torch.linalg.pinv(Sb, hermitian=True))) / K
         else:
             out["nc1"] = None
-        out["nc2_W"] = _etf_distance(W @ W.T)
-        out["nc2_H"] = _etf_distance(Mc.T @ Mc)
+        out["nc2_W"] = _etf_distance(W @ W.T) if spec.L > 1 else None
+        out["nc2_H"] = _etf_distance(Mc.T @ Mc) if spec.L > 1 else None
         U = Z.reshape(K, K, n).mean(dim=2)                   # U[:, c] mean logit of class c
         P = torch.eye(K, dtype=Z.dtype, device=Z.device) - 1.0 / K
         out["nc2_Z"] = _etf_distance(P @ U @ P)
         nW, nM = torch.linalg.norm(W), torch.linalg.norm(Mc)
-        out["nc3"] = float(torch.linalg.norm(W.T / nW - Mc / nM)) if nW > 0 and nM > 0 else None
+        out["nc3"] = (float(torch.linalg.norm(W.T / nW - Mc / nM))
+                      if spec.L > 1 and nW > 0 and nM > 0 else None)
         rk = rank_measures(P @ Z, rank_rel, keep=K - 1)
         out.update({k: rk[k] for k in ("numerical_rank", "effective_rank", "stable_rank")})
         out["centred_logit_singular_values"] = rk["singular_values"][:K].tolist()

@@ -31,7 +31,10 @@ MAX_FACTOR = 10.0
 OK, MAX_STEPS, STEP_TOO_SMALL, NON_FINITE = 0, 1, 2, 3
 STATUS_MESSAGES = {
     OK: "ok",
-    MAX_STEPS: "max_steps reached before the last save time; raise max_steps or loosen rtol",
+    MAX_STEPS: "max_steps reached before the last save time; raise max_steps or loosen rtol. "
+               "Flows that converge to a fixed point (weight decay, mse, label smoothing) are "
+               "stiff there (cost ~ t * largest Hessian eigenvalue): end earlier, or find the "
+               "fixed point directly with `svdyn critical`",
     STEP_TOO_SMALL: "step size fell below 10 ulp of t; the system is too stiff for this "
                     "explicit method at this tolerance",
     NON_FINITE: "the state became non-finite (overflow); shorten t_end or lower the init scale",

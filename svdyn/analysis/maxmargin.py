@@ -337,6 +337,8 @@ def closed_form_crossover(va: np.ndarray, vb: np.ndarray):
     ra, rb, a, b = len(va), len(vb), float(va[0]), float(vb[0])
     if ra == rb or a == b:
         return None
+    if a < b:
+        ra, rb, a, b = rb, ra, b, a
     val = 2.0 * math.log(a / b) / math.log(rb / ra)
 
     def txt(x):

@@ -82,6 +82,10 @@ def parse_widths(text: str) -> list:
     return out
 
 
+def _g(x) -> str:
+    return "n/a" if x is None else f"{x:.3g}"
+
+
 def _progress(quiet: bool, label: str):
     if quiet:
         return None
@@ -132,8 +136,8 @@ def run(args) -> int:
                 eff.append(r["final"]["effective_rank"])
                 f = r["final"]
                 print(f"width {':'.join(map(str, ws))} seed {sd}: loss {f['loss']:.4g} "
-                      f"min margin {f['min_margin']:.4g} nc2_Z {f['nc2_Z']:.3g} "
-                      f"nc3 {f['nc3']:.3g} rank num/eff/stable {f['numerical_rank']}/"
+                      f"min margin {f['min_margin']:.4g} nc2_Z {_g(f['nc2_Z'])} "
+                      f"nc3 {_g(f['nc3'])} rank num/eff/stable {f['numerical_rank']}/"
                       f"{f['effective_rank']:.3f}/{f['stable_rank']:.3f} ({r['seconds']:.1f} s)")
             key = ":".join(map(str, ws))
             summary[key] = {"mean": float(np.mean(eff)), "std": float(np.std(eff)),

@@ -363,11 +363,12 @@ def _tol(lam, g):
     return NEWTON_RTOL * max(lam, float(np.max(np.abs(g))) if g.size else 0.0, 1e-300)
 
 
-def newton(spec: ModelSpec, a0: np.ndarray, mask, maxit: int = NEWTON_MAXIT):
+def newton(spec: ModelSpec, a0: np.ndarray, mask, maxit: int | None = None):
     """Damped Newton on the active equations F_j = 0 (j in the support ``mask``).
 
     a0 (K,) balanced start, > 0 on the support. Returns ``(a, converged, iterations, residual)``.
     """
+    maxit = NEWTON_MAXIT if maxit is None else int(maxit)
     L = spec.L
     lam = float(spec.lam[0])
     mask = _close_support(spec, mask)
