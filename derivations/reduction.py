@@ -156,10 +156,10 @@ def check_reduction(spec: str, K: int, L: int, n: int, loss: str) -> dict:
 
 # configurations run by `svdyn derive`: every loss, depth 2 and 3, n = 1 and 2 for the
 # walsh K = 2, 4 and cyclic K = 3 bases; the product group Z_2 x Z_3 (K = 6, complex
-# characters) for every loss at depth 2, n = 1 and for ce at depth 3, n = 2 (the full K = 6
-# grid costs ~3 min of sympy time, over the CI budget).
+# characters) for every loss at depth 2, n = 1 plus mse (L=2, n=2), ls (L=3, n=1) and
+# ce (L=3, n=2) (the full K = 6 grid costs ~3 min of sympy time, over the CI budget).
 CONFIGS = ([(spec, K, L, n, loss)
             for (spec, K) in (("walsh", 2), ("cyclic", 3), ("walsh", 4))
             for L in (2, 3) for n in (1, 2) for loss in ("ce", "mse", "ls")]
            + [("2,3", 6, 2, 1, loss) for loss in ("ce", "mse", "ls")]
-           + [("2,3", 6, 3, 2, "ce")])
+           + [("2,3", 6, 2, 2, "mse"), ("2,3", 6, 3, 1, "ls"), ("2,3", 6, 3, 2, "ce")])

@@ -41,6 +41,37 @@ def group_transform(x, out, work, kind, dims, cos_tab, sin_tab, offs):
 
 
 @nb.njit(cache=True)
+def conjugate(j, dims):
+    """Index of the conjugate character of ``j`` on ``Z_{dims[0]} x ...`` (row-major)."""
+    out = 0
+    rem = j
+    stride = 1
+    for a in range(dims.shape[0] - 1, -1, -1):
+        m = dims[a]
+        d = rem % m
+        rem //= m
+        out += ((m - d) % m) * stride
+        stride *= m
+    return out
+
+
+@nb.njit(cache=True)
+def symmetrise_pairs(g, dims):
+    """Average paired (conjugate) modes in place so they stay bitwise equal.
+
+    Paired modes carry equal values exactly in the model, but the transform's round-off can
+    make their computed gradients differ in the last bits; at depth >= 3 that difference is
+    amplified (the pair-splitting direction is unstable), so it must never enter the state.
+    """
+    for j in range(g.shape[0]):
+        p = conjugate(j, dims)
+        if p > j:
+            v = 0.5 * (g[j] + g[p])
+            g[j] = v
+            g[p] = v
+
+
+@nb.njit(cache=True)
 def logit_grad(z, g, work, kind, dims, cos_tab, sin_tab, offs, code, eps, n):
     """``g = -d loss_data / d z`` at logit singular values ``z`` (K,); returns (loss, min margin).
 
@@ -74,6 +105,8 @@ def logit_grad(z, g, work, kind, dims, cos_tab, sin_tab, offs, code, eps, n):
         for j in range(K):
             g[j] = mse_grad(z[j], K, rn)
             loss += mse_loss_term(z[j], K, rn)
+        if kind != WALSH:
+            symmetrise_pairs(g, dims)
         return loss, mmin
     # softmax with shift a = max(0, max_c -m_c): q_c = exp(-m_c - a), q_0 = exp(-a)
     a = negmax
@@ -100,6 +133,8 @@ def logit_grad(z, g, work, kind, dims, cos_tab, sin_tab, offs, code, eps, n):
         for j in range(1, K):
             g[j] = ls_grad(omm[j], eps, K, rn)
         loss += ls_loss_extra(msum, eps, K)
+    if kind != WALSH:
+        symmetrise_pairs(g, dims)
     return loss, mmin
 
 

@@ -35,6 +35,15 @@ Public API (reused by other modules, e.g. the Hessian checks):
     NC3 self-duality, numerical / effective (Roy--Vetterli) / stable rank of the class-centred
     logits, minimum margin, loss.
 
+Validation drivers (used by ``svdyn validate`` and ``validation/gpu_campaign.py``):
+``validate_spectral(spec, s0, widths, lr, steps, save_every, seed, device, progress, svd_every)``
+    full GD vs :func:`svdyn.descent.descend`; dict with ``device, dtype, max_rel_dev,
+    max_leakage, loss_gap, reduced_seconds, full_seconds`` and details.
+``order_check(spec, s0, widths, lr, t_end, levels, seed, device)``
+    full GD at lr / 2^k vs :func:`svdyn.integrate.flow`; fitted order (Euler: 1).
+``validate_random(spec, widths, scale, lr, steps, save_every, seed, device, progress, fan_in)``
+    Gaussian init, :func:`nc_metrics` series over the run.
+
 torch is imported lazily inside functions: ``import svdyn`` and this module work without it.
 """
 from __future__ import annotations
@@ -45,7 +54,7 @@ import time
 import numpy as np
 
 from .groups import SpecError
-from .spec import LOSS_CE, LOSS_LS, LOSS_MSE, ModelSpec
+from .spec import LOSS_LS, LOSS_MSE, ModelSpec
 
 
 def _torch():
@@ -434,17 +443,18 @@ def _sync(dev):
 
 
 def validate_spectral(spec: ModelSpec, s0, widths, lr: float, steps: int, save_every: int = 1,
-                      seed: int = 0, device="auto", progress=None) -> dict:
+                      seed: int = 0, device="auto", progress=None, svd_every: int = 1) -> dict:
     """Full GD from a spectral init vs the exact reduced GD map (:func:`svdyn.descent.descend`).
 
     At every save point: each factor's singular values by projection onto the frozen frames and
-    by an independent SVD, the logit singular values (both ways), the leakage and the loss.
+    by an independent SVD (at every ``svd_every``-th save point and the last one: dense SVDs of
+    2048 x 2048 matrices cost seconds), the logit singular values (both ways), the leakage and
+    the loss.
     Returns ``{"device", "dtype", "max_rel_dev", "max_leakage", "loss_gap", "reduced_seconds",
     "full_seconds", ...}``; ``max_rel_dev`` is the largest of the four relative deviations
     (s and z, by projection and by SVD; see :func:`_rel_dev` for the floor).
     """
     from .descent import descend
-    torch = _torch()
     s0 = spec.check_state(s0, "initial state")
     dev = resolve_device(device) if isinstance(device, str) else device
     descend(spec, s0, lr, 1, 1)  # load / compile the kernels outside the timing
@@ -456,7 +466,7 @@ def validate_spectral(spec: ModelSpec, s0, widths, lr: float, steps: int, save_e
     frames = spectral_frames(spec, widths, seed, dev)
     F0 = build_spectral_factors(spec, s0, widths, frames=frames)
     rec = {"s_proj": [], "z_proj": [], "leak": [], "zleak": [], "svd": [], "zsvd": [],
-           "loss": [], "tail": []}
+           "loss": [], "tail": [], "svd_at": []}
     analysis = [0.0]
     K = spec.K
 
@@ -466,16 +476,19 @@ def validate_spectral(spec: ModelSpec, s0, widths, lr: float, steps: int, save_e
         sp, lk = project(factors, frames)
         Z = logits(factors)
         zp, zl = project_logits(Z, frames)
-        sv = svd_values(factors)
+        i = len(rec["s_proj"])
         rec["s_proj"].append(sp)
         rec["z_proj"].append(zp)
         rec["leak"].append(lk)
         rec["zleak"].append(zl)
-        rec["svd"].append(np.array([v[:K] for v in sv[:-1]]))
-        rec["zsvd"].append(sv[-1][:K])
-        rec["tail"].append(max((float(v[K]) / float(v[0]) if len(v) > K and v[0] > 0 else 0.0)
-                               for v in sv))
         rec["loss"].append(loss)
+        if i % svd_every == 0 or k == steps:
+            sv = svd_values(factors)
+            rec["svd_at"].append(i)
+            rec["svd"].append(np.array([v[:K] for v in sv[:-1]]))
+            rec["zsvd"].append(sv[-1][:K])
+            rec["tail"].append(max((float(v[K]) / float(v[0]) if len(v) > K and v[0] > 0
+                                    else 0.0) for v in sv))
         analysis[0] += time.perf_counter() - ta
 
     _sync(dev)
@@ -489,8 +502,9 @@ def validate_spectral(spec: ModelSpec, s0, widths, lr: float, steps: int, save_e
     zabs_sorted = -np.sort(-np.abs(z_red), axis=-1)
     dev_s = _rel_dev(s_proj, s_red)
     dev_z = _rel_dev(z_proj, z_red)
-    dev_s_svd = _rel_dev(np.array(rec["svd"]), abs_sorted)
-    dev_z_svd = _rel_dev(np.array(rec["zsvd"]), zabs_sorted)
+    at = np.array(rec["svd_at"])
+    dev_s_svd = _rel_dev(np.array(rec["svd"]), abs_sorted[at])
+    dev_z_svd = _rel_dev(np.array(rec["zsvd"]), zabs_sorted[at])
     loss_full = np.array(rec["loss"])
     gap = np.abs(loss_full - tr.loss)
     return {
@@ -512,6 +526,7 @@ def validate_spectral(spec: ModelSpec, s0, widths, lr: float, steps: int, save_e
         "max_leakage": float(max(np.max(rec["leak"]), np.max(rec["zleak"]))),
         "max_leakage_per_factor": np.max(np.array(rec["leak"]), axis=0).tolist(),
         "max_svd_tail": float(np.max(rec["tail"])),
+        "svd_checked_steps": tr.times[at].tolist(),
         "loss_gap": float(np.max(gap)),
         "loss_rel_gap": float(np.max(gap / np.maximum(np.abs(tr.loss), 1e-300))),
         "reduced_seconds": reduced_seconds,
@@ -522,6 +537,11 @@ def validate_spectral(spec: ModelSpec, s0, widths, lr: float, steps: int, save_e
         "loss_full": loss_full.tolist(),
         "z_final_reduced": z_red[-1].tolist(),
         "z_final_full": z_proj[-1].tolist(),
+        "rel_dev_series": [max(_rel_dev(a, b), _rel_dev(c, d)) for a, b, c, d
+                           in zip(s_proj, s_red, z_proj, z_red)],
+        "leakage_series": [float(max(np.max(a), b)) for a, b in zip(rec["leak"], rec["zleak"])],
+        "z_reduced_series": z_red.tolist() if K <= 64 else None,
+        "z_full_series": z_proj.tolist() if K <= 64 else None,
     }
 
 

@@ -143,6 +143,16 @@ class Group:
         char_transform(x, y, dims, c, s, o, np.empty(K), np.empty(K), np.empty(mx), np.empty(mx))
         return y
 
+    def symmetrise(self, x: np.ndarray) -> np.ndarray:
+        """Contiguous float64 copy of ``x`` (..., K) with each pair set to its mean (exactly
+        equal, as the model requires; the dynamics keep exact equality from there)."""
+        x = np.array(x, dtype=np.float64, order="C", copy=True)
+        for j, p in self.pairs:
+            v = 0.5 * (x[..., j] + x[..., p])
+            x[..., j] = v
+            x[..., p] = v
+        return x
+
     def check_paired(self, z: np.ndarray, what: str = "z") -> None:
         """Raise :class:`SpecError` unless paired modes of ``z`` (..., K) carry equal values."""
         z = np.asarray(z)

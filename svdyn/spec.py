@@ -132,7 +132,7 @@ class ModelSpec:
         if not np.all(np.isfinite(s)):
             raise SpecError(f"{what} contains non-finite values; pass finite singular values")
         self.G.check_paired(s, what)
-        return np.ascontiguousarray(s)
+        return self.G.symmetrise(s)
 
     def balanced(self, z: np.ndarray) -> np.ndarray:
         """Balanced factors from logit singular values: ``s_{l,j} = z_j^(1/L)``.
@@ -148,5 +148,6 @@ class ModelSpec:
         if np.any(z < 0):
             raise SpecError("initial logit singular values must be >= 0 (they are singular values)")
         self.G.check_paired(z, "init")
+        z = self.G.symmetrise(z)
         s = z[..., None, :] ** (1.0 / self.L)
         return np.ascontiguousarray(np.broadcast_to(s, z.shape[:-1] + (self.L, self.K)).copy())

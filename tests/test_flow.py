@@ -4,6 +4,7 @@ import pytest
 from hypothesis import given, settings, strategies as st
 from scipy.integrate import RK45, solve_ivp
 
+from svdyn.descent import descend
 from svdyn.field import vector_field
 from svdyn.integrate import flow, log_grid
 from svdyn.spec import ModelSpec
@@ -119,3 +120,17 @@ def test_batch_equals_single():
     b = flow(spec, S0, 1e4)
     for i in range(4):
         np.testing.assert_array_equal(flow(spec, S0[i], 1e4).s, b.s[i])
+
+
+@pytest.mark.parametrize("group,K", [("cyclic", 6), ("2,5", 10), ("3,3", 9)])
+def test_paired_modes_stay_exactly_equal_at_depth(group, K):
+    """The pair-splitting direction is unstable at L >= 3: round-off must never enter it."""
+    spec = ModelSpec(K, 4, weight_decay=1e-3, group=group)
+    z = _z0(spec, 0.1, 0)
+    tr = flow(spec, spec.balanced(z), 2e5)
+    assert tr.status == "ok"
+    for j, p in spec.G.pairs:
+        assert np.array_equal(tr.s[..., j], tr.s[..., p])
+    d = descend(spec, spec.balanced(z), 1.0, 3000, 100)
+    for j, p in spec.G.pairs:
+        assert np.array_equal(d.s[..., j], d.s[..., p])

@@ -114,6 +114,41 @@ def test_nc_metrics_at_spectral_points():
     assert m["nc2_Z"] > 1e-3
 
 
+def test_nc_metrics_match_numpy_at_random_point():
+    """NC1 / NC2 / NC3 / margin at a random full model against a direct numpy computation."""
+    K, n, L = 5, 3, 3
+    spec = ModelSpec(K, L, n, "ce", (0.0,), "cyclic")
+    F = fm.build_random_factors(spec, [7, 6], 0.8, seed=11)
+    m = fm.nc_metrics(spec, F)
+    Fn = [f.numpy() for f in F]
+    H = Fn[1] @ Fn[0]
+    W = Fn[2]
+    Z = W @ H
+    y = np.repeat(np.arange(K), n)
+    M = np.stack([H[:, y == c].mean(axis=1) for c in range(K)], axis=1)
+    g = M.mean(axis=1, keepdims=True)
+    Sw = sum(np.outer(H[:, i] - M[:, y[i]], H[:, i] - M[:, y[i]]) for i in range(K * n)) / (K * n)
+    Sb = (M - g) @ (M - g).T / K
+    nc1 = np.trace(Sw @ np.linalg.pinv(Sb)) / K
+    P = np.eye(K) - 1.0 / K
+
+    def etf(G):
+        return np.linalg.norm(G / np.linalg.norm(G) - P / np.linalg.norm(P))
+
+    U = np.stack([Z[:, y == c].mean(axis=1) for c in range(K)], axis=1)
+    Mc = M - g
+    assert abs(m["nc1"] - nc1) < 1e-10 * nc1
+    assert abs(m["nc2_W"] - etf(W @ W.T)) < 1e-12
+    assert abs(m["nc2_H"] - etf(Mc.T @ Mc)) < 1e-12
+    assert abs(m["nc2_Z"] - etf(P @ U @ P)) < 1e-12
+    nc3 = np.linalg.norm(W.T / np.linalg.norm(W) - Mc / np.linalg.norm(Mc))
+    assert abs(m["nc3"] - nc3) < 1e-12
+    margins = [Z[y[i], i] - np.max(np.delete(Z[:, i], y[i])) for i in range(K * n)]
+    assert abs(m["min_margin"] - min(margins)) < 1e-12
+    sv = np.linalg.svd(P @ Z, compute_uv=False)[:K - 1]
+    assert abs(m["effective_rank"] - effective_rank(sv)) < 1e-10
+
+
 # ------------------------------------------------------------------ acceptance: spectral
 SPECTRAL_CASES = [  # (K, L, n, group, width, loss)
     (16, 3, 2, "walsh", 20, "ce"),
@@ -129,11 +164,14 @@ SPECTRAL_CASES = [  # (K, L, n, group, width, loss)
 def test_spectral_full_gd_matches_reduced(K, L, n, group, width, loss, wd):
     spec = ModelSpec(K, L, n, loss, (wd,), group)
     lr = 0.5 if loss != "mse" else 0.2
-    r = fm.validate_spectral(spec, _state(spec), width, lr, 500, 25, seed=1, device="cpu")
+    r = fm.validate_spectral(spec, _state(spec), width, lr, 500, 25, seed=1, device="cpu",
+                             svd_every=1 if L < 4 else 7)
     assert r["device"] == "cpu" and r["dtype"] == "float64"
     assert r["max_rel_dev"] < 1e-10, r
     assert r["max_leakage"] < 1e-10, r
     assert r["max_svd_tail"] < 1e-12
+    assert r["svd_checked_steps"] == (r["saved_steps"] if L < 4 else
+                                      [0.0, 175.0, 350.0, 500.0])
     assert r["loss_gap"] < 1e-12
     # the run actually moved: z changed by O(1)
     assert np.max(np.abs(np.array(r["z_final_reduced"]) - np.prod(_state(spec), axis=0))) > 0.1

@@ -56,18 +56,9 @@ def k4_map(depth: int, eps_grid, r_grid, m_mid=1e2, m_end=1e4) -> dict:
             "seconds": wall, "m_mid": m_mid, "m_end": m_end}
 
 
-def k4_critical_ratio(depth: int, eps: float, r_max: float = 1.0, tol: float = 1e-4,
-                      points: int = 16, m_mid=1e2, m_end=1e4) -> dict:
-    """``r_c(eps, L)``: the smallest r whose limit is NC, by batched section search on
-    ``(0, r_max]`` (each round classifies ``points`` ratios in one batch and keeps the bracket
-    where the outcome flips; ``tol`` absolute). Raises if the outcome at ``r_max`` is not NC or
-    the outcome is not monotone on a round's grid."""
-    if not (math.isfinite(eps) and eps > 0):
-        raise SpecError(f"--init-scale must be a finite number > 0, got {eps}")
+def _section_search(depth, eps, r_max, tol, points, m_mid, m_end):
     spec = _k4_spec(depth)
     lo, hi = 0.0, float(r_max)
-    rounds = []
-    t0 = time.perf_counter()
     first = True
     max_err = 0.0
     while hi - lo > tol:
@@ -80,17 +71,59 @@ def k4_critical_ratio(depth: int, eps: float, r_max: float = 1.0, tol: float = 1
         if np.any(np.diff(nc.astype(int)) < 0):
             raise RuntimeError(f"outcome not monotone in r on {rs.tolist()}: {nc.tolist()}")
         k = int(np.argmax(nc))  # first NC
-        new_lo = lo if k == 0 else float(rs[k - 1])
-        new_hi = float(rs[k])
-        rounds.append({"lo": new_lo, "hi": new_hi})
-        lo, hi = new_lo, new_hi
+        lo, hi = (lo if k == 0 else float(rs[k - 1])), float(rs[k])
         first = False
-        if lo == 0.0 and k == 0 and hi <= tol:
-            break
-    return {"classes": 4, "depth": depth, "init_scale": eps, "critical_ratio": 0.5 * (lo + hi),
-            "bracket": [lo, hi], "tol": tol, "rounds": len(rounds),
-            "max_classifier_error": max_err, "seconds": time.perf_counter() - t0,
-            "init": "z(0) = eps * (0, 1, 1, r), balanced, walsh", "m_mid": m_mid, "m_end": m_end}
+    return 0.5 * (lo + hi), [lo, hi], max_err
+
+
+def k4_critical_ratio(depth: int, eps: float, r_max: float = 1.0, tol: float = 1e-4,
+                      points: int = 16, m_mid=None, m_end=None,
+                      horizons=(1e3, 1e4, 1e5)) -> dict:
+    """``r_c(eps, L)``: the smallest r whose limit is NC.
+
+    Each horizon M gives ``r_c(M)`` by batched section search on ``(0, r_max]`` (each round
+    classifies ``points`` ratios in one batch, limits read over margins M/100..M; ``tol``
+    absolute). A mode that dies only slowly looks live at a finite horizon, so ``r_c(M)``
+    creeps up with M; near the separatrix the dead mode's limit ``y_3(inf)`` is linear in
+    ``r - r_c``, which makes the finite-horizon error decay like ``M^(-(L-2)/L)``. The reported
+    ``critical_ratio`` is the Aitken extrapolation of the three horizons (or the largest
+    horizon's value when the differences are not geometric), ``horizon_error`` the distance
+    between the Aitken value and the extrapolation with the theoretical ratio
+    ``q = 10^(-(L-2)/L)`` per decade. Passing ``m_mid, m_end`` uses that single horizon.
+    """
+    if not (math.isfinite(eps) and eps > 0):
+        raise SpecError(f"--init-scale must be a finite number > 0, got {eps}")
+    t0 = time.perf_counter()
+    if m_end is not None:
+        hz = [(m_mid if m_mid is not None else m_end / 100.0, m_end)]
+    else:
+        hz = [(M / 100.0, M) for M in sorted(horizons)]
+    vals, brackets, errs = [], [], []
+    for a, b in hz:
+        r, br, e = _section_search(depth, eps, r_max, tol, points, a, b)
+        vals.append(r)
+        brackets.append(br)
+        errs.append(e)
+    rc, herr = vals[-1], None
+    if len(vals) >= 3 and depth > 2:
+        d1, d2 = vals[-2] - vals[-3], vals[-1] - vals[-2]
+        dec = math.log10(hz[-1][1] / hz[-2][1])
+        q = 10.0 ** (-dec * (depth - 2) / depth)
+        theo = vals[-1] + d2 * q / (1 - q)
+        if d1 != 0 and 0 < d2 / d1 < 1:
+            rc = vals[-1] + d2 * d2 / (d1 - d2)
+        else:
+            rc = theo
+        herr = abs(rc - theo) + tol
+    elif depth <= 2:
+        herr = tol
+    return {"classes": 4, "depth": depth, "init_scale": eps, "critical_ratio": float(rc),
+            "horizon_error": herr, "by_horizon": [{"m_mid": a, "m_end": b, "critical_ratio": v,
+                                                  "bracket": br}
+                                                 for (a, b), v, br in zip(hz, vals, brackets)],
+            "bracket": brackets[-1], "tol": tol, "max_classifier_error": max(errs),
+            "seconds": time.perf_counter() - t0,
+            "init": "z(0) = eps * (0, 1, 1, r), balanced, walsh"}
 
 
 def monte_carlo(K: int, depth: int, eps: float, samples: int, seed: int = 0,

@@ -292,7 +292,7 @@ def _profiles(G: Group, X: np.ndarray, cls, n: int):
     out = []
     for key, d in prof.items():
         z = x_to_z(G, d["x"], n)
-        w = np.array(key) * G.K * math.sqrt(n) / 2.0
+        w = np.sort(z[z > 1e-12 * z.max()])[::-1]
         out.append({"values": w, "z": z, "count": d["count"]})
     return out
 
@@ -343,7 +343,7 @@ def closed_form_crossover(va: np.ndarray, vb: np.ndarray):
 
     def txt(x):
         f = Fraction(x).limit_denominator(1000)
-        return str(f) if abs(float(f) - x) < 1e-12 * x else repr(x)
+        return str(f) if abs(float(f) - x) < 1e-9 * x else f"{x:.10g}"
     return val, f"2 ln({txt(a)}/{txt(b)}) / ln({rb}/{ra})"
 
 

@@ -193,7 +193,7 @@ def check_spec(spec: ModelSpec) -> None:
 
 
 def run_to_margin(spec: ModelSpec, s0, m_mid: float = 1e4, m_end: float = 1e6,
-                  rtol: float = 1e-9, atol: float = 1e-14, max_steps: int = 200_000) -> dict:
+                  rtol: float = 1e-9, atol: float = 1e-14, max_steps: int = 1_000_000) -> dict:
     """Integrate (L, K) or (B, L, K) initial states in normalised time up to ``m_min = m_end``.
 
     Returns ``{"z_mid", "m_mid", "z_end", "m_end", "status", "steps", "tau"}`` (arrays with a

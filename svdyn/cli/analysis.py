@@ -42,8 +42,9 @@ def register(sub) -> None:
     p.add_argument("--samples", type=int, help="Monte Carlo: number of random spectral inits "
                    "z_j(0) = eps U(0.5, 1.5)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--margins", default="1e2,1e4", help="classifier margins M_MID,M_END "
-                   "(normalised-time continuation; default 1e2,1e4)")
+    p.add_argument("--margins", default=None, help="classifier margins M_MID,M_END "
+                   "(normalised-time continuation; default 1e2,1e4; for --critical-ratio the "
+                   "default is three horizons M = 1e3, 1e4, 1e5 with M -> inf extrapolation)")
     p.add_argument("--json", help="write the result to this JSON file")
     p.add_argument("--png", help="map: write the basin map to this PNG")
     p.set_defaults(func=cmd_basin)
@@ -113,7 +114,8 @@ def cmd_maxmargin(args) -> int:
 
 def cmd_basin(args) -> int:
     from ..analysis import basins
-    m_mid, m_end = _pair(args.margins, "--margins")
+    explicit = args.margins is not None
+    m_mid, m_end = _pair(args.margins or "1e2,1e4", "--margins")
     if args.critical_ratio:
         if args.classes != 4:
             raise SpecError("--critical-ratio is defined for --classes 4 (z(0) = eps (0,1,1,r))")
@@ -121,11 +123,13 @@ def cmd_basin(args) -> int:
             raise SpecError("--critical-ratio needs --init-scale EPS")
         if not (args.tol > 0):
             raise SpecError("--tol must be > 0")
-        r = basins.k4_critical_ratio(args.depth, args.init_scale, args.r_max, args.tol,
-                                     m_mid=m_mid, m_end=m_end)
+        kw = {"m_mid": m_mid, "m_end": m_end} if explicit else {}
+        r = basins.k4_critical_ratio(args.depth, args.init_scale, args.r_max, args.tol, **kw)
         _emit(r, args.json)
+        err = "" if r["horizon_error"] is None else f" +- {r['horizon_error']:.2g}"
+        hz = ", ".join(f"M={h['m_end']:g}: {h['critical_ratio']:.6g}" for h in r["by_horizon"])
         print(f"basin K=4 L={args.depth} eps={args.init_scale:g}: critical ratio "
-              f"{r['critical_ratio']:.6g} (bracket {r['bracket'][0]:.6g}..{r['bracket'][1]:.6g})")
+              f"{r['critical_ratio']:.6g}{err} ({hz})")
         return 0
     if args.map:
         if args.classes != 4:

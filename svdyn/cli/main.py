@@ -18,6 +18,7 @@ COMMAND_MODULES = [
     "svdyn.cli.validate",   # validate (full torch model vs reduced engine)
     "svdyn.cli.landscape",  # critical, hessian (weight decay landscape)
     "svdyn.cli.analysis",   # maxmargin, basin, code, classify, report
+    "svdyn.cli.derive",     # derive, lyapunov
 ]
 
 

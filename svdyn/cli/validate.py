@@ -39,6 +39,9 @@ def register(sub) -> None:
     p.add_argument("--steps", type=int, required=True, help="number of GD steps")
     p.add_argument("--save-every", type=int, default=0,
                    help="compare / record every k-th step (default: about 100 save points)")
+    p.add_argument("--svd-every", type=int, default=1,
+                   help="spectral: independent SVD at every k-th save point and the last "
+                   "(default 1; dense SVDs of large factors are slow)")
     add_init_args(p, required=False)
     p.add_argument("--init-kind", choices=("spectral", "random"), default="spectral",
                    help="spectral (frozen frames; compared with the reduced engine) or random "
@@ -112,6 +115,8 @@ def run(args) -> int:
     save_every = args.save_every or max(1, args.steps // 100)
     if save_every < 0:
         raise SpecError("--save-every must be >= 1")
+    if args.svd_every < 1:
+        raise SpecError("--svd-every must be >= 1")
     dev = fm.resolve_device(args.device)
     seeds = [args.seed + i for i in range(args.seeds)]
     fm.small_cpu_threads(dev, spec, max(max(w) for w in widths))
@@ -159,7 +164,7 @@ def run(args) -> int:
             for sd in seeds:
                 label = f"width {':'.join(map(str, ws))} frame seed {sd}"
                 r = fm.validate_spectral(spec, s0, ws, args.lr, args.steps, save_every, sd, dev,
-                                         _progress(args.quiet, label))
+                                         _progress(args.quiet, label), args.svd_every)
                 runs.append(r)
                 print(f"{label}: max_rel_dev {r['max_rel_dev']:.3e} max_leakage "
                       f"{r['max_leakage']:.3e} loss_gap {r['loss_gap']:.3e} reduced "
@@ -202,16 +207,37 @@ def _plt():
 
 
 def _plot_spectral(spec, r, path) -> None:
+    """Left: z_j over the steps, reduced (lines) and full (circles); right: deviation and
+    leakage over the steps."""
     plt = _plt()
-    fig, ax = plt.subplots(figsize=(5.5, 3.8))
-    ax.plot(r["saved_steps"], r["loss_reduced"], "-", lw=1.5, label="reduced")
-    ax.plot(r["saved_steps"], r["loss_full"], "o", ms=3, mfc="none", label="full (torch)")
-    ax.set_xlabel("GD step")
-    ax.set_ylabel("loss")
-    ax.set_yscale("log")
-    ax.set_title(f"K={spec.K} L={spec.L} {spec.group}: max rel dev {r['max_rel_dev']:.1e}, "
-                 f"leak {r['max_leakage']:.1e}", fontsize=8)
-    ax.legend(fontsize=8)
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(9, 3.6))
+    steps = np.asarray(r["saved_steps"])
+    if r.get("z_reduced_series") is not None:
+        zr, zf = np.asarray(r["z_reduced_series"]), np.asarray(r["z_full_series"])
+        seen = set()
+        for j in range(1, spec.K):
+            p = int(spec.G.partner[j])
+            if p in seen:
+                continue
+            seen.add(j)
+            line, = a1.plot(steps, zr[:, j], "-", lw=1)
+            a1.plot(steps, zf[:, j], "o", ms=3, mfc="none", color=line.get_color())
+        a1.set_ylabel("z_j (lines reduced, circles full)")
+    else:
+        a1.plot(steps, r["loss_reduced"], "-", lw=1.5, label="reduced")
+        a1.plot(steps, r["loss_full"], "o", ms=3, mfc="none", label="full (torch)")
+        a1.set_yscale("log")
+        a1.set_ylabel("loss")
+        a1.legend(fontsize=8)
+    a1.set_xlabel("GD step")
+    a2.semilogy(steps, np.maximum(r["rel_dev_series"], 1e-18), "-o", ms=2,
+                label="max rel. deviation (s, z)")
+    a2.semilogy(steps, np.maximum(r["leakage_series"], 1e-18), "-s", ms=2, label="leakage")
+    a2.set_xlabel("GD step")
+    a2.legend(fontsize=8)
+    fig.suptitle(f"K={spec.K} L={spec.L} {spec.group} {spec.loss}, device {r['device']}: "
+                 f"max rel dev {r['max_rel_dev']:.1e}, leakage {r['max_leakage']:.1e}",
+                 fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)

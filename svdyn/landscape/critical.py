@@ -517,7 +517,6 @@ def _hybrid_family(spec: ModelSpec, name: str) -> list:
         rest[0] = False
     if not rest.any():
         return []
-    lam = float(spec.lam[0])
     ref = _symmetric_family(spec, base)
     if not ref:
         return []
@@ -537,7 +536,6 @@ def _hybrid_family(spec: ModelSpec, name: str) -> list:
         if any(np.allclose(a, b, rtol=1e-7, atol=1e-12) for b in found):
             continue
         found.append(a)
-    _ = lam
     return [make_point(spec, name, a, True, "newton", {"levels": [float(a[inner].mean()),
                                                                  float(a[rest].mean())]})
             for a in found]

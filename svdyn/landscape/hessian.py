@@ -194,7 +194,8 @@ def mse_dnc_closed_form(spec: ModelSpec, widths) -> dict:
             key = round(v, 14)
             merged[key] = merged.get(key, 0) + m
     full = sorted(([float(v), int(m)] for v, m in merged.items()), reverse=True)
-    return {"s": s, "a": a, "full": full, "outlier_values": [L * a + L * lam, L * a - (L - 2) * lam],
+    return {"s": s, "a": a, "full": full,
+            "outlier_values": [L * a + L * lam, L * a - (L - 2) * lam],
             "layer_outlier": a + lam, "layer_outlier_counts": [K * N] + [K * K] * (L - 1),
             "n_params": P}
 

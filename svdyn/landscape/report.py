@@ -6,7 +6,6 @@
 """
 from __future__ import annotations
 
-import math
 import sys
 import time
 
@@ -17,18 +16,6 @@ from ..spec import ModelSpec
 KS = (3, 4, 5, 6, 7, 8, 10)
 LS = (2, 3, 4, 5, 6)
 LAMS = (1e-2, 1e-3, 1e-4)
-
-
-def _fmt(x, p=4):
-    if x is None:
-        return "–"
-    if isinstance(x, float):
-        if x == 0:
-            return "0"
-        if abs(x) < 1e-3 or abs(x) >= 1e4:
-            return f"{x:.{p - 1}e}"
-        return f"{x:.{p}g}"
-    return str(x)
 
 
 def _status(ok: bool, partly: bool = False) -> str:
