@@ -6,9 +6,10 @@ Two kernels, both usable inside other numba code:
   ``x <- H_K x`` in ``K log2 K`` additions. Used for the ``walsh`` group ``Z_2^m``.
 * :func:`char_transform` -- ``y_j = sum_g x_g Re chi_j(g)`` for a product of cyclic groups
   ``Z_{m_1} x ... x Z_{m_r}`` (row-major mixed-radix indexing of elements and characters).
-  Implemented as one complex DFT per axis, dense along that axis: cost ``O(K * sum_i m_i)``
-  complex multiply-adds (``O(K^2)`` for a single cyclic group of prime order, ``O(K log K)``
-  when every factor is small). The result is real whenever ``x`` is even (``x_g = x_{-g}``)
+  Implemented as one complex DFT per axis: an iterative radix-2 FFT along axes whose order is
+  a power of two (``O(K log m)``), a dense DFT along the others (``O(K m)``). Total cost
+  ``O(K * sum_i c(m_i))`` with ``c(m) = log2 m`` for powers of two and ``m`` otherwise, e.g.
+  ``O(K log K)`` for ``cyclic`` with K = 1024 and ``O(K^2)`` for a cyclic group of prime order. The result is real whenever ``x`` is even (``x_g = x_{-g}``)
   or the output is only needed at real (self-conjugate) characters; the library only
   transforms such vectors (logit vectors with paired modes equal, softmax vectors of even
   logits), and takes the real part.
@@ -50,6 +51,43 @@ def twiddle_tables(dims):
 
 
 @nb.njit(cache=True)
+def _fft_axis(wre, wim, base, stride, m, cos_tab, sin_tab, o0, tre, tim):
+    """In place ``x_k <- sum_t x_t exp(+2 pi i k t / m)`` along one axis (m a power of two):
+    iterative radix-2 decimation in time on the gathered values ``x_t = w[base + t stride]``."""
+    bits = 0
+    while (1 << bits) < m:
+        bits += 1
+    for t in range(m):
+        r = 0
+        v = t
+        for _ in range(bits):
+            r = (r << 1) | (v & 1)
+            v >>= 1
+        tre[r] = wre[base + t * stride]
+        tim[r] = wim[base + t * stride]
+    size = 2
+    while size <= m:
+        half = size // 2
+        step = m // size
+        for start in range(0, m, size):
+            for k in range(half):
+                c = cos_tab[o0 + k * step]
+                s = sin_tab[o0 + k * step]
+                a = start + k
+                b = a + half
+                br = tre[b] * c - tim[b] * s
+                bi = tre[b] * s + tim[b] * c
+                tre[b] = tre[a] - br
+                tim[b] = tim[a] - bi
+                tre[a] += br
+                tim[a] += bi
+        size *= 2
+    for k in range(m):
+        wre[base + k * stride] = tre[k]
+        wim[base + k * stride] = tim[k]
+
+
+@nb.njit(cache=True)
 def char_transform(x, out, dims, cos_tab, sin_tab, offs, wre, wim, tre, tim):
     """``out_j = sum_g x_g Re chi_j(g)`` on ``Z_{dims[0]} x ... x Z_{dims[r-1]}``.
 
@@ -71,9 +109,13 @@ def char_transform(x, out, dims, cos_tab, sin_tab, offs, wre, wim, tre, tim):
         stride //= m
         o0 = offs[a]
         block = m * stride
+        pow2 = m >= 4 and (m & (m - 1)) == 0
         for base0 in range(0, K, block):
             for i in range(stride):
                 base = base0 + i
+                if pow2:
+                    _fft_axis(wre, wim, base, stride, m, cos_tab, sin_tab, o0, tre, tim)
+                    continue
                 for k in range(m):
                     sr = 0.0
                     si = 0.0

@@ -10,7 +10,8 @@ from svdyn.groups import SpecError, make_group
 from svdyn.spec import ModelSpec
 
 GROUPS = [("walsh", 2), ("walsh", 8), ("walsh", 32), ("cyclic", 3), ("cyclic", 6),
-          ("cyclic", 7), ("2,5", 10), ("3,3", 9), ("2,2,3", 12), ("4,3", 12)]
+          ("cyclic", 7), ("2,5", 10), ("3,3", 9), ("2,2,3", 12), ("4,3", 12), ("cyclic", 16),
+          ("cyclic", 64), ("4,8", 32), ("3,16", 48)]
 
 
 def _even(G, z):

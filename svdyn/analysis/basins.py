@@ -40,12 +40,13 @@ def _k4_spec(depth: int, n: int = 1) -> ModelSpec:
     return ModelSpec(4, depth, samples_per_class=n, group="walsh")
 
 
-def k4_map(depth: int, eps_grid, r_grid, m_mid=1e2, m_end=1e4) -> dict:
+def k4_map(depth: int, eps_grid, r_grid, m_mid=1e2, m_end=1e4, max_end=1e6) -> dict:
     """Classify the K = 4 plane on the grid (eps rows, r columns); ``rank`` (E, R) in {2, 3}."""
     spec = _k4_spec(depth)
     E, R = np.meshgrid(np.asarray(eps_grid, float), np.asarray(r_grid, float), indexing="ij")
     t0 = time.perf_counter()
-    c = classify_states(spec, k4_states(spec, E.ravel(), R.ravel()), m_mid, m_end)
+    c = classify_states(spec, k4_states(spec, E.ravel(), R.ravel()), m_mid, m_end,
+                        max_end=max_end)
     wall = time.perf_counter() - t0
     shp = E.shape
     return {"depth": depth, "eps": list(map(float, eps_grid)), "r": list(map(float, r_grid)),
@@ -53,7 +54,8 @@ def k4_map(depth: int, eps_grid, r_grid, m_mid=1e2, m_end=1e4) -> dict:
             "nc_fraction": float(np.mean(c["nc"])), "undecided": int(np.sum(c["error"] >
                                                                               UNDECIDED)),
             "failed": int(sum(st != "ok" for st in c["status"])), "n": int(E.size),
-            "seconds": wall, "m_mid": m_mid, "m_end": m_end}
+            "seconds": wall, "m_mid": m_mid, "m_end": m_end, "max_end": max_end,
+            "extended": int(np.sum(c["horizon"] > m_end * (1 + 1e-9)))}
 
 
 def _section_search(depth, eps, r_max, tol, points, m_mid, m_end):
@@ -63,7 +65,7 @@ def _section_search(depth, eps, r_max, tol, points, m_mid, m_end):
     max_err = 0.0
     while hi - lo > tol:
         rs = np.linspace(lo, hi, points + 1)[1:] if first else np.linspace(lo, hi, points + 2)[1:-1]
-        c = classify_states(spec, k4_states(spec, eps, rs), m_mid, m_end)
+        c = classify_states(spec, k4_states(spec, eps, rs), m_mid, m_end, adaptive=False)
         nc = c["nc"]
         max_err = max(max_err, float(np.max(c["error"])))
         if first and not nc[-1]:

@@ -13,7 +13,8 @@ margins (default: from m_min = 1e2 to 1e4, i.e. t ~ e^{10^4}) and measures each 
 exponent ``e_j = dlog z_j / dlog m_min`` over that stretch: live -> 1, dead -> 0
 (dead: ``e_j = O(m_mid^{-(L-2)/L} / log 100)``). A mode is live when ``e_j > 1/2``; the
 reported error is ``max_j min(|e_j|, |1 - e_j|)``, the distance of the worst mode from its
-ideal exponent. A first-order alternative that needs no continuation, ``kappa_j = y_j / g_j``
+ideal exponent. A start whose error exceeds 0.25 (a mode dying slowly, near a basin boundary)
+is continued 10x further in margin, up to 1e6 by default, and its final error is reported. A first-order alternative that needs no continuation, ``kappa_j = y_j / g_j``
 (equal on live modes when the direction of g has converged), is *not* used: it fails when NC
 is approached from an asymmetric side (g's direction keeps turning; e.g. K = 4 with
 z = (a, a, b), a > b, gives kappa ratio -> 2 on live modes).
@@ -73,53 +74,75 @@ def describe(G: Group, z: np.ndarray, L: float, n: int = 1, rank_rel: float = 0.
             if nrm > 0 else []}
 
 
-def classify_exponents(z_mid, z_end, m_mid, m_end, K: int) -> dict:
-    """Live / dead modes from the growth exponents between two late states (see module doc)."""
-    z_mid = np.asarray(z_mid, float)[1:]
-    z_end = np.asarray(z_end, float)[1:]
-    with np.errstate(divide="ignore", invalid="ignore"):
-        ex = np.log(z_end / z_mid) / math.log(m_end / m_mid)
-    ex = np.where(np.isfinite(ex), ex, 0.0)  # modes pinned at 0 stay dead
-    live = ex > 0.5
-    supp = (np.nonzero(live)[0] + 1).tolist()
-    err = float(np.max(np.minimum(np.abs(ex), np.abs(1.0 - ex))))
-    nc = len(supp) == K - 1
-    zl = z_end[live]
-    return {"label": "NC" if nc else f"rank-{len(supp)} code", "nc": nc, "rank": len(supp),
-            "support": supp, "exponents": ex.tolist(), "error": err,
-            "limit_direction": ((z_end * live) / np.linalg.norm(zl)).tolist()
-            if zl.size else [], "m_mid": float(m_mid), "m_end": float(m_end)}
+DECIDED = 0.25  # a classification is "decided" when every exponent is this close to 0 or 1
 
 
-def classify_states(spec, s, m_mid: float = 1e2, m_end: float = 1e4, **kw) -> dict | list:
-    """Classify the limit of the flow from state(s) s (L, K) or (B, L, K): continue in
-    normalised time to ``m_min = m_end`` and read the growth exponents. For a batch returns a
-    dict of arrays: ``live`` (B, K-1) bool, ``rank`` (B,), ``nc`` (B,), ``error`` (B,),
-    ``status`` list."""
-    from .normtime import run_to_margin
-    s = np.asarray(s, float)
-    m0 = float(np.min(spec.check_state(s).prod(axis=-2) @ margin_matrix(spec.G, spec.n).T))
-    if m0 * 2 > m_mid:
-        f = 2 * m0 / m_mid
-        m_mid, m_end = m_mid * f, m_end * f
-    o = run_to_margin(spec, s, m_mid, m_end, **kw)
-    if s.ndim == 2:
-        c = classify_exponents(o["z_mid"], o["z_end"], o["m_mid"], o["m_end"], spec.K)
-        c["status"] = o["status"]
-        c["steps"] = int(o["steps"])
-        return c
+def _exponents(o):
     with np.errstate(divide="ignore", invalid="ignore"):
         ex = (np.log(o["z_end"][:, 1:] / o["z_mid"][:, 1:])
               / np.log(o["m_end"] / o["m_mid"])[:, None])
-    ex = np.where(np.isfinite(ex), ex, 0.0)
+    return np.where(np.isfinite(ex), ex, 0.0)
+
+
+def classify_states(spec, s, m_mid: float = 1e2, m_end: float = 1e4, adaptive: bool = True,
+                    max_end: float = 1e6, **kw) -> dict:
+    """Classify the limit of the flow from state(s) s (L, K) or (B, L, K): continue in
+    normalised time to ``m_min = m_end`` and read the growth exponents over margins
+    ``m_mid..m_end``. With ``adaptive`` the horizon of every undecided state (error >
+    ``DECIDED``) is pushed 10x further, up to ``max_end``. (Starts whose margin already
+    exceeds m_mid / 2 shift the window up.) For a batch returns a dict of arrays: ``live``
+    (B, K-1) bool, ``rank`` (B,), ``nc`` (B,), ``error`` (B,), ``horizon`` (B,),
+    ``exponents``, ``status`` list, ``steps``."""
+    from .normtime import run_to_margin
+    s = np.asarray(spec.check_state(s), float)
+    single = s.ndim == 2
+    S = s[None] if single else s
+    m0 = float(np.min(S.prod(axis=-2) @ margin_matrix(spec.G, spec.n).T))
+    if m0 * 2 > m_mid:
+        f = 2 * m0 / m_mid
+        m_mid, m_end = m_mid * f, m_end * f
+        max_end = max(max_end, m_end)
+    B = S.shape[0]
+    ex = np.zeros((B, spec.K - 1))
+    zend = np.zeros((B, spec.K))
+    hor = np.zeros(B)
+    status = [""] * B
+    steps = np.zeros(B, dtype=int)
+    todo = np.arange(B)
+    a, b = m_mid, m_end
+    while todo.size:
+        o = run_to_margin(spec, S[todo], a, b, **kw)
+        e = _exponents(o)
+        ex[todo] = e
+        zend[todo] = o["z_end"]
+        hor[todo] = b
+        steps[todo] += o["steps"]
+        for i, st in zip(todo, o["status"]):
+            status[i] = st
+        err = np.max(np.minimum(np.abs(e), np.abs(1.0 - e)), axis=1)
+        ok = np.array([st == "ok" for st in o["status"]])
+        if not adaptive or b * 10 > max_end * (1 + 1e-9):
+            break
+        todo = todo[(err > DECIDED) & ok]
+        a, b = a * 10, b * 10
     live = ex > 0.5
     err = np.max(np.minimum(np.abs(ex), np.abs(1.0 - ex)), axis=1)
+    if single:
+        supp = (np.nonzero(live[0])[0] + 1).tolist()
+        nc = len(supp) == spec.K - 1
+        zl = zend[0, 1:] * live[0]
+        return {"label": "NC" if nc else f"rank-{len(supp)} code", "nc": nc,
+                "rank": len(supp), "support": supp, "exponents": ex[0].tolist(),
+                "error": float(err[0]), "decided": bool(err[0] <= DECIDED),
+                "horizon": float(hor[0]),
+                "limit_direction": (zl / np.linalg.norm(zl)).tolist() if zl.any() else [],
+                "status": status[0], "steps": int(steps[0])}
     return {"live": live, "rank": live.sum(axis=1), "nc": live.all(axis=1), "error": err,
-            "exponents": ex, "status": o["status"], "steps": o["steps"]}
+            "horizon": hor, "exponents": ex, "status": status, "steps": steps}
 
 
 def classify_trajectory(traj, m_mid: float = 1e2, m_end: float = 1e4,
-                        rank_rel: float = 0.1) -> dict:
+                        rank_rel: float = 0.1, max_end: float = 1e6) -> dict:
     """Limit geometry of a saved (single) Trajectory: geometry of its last finite state, and
     the classification of its limit by continuing that state in normalised time."""
     spec = traj.spec
@@ -131,7 +154,7 @@ def classify_trajectory(traj, m_mid: float = 1e2, m_end: float = 1e4,
         raise ValueError("trajectory has no finite state")
     last = int(idx[-1])
     z = s[last].prod(axis=0)
-    cls = classify_states(spec, s[last], m_mid, m_end)
+    cls = classify_states(spec, s[last], m_mid, m_end, max_end=max_end)
     return {"spec": spec.to_dict(), "time": float(np.asarray(traj.times)[last]),
             "geometry": describe(G, z, L, n, rank_rel), "classification": cls,
             "loss": float(np.asarray(traj.loss)[last]),

@@ -23,7 +23,7 @@ first exceeds ``m_mid``. The growth exponent of each mode over that stretch,
     e_j = log(z_j(end) / z_j(mid)) / log(m_min(end) / m_min(mid)),
 
 tends to 1 for live modes (z_j proportional to the margin) and to 0 for dead ones (z_j
-converging); see :func:`svdyn.analysis.geometry.classify_exponents`.
+converging); see :func:`svdyn.analysis.geometry.classify_states`.
 """
 from __future__ import annotations
 
