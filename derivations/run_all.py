@@ -232,9 +232,11 @@ def section_lyapunov(R: Run, numeric: bool):
         + R.check(gen["sign_ok"]) + r" (sympy: integral $=" + _tex(gen["integral"])
         + r"$, integrand positive), so each pair term is $\le0$ and vanishes iff $m_g=m_h$. "
         r"(iv) $\sum_gm_g=S/\sqrt n>0$. Hence $\dot V\le0$ with equality iff all margins are "
-        "equal, which (the margin map $z\\mapsto m$ is invertible on modes $1..K-1$) is NC; "
-        "V is radially constant, so it controls the *direction* $z/\\|z\\|$ and proves "
-        "convergence of the direction to the ETF for every positive start.")
+        "equal, which (the margin map $z\\mapsto m$ is invertible on modes $1..K-1$) is NC. "
+        "V depends only on the direction $z/\\|z\\|$ and blows up at the boundary "
+        "($z_j\\to0$), so its sublevel sets are compact sets of directions. Not derived here: "
+        "the lower bound on $|\\dot V|$ as $\\|z\\|\\to\\infty$ (all $p_g\\to0$) that a full "
+        "proof of directional convergence to NC ([H]) also needs.")
     R.w()
     R.w("**Where it fails.** In general $r_j=g_j\\sum_l\\prod_{m\\ne l}s_{m,j}^2/z_j$: "
         r"balanced depth L gives $r_j=Lz_j^{1-2/L}g_j$, unbalanced depth 2 gives "
@@ -318,8 +320,10 @@ def section_fixed(R: Run):
     R.w(f"* ce, depth 2: $z^*={_tex(fp['ce_L2'][0])}$, exists iff $\\lambda<1/(K\\sqrt n)$; "
         r"$s_l^{*2}=gz/\lambda_l$. Unequal $\lambda_1,\lambda_2$: "
         f"${_tex(fp['L2_unequal'][0])}$, i.e. the same $z^*$ with $\\lambda\\to\\sqrt{{\\lambda_1\\lambda_2}}$.")
-    R.w(f"* ce, depth L: scalar equation ${_tex(fp['ce_general'])}$ (no closed form; for small "
-        r"$\lambda$ and $L\ge3$ it has two roots, a small unstable one and the NC minimum).")
+    R.w(f"* ce, depth L: scalar equation ${_tex(fp['ce_general'])}$ (no closed form). For $L\\ge3$ the left side vanishes at "
+        r"$z\to0$ and $z\to\infty$, so for $\lambda$ below its maximum there are two roots; along "
+        r"the balanced NC line $\dot z\propto g z^{1-2/L}-\lambda$, so the smaller root is "
+        "unstable and the larger one stable.")
     R.w(f"* mse, depth 2: $z^*={_tex(fp['mse_L2'][0])}$ (needs $\\lambda<1/(K\\sqrt n)$).")
     R.w(f"* label-smoothed ce, depth 2: $z^*={_tex(fp['ls_L2'][0])}$; without weight decay "
         f"$z^*={_tex(fp['ls_free'][0])}$ (finite even at $\\lambda=0$).")
@@ -369,8 +373,8 @@ def main(argv=None, *, write_kernels: bool = True, numeric: bool = True,
         "Conventions: `../shared/MODEL.md` (mean loss over N = nK samples, depth L = number of "
         "factor matrices).")
     R.w()
-    R.timed("closed forms", section_closed, R)
     R.timed("reduction", section_reduction, R, reduction.CONFIGS)
+    R.timed("closed forms", section_closed, R)
     R.timed("conservation", section_conservation, R)
     R.timed("lyapunov", section_lyapunov, R, numeric)
     R.timed("fixed points", section_fixed, R)

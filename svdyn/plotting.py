@@ -33,15 +33,20 @@ def plot_modes(traj, ax=None, title: str | None = None):
     return ax
 
 
-def save_modes_plot(traj, path, title: str | None = None) -> Path:
-    fig, ax = plt.subplots(figsize=(5.5, 3.8))
-    plot_modes(traj, ax, title)
+def save_figure(fig, path, dpi: int = 120) -> Path:
+    """Tight layout, create the parent folder, write the PNG, close the figure."""
     fig.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
+    fig.savefig(path, dpi=dpi)
     plt.close(fig)
     return path
+
+
+def save_modes_plot(traj, path, title: str | None = None) -> Path:
+    fig, ax = plt.subplots(figsize=(5.5, 3.8))
+    plot_modes(traj, ax, title)
+    return save_figure(fig, path)
 
 
 def save_grid_plot(trajs, path, titles=None) -> Path:
@@ -54,9 +59,4 @@ def save_grid_plot(trajs, path, titles=None) -> Path:
         plot_modes(tr, axes[i // cols][i % cols], titles[i] if titles else None)
     for i in range(n, rows * cols):
         axes[i // cols][i % cols].axis("off")
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)

@@ -258,11 +258,21 @@ def walsh_code_families(G: Group) -> list:
     return out
 
 
+_VCACHE: dict = {}
+
+
 def vertices(G: Group, exact_max_dim: int = EXACT_MAX_DIM, seed: int = 0):
     """Vertices of the reduced polytope (class variables x) and whether the list is complete.
 
-    Returns ``(X (V, D), classes, exact: bool, method: str)``.
+    Returns ``(X (V, D), classes, exact: bool, method: str)`` (cached per group and options).
     """
+    key = (G.name, G.dims, exact_max_dim, seed)
+    if key not in _VCACHE:
+        _VCACHE[key] = _vertices(G, exact_max_dim, seed)
+    return _VCACHE[key]
+
+
+def _vertices(G: Group, exact_max_dim: int, seed: int):
     A, cls = reduced_problem(G)
     D = A.shape[1]
     if D <= exact_max_dim:
@@ -273,8 +283,8 @@ def vertices(G: Group, exact_max_dim: int = EXACT_MAX_DIM, seed: int = 0):
     mult = np.array([len(c) for c in cls], float)
     ps = np.linspace(0.05, 1.0, 20)
     extra = walsh_code_families(G) if G.name == "walsh" else [np.full(D, 2.0 / G.K)]
-    X = search_vertices(A, mult, ps, starts=40, seed=seed, extra=extra)
-    return X, cls, False, ("successive-LP search from 40 random starts at 20 depths plus "
+    X = search_vertices(A, mult, ps, starts=100, seed=seed, extra=extra)
+    return X, cls, False, ("successive-LP search from 100 random starts at 20 depths plus "
                            "binary-code families (not a certified global optimum)")
 
 
