@@ -55,11 +55,12 @@ def _column_grad(loss: str, K: int, y: int, eps):
     return x, ell, [sp.diff(ell, t) for t in x]
 
 
-def check_reduction(spec: str, K: int, L: int, n: int, loss: str) -> dict:
+def check_reduction(spec: str, K: int, L: int, n: int, loss: str, basis=None) -> dict:
     """Run the derivation for one configuration; returns a dict of booleans and timings.
 
     Matrix products are exact, in the polynomial ring QQ<sqrt2, sqrt3>[s, p, lambda, eps]
-    (sympy DomainMatrix): the same algebra as sympy expressions, only faster.
+    (sympy DomainMatrix): the same algebra as sympy expressions, only faster. ``basis``
+    replaces the character basis Q (negative control: a non-character orthogonal matrix).
     """
     t0 = time.perf_counter()
     G = sym_group(spec, K)
@@ -80,7 +81,7 @@ def check_reduction(spec: str, K: int, L: int, n: int, loss: str) -> dict:
         return DomainMatrix([[dom.from_sympy(sp.expand(e)) for e in row] for row in M.tolist()],
                             M.shape, dom)
 
-    Q = G.Q
+    Q = G.Q if basis is None else sp.Matrix(basis)
     B = sp.Matrix(N, K, lambda i, j: Q[i // n, j] / sp.sqrt(n))
     frames_s = [B] + [householder_frame(K + 1, K, l) for l in range(1, L)] + [Q]
     frames = [dm(R) for R in frames_s]

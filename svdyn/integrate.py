@@ -22,11 +22,17 @@ from .field import N_WORK, rhs
 from .groups import SpecError
 from .result import Trajectory
 from .spec import ModelSpec
+from .steady import newton_steady
 from .tableaux import TABLEAUX
 
 SAFETY = 0.9
 MIN_FACTOR = 0.2
 MAX_FACTOR = 10.0
+#: Every STEADY_WINDOW accepted steps, if at least STEADY_REJECT_FRACTION of the attempts in
+#: that window were rejected (the symptom of stiffness at a fixed point), try the hand-off of
+#: ``steady.newton_steady``.
+STEADY_WINDOW = 256
+STEADY_REJECT_FRACTION = 0.05
 
 OK, MAX_STEPS, STEP_TOO_SMALL, NON_FINITE = 0, 1, 2, 3
 STATUS_MESSAGES = {
@@ -81,11 +87,12 @@ def _initial_step(y0, f0, t_span, err_order, rtol, atol, work, tmp, ftmp,
 
 
 @nb.njit(cache=True)
-def _integrate_one(y0, t_save, rtol, atol, h_init, max_steps, A, b, e, c, err_order,
+def _integrate_one(y0, t_save, rtol, atol, h_init, max_steps, steady, A, b, e, c, err_order,
                    out_s, out_loss, out_mm, kind, dims, cs, sn, offs, code, eps, n, lam):
     """Integrate one trajectory from t = 0; fill ``out_*[i]`` at ``t_save[i]`` (sorted, >= 0).
 
-    Returns ``(status, n_accepted, n_rejected, t_reached)``.
+    Returns ``(status, n_accepted, n_rejected, t_reached, t_steady)``; ``t_steady >= 0`` when
+    the run handed off to a stable fixed point at that time (``steady`` enables it).
     """
     L, K = y0.shape
     S = b.shape[0]
@@ -105,7 +112,7 @@ def _integrate_one(y0, t_save, rtol, atol, h_init, max_steps, A, b, e, c, err_or
         out_mm[idx] = mm
         idx += 1
     if idx == T:
-        return OK, 0, 0, t
+        return OK, 0, 0, t, -1.0
     if h_init > 0:
         h = h_init
     else:
@@ -116,6 +123,9 @@ def _integrate_one(y0, t_save, rtol, atol, h_init, max_steps, A, b, e, c, err_or
     step_rejected = False
     inv = -1.0 / (err_order + 1)
     status = OK
+    t_steady = -1.0
+    win_acc = 0
+    win_rej = 0
     last_nonfinite = False
     lo = loss
     mg = mm
@@ -183,12 +193,29 @@ def _integrate_one(y0, t_save, rtol, atol, h_init, max_steps, A, b, e, c, err_or
                 out_loss[idx] = loss
                 out_mm[idx] = mm
                 idx += 1
+            win_acc += 1
+            if win_acc >= STEADY_WINDOW:
+                if (steady and idx < T and
+                        win_rej >= STEADY_REJECT_FRACTION * (win_acc + win_rej) and
+                        newton_steady(y, k[0], ytmp, work, rtol, atol, kind, dims, cs, sn, offs,
+                                      code, eps, n, lam)):
+                    t_steady = t
+                    loss, mm = rhs(ytmp, ynew, work, kind, dims, cs, sn, offs, code, eps, n,
+                                   lam)
+                    while idx < T:
+                        out_s[idx] = ytmp
+                        out_loss[idx] = loss
+                        out_mm[idx] = mm
+                        idx += 1
+                win_acc = 0
+                win_rej = 0
         else:
             if np.isfinite(en):
                 h = h_eff * max(MIN_FACTOR, SAFETY * en ** inv)
             else:
                 h = h_eff * MIN_FACTOR
             nrej += 1
+            win_rej += 1
             step_rejected = True
         last_nonfinite = not finite
     while idx < T:
@@ -196,19 +223,21 @@ def _integrate_one(y0, t_save, rtol, atol, h_init, max_steps, A, b, e, c, err_or
         out_loss[idx] = np.nan
         out_mm[idx] = np.nan
         idx += 1
-    return status, nacc, nrej, t
+    return status, nacc, nrej, t, t_steady
 
 
 @nb.njit(cache=True)
-def _integrate_into(i, Y0, t_save, rtol, atol, h_init, max_steps, A, b, e, c, err_order,
-                    out_s, out_loss, out_mm, info, kind, dims, cs, sn, offs, code, eps, n, lam):
-    st, na, nr, tr = _integrate_one(Y0[i], t_save, rtol, atol, h_init, max_steps, A, b, e, c,
-                                    err_order, out_s[i], out_loss[i], out_mm[i], kind, dims,
-                                    cs, sn, offs, code, eps, n, lam)
+def _integrate_into(i, Y0, t_save, rtol, atol, h_init, max_steps, steady, A, b, e, c,
+                    err_order, out_s, out_loss, out_mm, info, kind, dims, cs, sn, offs, code,
+                    eps, n, lam):
+    st, na, nr, tr, ts = _integrate_one(Y0[i], t_save, rtol, atol, h_init, max_steps, steady,
+                                        A, b, e, c, err_order, out_s[i], out_loss[i],
+                                        out_mm[i], kind, dims, cs, sn, offs, code, eps, n, lam)
     info[i, 0] = st
     info[i, 1] = na
     info[i, 2] = nr
     info[i, 3] = tr
+    info[i, 4] = ts
 
 
 @nb.njit(cache=True, parallel=True)
@@ -245,7 +274,7 @@ def _check_tol(rtol, atol):
 
 def flow(spec: ModelSpec, s0, t_end: float | None = None, *, save_at=None, rtol: float = 1e-9,
          atol: float = 1e-12, max_steps: int = 2_000_000, method: str = "dopri5",
-         first_step: float = 0.0) -> Trajectory:
+         first_step: float = 0.0, steady_handoff: bool = True) -> Trajectory:
     """Integrate the reduced gradient flow.
 
     Main arguments
@@ -261,6 +290,8 @@ def flow(spec: ModelSpec, s0, t_end: float | None = None, *, save_at=None, rtol:
     max_steps : accepted-step limit per trajectory
     method : tableau name in ``svdyn.tableaux.TABLEAUX``
     first_step : initial step (0 = automatic)
+    steady_handoff : at a stiff stable fixed point, hand off to it (``svdyn.steady``); the time
+        it happened is ``stats["t_steady"]`` (-1 when it did not)
 
     Returns
     -------
@@ -296,16 +327,18 @@ def flow(spec: ModelSpec, s0, t_end: float | None = None, *, save_at=None, rtol:
     out_s = np.empty((B, T, spec.L, spec.K))
     out_loss = np.empty((B, T))
     out_mm = np.empty((B, T))
-    info = np.zeros((B, 4))
+    info = np.zeros((B, 5))
     t0 = time.perf_counter()
     kernel = _integrate_batch_par if B >= PARALLEL_MIN_BATCH else _integrate_batch_ser
     kernel(Y0, times, float(rtol), float(atol), float(first_step), int(max_steps),
-                     A, b, e, c, q, out_s, out_loss, out_mm, info, *spec.kernel_args())
+           bool(steady_handoff), A, b, e, c, q, out_s, out_loss, out_mm, info,
+           *spec.kernel_args())
     wall = time.perf_counter() - t0
     status = [STATUS_MESSAGES[int(st)] for st in info[:, 0]]
     stats = {"accepted_steps": info[:, 1].astype(int).tolist(),
              "rejected_steps": info[:, 2].astype(int).tolist(),
-             "t_reached": info[:, 3].tolist(), "seconds": wall, "method": method,
+             "t_reached": info[:, 3].tolist(), "t_steady": info[:, 4].tolist(),
+             "seconds": wall, "method": method,
              "rtol": rtol, "atol": atol}
     if single:
         return Trajectory(spec, times, out_s[0], out_loss[0], out_mm[0], status[0], stats,

@@ -88,7 +88,7 @@ def _fd_stencil(times_c: np.ndarray, h: np.ndarray) -> np.ndarray:
 
 def check(spec: ModelSpec, trials: int, init_scale: float, *, unbalanced: bool = False,
           spread: float = 0.5, seed: int = 0, t_end: float = 200.0, n_save: int = 80,
-          n_check: int = 20, fd_frac: float = 0.02, rtol: float = 1e-12,
+          n_check: int = 20, fd_frac: float = 0.005, rtol: float = 1e-12,
           atol: float = 1e-14) -> dict:
     """Integrate ``trials`` random spectral starts and test V along them.
 

@@ -65,3 +65,11 @@ def test_cli_basin(tmp_path, capsys):
     assert main(["basin", "--classes", "8", "--depth", "3", "--critical-ratio",
                  "--init-scale", "0.1"]) == 2
     assert main(["basin", "--classes", "4", "--depth", "3"]) == 2
+
+
+def test_report_landscape_section_fallback(monkeypatch):
+    import sys
+    from svdyn.analysis import report
+    monkeypatch.setitem(sys.modules, "svdyn.landscape.report", None)  # import fails
+    txt = report._landscape_section()
+    assert "not yet generated" in txt

@@ -134,3 +134,29 @@ def test_paired_modes_stay_exactly_equal_at_depth(group, K):
     d = descend(spec, spec.balanced(z), 1.0, 3000, 100)
     for j, p in spec.G.pairs:
         assert np.array_equal(d.s[..., j], d.s[..., p])
+
+
+@pytest.mark.parametrize("K,L,group,loss,wd", [
+    (8, 3, "walsh", "ce", 1e-3), (8, 3, "walsh", "mse", 1e-2), (8, 2, "walsh", "ls:0.1", 0.0),
+    (6, 4, "cyclic", "ce", 1e-3), (10, 3, "2,5", "mse", 1e-3)])
+def test_steady_handoff_matches_explicit_and_reaches_1e12(K, L, group, loss, wd):
+    """Converging flows are stiff at their fixed point; the Newton hand-off agrees with the
+    explicit integration (within the tolerance) and makes t = 1e12 cheap."""
+    spec = ModelSpec(K, L, 1, loss, wd, group)
+    s0 = spec.balanced(_z0(spec, 0.5, 11))
+    times = [1e2, 1e4, 1e5]
+    ref = flow(spec, s0, save_at=times, steady_handoff=False)
+    tr = flow(spec, s0, save_at=times + [1e12])
+    assert tr.status == "ok" and ref.status == "ok"
+    assert tr.stats["t_steady"][0] > 0
+    assert tr.stats["accepted_steps"][0] < ref.stats["accepted_steps"][0]
+    rel = np.abs(tr.s[:3] - ref.s).max() / np.abs(ref.s).max()
+    assert rel < 1e-7, rel
+    _, loss_ref, _ = vector_field(spec, ref.s[-1])
+    assert abs(tr.loss[-1] - loss_ref) < 1e-8 * abs(loss_ref)
+
+
+def test_no_handoff_without_fixed_point():
+    spec = ModelSpec(8, 2)
+    tr = flow(spec, spec.balanced(_z0(spec, 0.5, 1)), 1e12)
+    assert tr.stats["t_steady"][0] == -1.0 and tr.status == "ok"

@@ -58,24 +58,37 @@ def k4_map(depth: int, eps_grid, r_grid, m_mid=1e2, m_end=1e4, max_end=1e6) -> d
             "extended": int(np.sum(c["horizon"] > m_end * (1 + 1e-9)))}
 
 
-def _section_search(depth, eps, r_max, tol, points, m_mid, m_end):
+def _section_search(depth, eps, r_max, tol, points, m_mid, m_end, max_rounds=10):
+    """Bracket of the NC threshold in r. Returns (midpoint, bracket, max classifier error,
+    fuzz): if, at a fixed horizon, the outcomes on a round's grid are not monotone (a mode
+    whose growth exponent sits near the 1/2 threshold), the bracket keeps every flip and
+    ``fuzz`` records the widest such non-monotone band."""
     spec = _k4_spec(depth)
     lo, hi = 0.0, float(r_max)
     first = True
-    max_err = 0.0
-    while hi - lo > tol:
+    max_err, fuzz = 0.0, 0.0
+    for _ in range(max_rounds):
+        if hi - lo <= tol:
+            break
         rs = np.linspace(lo, hi, points + 1)[1:] if first else np.linspace(lo, hi, points + 2)[1:-1]
         c = classify_states(spec, k4_states(spec, eps, rs), m_mid, m_end, adaptive=False)
         nc = c["nc"]
         max_err = max(max_err, float(np.max(c["error"])))
         if first and not nc[-1]:
             raise SpecError(f"limit at r = r_max = {r_max} is not NC; raise --r-max")
-        if np.any(np.diff(nc.astype(int)) < 0):
-            raise RuntimeError(f"outcome not monotone in r on {rs.tolist()}: {nc.tolist()}")
+        if not nc.any():
+            lo = float(rs[-1])
+            continue
         k = int(np.argmax(nc))  # first NC
-        lo, hi = (lo if k == 0 else float(rs[k - 1])), float(rs[k])
+        bad = np.nonzero(~nc)[0]
+        last_sq = int(bad[-1]) if bad.size else -1
+        new_lo = lo if k == 0 else float(rs[k - 1])
+        new_hi = float(rs[k]) if last_sq < k else float(rs[min(last_sq + 1, rs.size - 1)])
+        if last_sq > k:
+            fuzz = max(fuzz, float(rs[last_sq] - rs[k]))
+        lo, hi = new_lo, new_hi
         first = False
-    return 0.5 * (lo + hi), [lo, hi], max_err
+    return 0.5 * (lo + hi), [lo, hi], max_err, fuzz
 
 
 def k4_critical_ratio(depth: int, eps: float, r_max: float = 1.0, tol: float = 1e-4,
@@ -91,7 +104,8 @@ def k4_critical_ratio(depth: int, eps: float, r_max: float = 1.0, tol: float = 1
     ``critical_ratio`` is the Aitken extrapolation of the three horizons (or the largest
     horizon's value when the differences are not geometric), ``horizon_error`` the distance
     between the Aitken value and the extrapolation with the theoretical ratio
-    ``q = 10^(-(L-2)/L)`` per decade. Passing ``m_mid, m_end`` uses that single horizon.
+    ``q = 10^(-(L-2)/L)`` per decade, plus the widest bracket / non-monotone band met.
+    Passing ``m_mid, m_end`` uses that single horizon.
     """
     if not (math.isfinite(eps) and eps > 0):
         raise SpecError(f"--init-scale must be a finite number > 0, got {eps}")
@@ -100,12 +114,13 @@ def k4_critical_ratio(depth: int, eps: float, r_max: float = 1.0, tol: float = 1
         hz = [(m_mid if m_mid is not None else m_end / 100.0, m_end)]
     else:
         hz = [(M / 100.0, M) for M in sorted(horizons)]
-    vals, brackets, errs = [], [], []
+    vals, brackets, errs, fuzz = [], [], [], 0.0
     for a, b in hz:
-        r, br, e = _section_search(depth, eps, r_max, tol, points, a, b)
+        r, br, e, fz = _section_search(depth, eps, r_max, tol, points, a, b)
         vals.append(r)
         brackets.append(br)
         errs.append(e)
+        fuzz = max(fuzz, fz, br[1] - br[0])
     rc, herr = vals[-1], None
     if len(vals) >= 3 and depth > 2:
         d1, d2 = vals[-2] - vals[-3], vals[-1] - vals[-2]
@@ -116,14 +131,14 @@ def k4_critical_ratio(depth: int, eps: float, r_max: float = 1.0, tol: float = 1
             rc = vals[-1] + d2 * d2 / (d1 - d2)
         else:
             rc = theo
-        herr = abs(rc - theo) + tol
+        herr = abs(rc - theo) + fuzz
     elif depth <= 2:
-        herr = tol
+        herr = fuzz
     return {"classes": 4, "depth": depth, "init_scale": eps, "critical_ratio": float(rc),
             "horizon_error": herr, "by_horizon": [{"m_mid": a, "m_end": b, "critical_ratio": v,
                                                   "bracket": br}
                                                  for (a, b), v, br in zip(hz, vals, brackets)],
-            "bracket": brackets[-1], "tol": tol, "max_classifier_error": max(errs),
+            "bracket": brackets[-1], "tol": tol, "fuzz": fuzz, "max_classifier_error": max(errs),
             "seconds": time.perf_counter() - t0,
             "init": "z(0) = eps * (0, 1, 1, r), balanced, walsh"}
 

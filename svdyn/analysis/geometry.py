@@ -14,7 +14,9 @@ exponent ``e_j = dlog z_j / dlog m_min`` over that stretch: live -> 1, dead -> 0
 (dead: ``e_j = O(m_mid^{-(L-2)/L} / log 100)``). A mode is live when ``e_j > 1/2``; the
 reported error is ``max_j min(|e_j|, |1 - e_j|)``, the distance of the worst mode from its
 ideal exponent. A start whose error exceeds 0.25 (a mode dying slowly, near a basin boundary)
-is continued 10x further in margin, up to 1e6 by default, and its final error is reported. A first-order alternative that needs no continuation, ``kappa_j = y_j / g_j``
+is continued 10x further in margin, up to 1e6 by default, and its final error is reported.
+
+A first-order alternative that needs no continuation, ``kappa_j = y_j / g_j``
 (equal on live modes when the direction of g has converged), is *not* used: it fails when NC
 is approached from an asymmetric side (g's direction keeps turning; e.g. K = 4 with
 z = (a, a, b), a > b, gives kappa ratio -> 2 on live modes).

@@ -183,8 +183,10 @@ def build_report(out="validation/REPORT.md", figures="validation/figures", quick
                      for e in crit_eps] for L in crit_depths]
     (figures / "critical_ratios_k4.json").write_text(json.dumps(
         [{"depth": L, "init_scale": e, **{k: v for k, v in crit[(L, e)].items()
-                                         if k in ("critical_ratio", "horizon_error", "by_horizon", "seconds")}}
+                                         if k in ("critical_ratio", "horizon_error", "by_horizon",
+                                                  "seconds")}}
          for L in crit_depths for e in crit_eps]))
+
     def _incr(a, b):  # b > a beyond both error bars, and at every horizon
         return (crit[b]["critical_ratio"] - crit[b]["horizon_error"]
                 > crit[a]["critical_ratio"] + crit[a]["horizon_error"]

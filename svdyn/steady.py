@@ -1,0 +1,126 @@
+"""Hand-off to a stable fixed point: the stiff end of converging flows (numba).
+
+Flows that converge to a fixed point (weight decay, mse, label smoothing) are stiff there: an
+explicit Runge--Kutta method needs ~ t * (largest Hessian eigenvalue) steps. Since the reduced
+flow is a gradient flow, ``ds/dt = -grad loss(s)``, near a fixed point ``s*`` with a positive
+definite Hessian the distance to ``s*`` decays monotonically (to leading order in it). So when
+one Newton step ``delta = -J^{-1} f`` from the current state is already within the error
+tolerance (``rms(delta / (atol + rtol |s|)) < 1``, the same test an accepted step passes) and the
+Hessian (restricted to the coordinates that move) is positive definite,
+every later state lies within that tolerance of ``s* = s + delta``, and the integrator saves
+``s*`` at all remaining times (``Trajectory.stats["t_steady"]`` says when this happened).
+
+Coordinates: one per pair of conjugate modes (paired modes move together and stay equal),
+without the frozen ones (mode 0 under ce / label smoothing where ``lambda_l = 0``). The
+Jacobian is a central finite difference of the field (``2 n`` evaluations, ``n`` coordinates);
+the check is skipped when ``n > STEADY_MAX_DIM``.
+
+No hand-off happens where the fixed points are not isolated: without weight decay the
+conserved ``s_l^2 - s_m^2`` leave a manifold of fixed points (mse, label smoothing at depth
+L >= 2) whose Hessian is singular; such flows stay explicit (and may end with ``max_steps``).
+"""
+from __future__ import annotations
+
+import numba as nb
+import numpy as np
+
+from .field import conjugate, rhs
+from .groups import WALSH
+from .spec import LOSS_MSE
+
+STEADY_MAX_DIM = 512
+STEADY_TOL = 1.0  # the Newton step must be within the error tolerance (rms-scaled)
+
+
+@nb.njit(cache=True)
+def _coords(L, K, kind, dims, code, lam):
+    """(n, 3) int array of (l, j, partner) for the coordinates that move."""
+    out = np.empty((L * K, 3), dtype=np.int64)
+    n = 0
+    for j in range(K):
+        p = j if kind == WALSH else conjugate(j, dims)
+        if p < j:
+            continue
+        for l in range(L):
+            if j == 0 and code != LOSS_MSE and lam[l] == 0.0:
+                continue
+            out[n, 0] = l
+            out[n, 1] = j
+            out[n, 2] = p
+            n += 1
+    return out[:n]
+
+
+@nb.njit(cache=True)
+def newton_steady(y, f, ystar, work, rtol, atol, kind, dims, cs, sn, offs, code, eps, n, lam):
+    """Try the fixed-point hand-off at state ``y`` (L, K) with field ``f = rhs(y)``.
+
+    On success writes ``s*`` into ``ystar`` and returns True; returns False when the Hessian on
+    the moving coordinates is not positive definite, the Newton step is not small enough, or
+    the system is larger than :data:`STEADY_MAX_DIM`.
+    """
+    L, K = y.shape
+    co = _coords(L, K, kind, dims, code, lam)
+    m = co.shape[0]
+    if m == 0 or m > STEADY_MAX_DIM:
+        return False
+    yp = y.copy()
+    fp = np.empty((L, K))
+    fm = np.empty((L, K))
+    H = np.empty((m, m))
+    for c in range(m):
+        l, j, p = co[c, 0], co[c, 1], co[c, 2]
+        hc = 1e-6 * max(abs(y[l, j]), 1e-3)
+        yp[l, j] = y[l, j] + hc
+        yp[l, p] = y[l, p] + hc
+        rhs(yp, fp, work, kind, dims, cs, sn, offs, code, eps, n, lam)
+        yp[l, j] = y[l, j] - hc
+        yp[l, p] = y[l, p] - hc
+        rhs(yp, fm, work, kind, dims, cs, sn, offs, code, eps, n, lam)
+        yp[l, j] = y[l, j]
+        yp[l, p] = y[l, p]
+        for r in range(m):
+            lr, jr, pr = co[r, 0], co[r, 1], co[r, 2]
+            mult = 2.0 if pr != jr else 1.0
+            # Hessian of the loss restricted to the pair-symmetric subspace: -D J
+            H[r, c] = -mult * (fp[lr, jr] - fm[lr, jr]) / (2.0 * hc)
+    Hs = 0.5 * (H + H.T)
+    rhs_vec = np.empty(m)
+    for r in range(m):
+        lr, jr, pr = co[r, 0], co[r, 1], co[r, 2]
+        mult = 2.0 if pr != jr else 1.0
+        rhs_vec[r] = mult * f[lr, jr]
+    # positive definite? (Cholesky with pivots above 1e-8 of the largest diagonal entry, well
+    # clear of the ~1e-10 relative error of the finite-difference Hessian)
+    hmax = 0.0
+    for i in range(m):
+        hmax = max(hmax, abs(Hs[i, i]))
+    Lc = np.zeros((m, m))
+    for i in range(m):
+        acc = Hs[i, i]
+        for k in range(i):
+            acc -= Lc[i, k] * Lc[i, k]
+        if not (acc > 1e-8 * hmax):
+            return False
+        Lc[i, i] = np.sqrt(acc)
+        for r in range(i + 1, m):
+            a = Hs[r, i]
+            for k in range(i):
+                a -= Lc[r, k] * Lc[i, k]
+            Lc[r, i] = a / Lc[i, i]
+    delta = np.linalg.solve(H, rhs_vec)
+    acc = 0.0
+    for r in range(m):
+        lr, jr = co[r, 0], co[r, 1]
+        v = delta[r] / (atol + rtol * abs(y[lr, jr]))
+        acc += v * v
+    if not (np.sqrt(acc / m) < STEADY_TOL):
+        return False
+    for l in range(L):
+        for j in range(K):
+            ystar[l, j] = y[l, j]
+    for r in range(m):
+        lr, jr, pr = co[r, 0], co[r, 1], co[r, 2]
+        ystar[lr, jr] = y[lr, jr] + delta[r]
+        ystar[lr, pr] = ystar[lr, jr]
+    return True
