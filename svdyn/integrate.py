@@ -134,7 +134,7 @@ def _integrate_one(y0, t_save, rtol, atol, h_init, max_steps, steady, A, b, e, c
             status = MAX_STEPS
             break
         target = t_save[idx]
-        hit = t + h >= target
+        hit = t + h * (1.0 + 1e-10) >= target  # never leave a sliver of 1e-10 h behind
         h_eff = target - t if hit else h
         if h_eff <= 10.0 * np.finfo(np.float64).eps * max(abs(t), 1e-300):
             status = NON_FINITE if last_nonfinite else STEP_TOO_SMALL
