@@ -113,7 +113,7 @@ def check(spec: ModelSpec, trials: int, init_scale: float, *, unbalanced: bool =
         raise SpecError(f"--init-scale must be a finite number > 0, got {init_scale}")
     if not (math.isfinite(t_end) and t_end > 0):
         raise SpecError(f"--t-end must be a finite number > 0, got {t_end}")
-    from .cli.common import random_init_z
+    from .spec import random_init_z
     from .integrate import flow
 
     t0 = time.perf_counter()

@@ -151,3 +151,15 @@ class ModelSpec:
         z = self.G.symmetrise(z)
         s = z[..., None, :] ** (1.0 / self.L)
         return np.ascontiguousarray(np.broadcast_to(s, z.shape[:-1] + (self.L, self.K)).copy())
+
+
+def random_init_z(spec: ModelSpec, scale: float, rng: np.random.Generator,
+                  batch: int | None = None, mode0: float = 0.0) -> np.ndarray:
+    """z(0) = scale * U(0.5, 1.5) on modes 1..K-1, paired modes equal; shape (K,) or (B, K)."""
+    if not (math.isfinite(scale) and scale > 0):
+        raise SpecError(f"init scale (--init-scale) must be a finite number > 0, got {scale}")
+    shape = (spec.K,) if batch is None else (batch, spec.K)
+    z = scale * rng.uniform(0.5, 1.5, size=shape)
+    z[..., :] = np.where(np.arange(spec.K) > spec.G.partner, z[..., spec.G.partner], z)
+    z[..., 0] = mode0
+    return z

@@ -13,7 +13,7 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from svdyn import fullmodel as fm  # noqa: E402
-from svdyn.cli.common import random_init_z  # noqa: E402
+from svdyn.spec import random_init_z  # noqa: E402
 from svdyn.cli.main import main  # noqa: E402
 from svdyn.field import vector_field  # noqa: E402
 from svdyn.ranks import effective_rank, numerical_rank, stable_rank  # noqa: E402

@@ -83,7 +83,7 @@ def phases(small: bool) -> list:
 
 def run_phase(kind, p, dev, deadline, seed):
     from svdyn import fullmodel as fm
-    from svdyn.cli.common import random_init_z
+    from svdyn.spec import random_init_z
     from svdyn.spec import ModelSpec
 
     def progress(step, steps, loss):

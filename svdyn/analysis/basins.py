@@ -146,7 +146,7 @@ def k4_critical_ratio(depth: int, eps: float, r_max: float = 1.0, tol: float = 1
 def monte_carlo(K: int, depth: int, eps: float, samples: int, seed: int = 0,
                 group: str = "", m_mid=1e2, m_end=1e4, max_end=1e5) -> dict:
     """Rank distribution of the limit over ``z_j(0) = eps * U(0.5, 1.5)`` spectral inits."""
-    from ..cli.common import random_init_z
+    from ..spec import random_init_z
     spec = ModelSpec(K, depth, group=group)
     z = random_init_z(spec, eps, np.random.default_rng(seed), batch=samples)
     t0 = time.perf_counter()

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from ..groups import SpecError
-from ..spec import ModelSpec
+from ..spec import ModelSpec, random_init_z  # noqa: F401 (re-exported for the CLI)
 
 
 def _floats(text: str, what: str) -> list[float]:
@@ -55,18 +55,6 @@ def add_init_args(p, required: bool = True) -> None:
     p.add_argument("--init-mode0", type=float, default=0.0,
                    help="z_0(0) of the constant mode (default 0; never moves under ce)")
     p.add_argument("--seed", type=int, default=0, help="seed for --init-scale (default 0)")
-
-
-def random_init_z(spec: ModelSpec, scale: float, rng: np.random.Generator,
-                  batch: int | None = None, mode0: float = 0.0) -> np.ndarray:
-    """z(0) = scale * U(0.5, 1.5) on modes 1..K-1, paired modes equal; shape (K,) or (B, K)."""
-    if not (math.isfinite(scale) and scale > 0):
-        raise SpecError(f"--init-scale must be a finite number > 0, got {scale}")
-    shape = (spec.K,) if batch is None else (batch, spec.K)
-    z = scale * rng.uniform(0.5, 1.5, size=shape)
-    z[..., :] = np.where(np.arange(spec.K) > spec.G.partner, z[..., spec.G.partner], z)
-    z[..., 0] = mode0
-    return z
 
 
 def init_from_args(args, spec: ModelSpec) -> tuple[np.ndarray, dict]:

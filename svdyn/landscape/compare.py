@@ -197,7 +197,7 @@ def multistart(spec: ModelSpec, n_starts: int = 100, scale: float = 0.1, t_end: 
     keep paired modes equal (round-off grows along the pair-antisymmetric direction, which is
     not a valid state). Returns ``[{"label", "count", "loss", "rank", "z"}]``, by count.
     """
-    from ..cli.common import random_init_z
+    from ..spec import random_init_z
     from ..integrate import flow
     from .critical import critical_points, solve_critical
     if spec.G.pairs:
