@@ -87,19 +87,16 @@ def logit_grad(z, g, work, kind, dims, cos_tab, sin_tab, offs, code, eps, n):
     for c in range(K):
         u[c] *= scale
     # margins m_c = u_0 - u_c, stored in w for now
+    u0 = u[0]
     mmin = np.inf
-    msum = 0.0
-    negmax = 0.0
     for c in range(1, K):
-        m = u[0] - u[c]
+        m = u0 - u[c]
         w[c] = m
-        msum += m
-        if m < mmin:
-            mmin = m
-        if -m > negmax:
-            negmax = -m
-    if K == 1:
-        mmin = 0.0
+        mmin = min(mmin, m)
+    msum = 0.0
+    if code == LOSS_LS:
+        for c in range(1, K):
+            msum += w[c]
     if code == LOSS_MSE:
         loss = 0.0
         for j in range(K):
@@ -109,7 +106,7 @@ def logit_grad(z, g, work, kind, dims, cos_tab, sin_tab, offs, code, eps, n):
             symmetrise_pairs(g, dims)
         return loss, mmin
     # softmax with shift a = max(0, max_c -m_c): q_c = exp(-m_c - a), q_0 = exp(-a)
-    a = negmax
+    a = max(0.0, -mmin)
     q0 = math.exp(-a)
     S = 0.0
     for c in range(1, K):
@@ -122,8 +119,9 @@ def logit_grad(z, g, work, kind, dims, cos_tab, sin_tab, offs, code, eps, n):
     else:
         loss = a + math.log(Zp)
     w[0] = S / Zp
+    ninv = -1.0 / Zp
     for c in range(1, K):
-        w[c] = -w[c] / Zp
+        w[c] *= ninv
     group_transform(w, omm, work, kind, dims, cos_tab, sin_tab, offs)
     g[0] = 0.0
     if code == LOSS_CE:

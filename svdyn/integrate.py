@@ -139,27 +139,37 @@ def _integrate_one(y0, t_save, rtol, atol, h_init, max_steps, steady, A, b, e, c
         if h_eff <= 10.0 * np.finfo(np.float64).eps * max(abs(t), 1e-300):
             status = NON_FINITE if last_nonfinite else STEP_TOO_SMALL
             break
-        # stages
+        # stages (row-wise over contiguous memory so the loops vectorise)
         for i in range(1, S):
             for l in range(L):
                 for j in range(K):
-                    acc = 0.0
-                    for m in range(i):
-                        acc += A[i, m] * k[m, l, j]
-                    ytmp[l, j] = y[l, j] + h_eff * acc
+                    ytmp[l, j] = y[l, j]
+            for m in range(i):
+                cm = h_eff * A[i, m]
+                if cm != 0.0:
+                    for l in range(L):
+                        for j in range(K):
+                            ytmp[l, j] += cm * k[m, l, j]
             lo, mg = rhs(ytmp, k[i], work, kind, dims, cs, sn, offs, code, eps, n, lam)
         # FSAL: with c[S-1] = 1 and A[S-1] = b, the last stage point is y_new
+        for l in range(L):
+            for j in range(K):
+                ynew[l, j] = 0.0
+                err[l, j] = 0.0
+        for m in range(S):
+            bm = b[m]
+            em = e[m]
+            for l in range(L):
+                for j in range(K):
+                    km = k[m, l, j]
+                    ynew[l, j] += bm * km
+                    err[l, j] += em * km
         finite = True
         for l in range(L):
             for j in range(K):
-                acc = 0.0
-                ea = 0.0
-                for m in range(S):
-                    acc += b[m] * k[m, l, j]
-                    ea += e[m] * k[m, l, j]
-                v = y[l, j] + h_eff * acc
+                v = y[l, j] + h_eff * ynew[l, j]
                 ynew[l, j] = v
-                err[l, j] = h_eff * ea
+                err[l, j] *= h_eff
                 if not np.isfinite(v):
                     finite = False
         if finite:
