@@ -113,3 +113,22 @@ def test_cli_maxmargin_json(tmp_path):
     assert d["nc_cost"] == pytest.approx(3.0)
     assert d["crossovers"][0]["depth"] == pytest.approx(mm.k4_crossover())
     assert main(["maxmargin", "--classes", "6", "--depth", "3", "--group", "walsh"]) == 2
+
+
+@pytest.mark.parametrize("L", [2.0, 3.0, 6.0])
+def test_milp_lower_bound_certifies_k8(L):
+    G = make_group("walsh", 8)
+    lb = mm.lower_bound(G, L, time_limit=30)
+    assert lb["certified"]
+    assert lb["lower_bound"] == pytest.approx(mm.solve(8, L, "walsh")["optimum"]["cost"],
+                                              rel=1e-9)
+    # a coarser breakpoint set still gives a valid (lower) bound
+    lb2 = mm.lower_bound(G, L, time_limit=30, breakpoints=[1.0])
+    assert lb2["lower_bound"] <= lb["lower_bound"] * (1 + 1e-9)
+
+
+def test_cli_certify(tmp_path):
+    out = tmp_path / "c.json"
+    assert main(["maxmargin", "--classes", "8", "--depth", "4", "--certify", "20",
+                 "--json", str(out)]) == 0
+    assert json.loads(out.read_text())["certificate"]["certified"]
