@@ -19,9 +19,7 @@ DEPTHS_MAP = (2, 3, 4, 6)
 
 
 def _plt():
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from ..plotting import plt  # Agg backend
     return plt
 
 
@@ -48,12 +46,8 @@ def plot_k4_map(m: dict, path) -> Path:
     ax.set_ylabel("ratio r   (z(0) = eps (0, 1, 1, r))")
     ax.set_title(f"K=4 walsh, depth {m['depth']}: red = NC, blue = square (rank 2)\n"
                  f"{m['n']} inits, {m['seconds']:.1f} s", fontsize=9)
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    from ..plotting import save_figure
+    return save_figure(fig, path, dpi=110)
 
 
 def _plot_crossovers(tables: dict, path) -> Path:
@@ -74,10 +68,8 @@ def _plot_crossovers(tables: dict, path) -> Path:
     ax.set_ylabel("optimal cost / NC cost")
     ax.set_title("spectral max-margin optimum (walsh)", fontsize=9)
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return Path(path)
+    from ..plotting import save_figure
+    return save_figure(fig, path, dpi=110)
 
 
 def _plot_width(rows: list, path) -> Path:
@@ -93,10 +85,8 @@ def _plot_width(rows: list, path) -> Path:
     ax.set_ylabel("effective rank of centred logits")
     ax.set_title("random init, full model (mean over seeds)", fontsize=9)
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return Path(path)
+    from ..plotting import save_figure
+    return save_figure(fig, path, dpi=110)
 
 
 def _md_table(header, rows) -> str:

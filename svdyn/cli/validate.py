@@ -200,9 +200,7 @@ def run(args) -> int:
 
 
 def _plt():
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from ..plotting import plt  # Agg backend
     return plt
 
 
@@ -238,9 +236,8 @@ def _plot_spectral(spec, r, path) -> None:
     fig.suptitle(f"K={spec.K} L={spec.L} {spec.group} {spec.loss}, device {r['device']}: "
                  f"max rel dev {r['max_rel_dev']:.1e}, leakage {r['max_leakage']:.1e}",
                  fontsize=9)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    from ..plotting import save_figure
+    save_figure(fig, path)
 
 
 def _plot_random(out, path) -> None:
@@ -263,6 +260,5 @@ def _plot_random(out, path) -> None:
     ax.set_title(f"random init, K={K}, L={out['spec']['depth']}, sigma={sig}, "
                  f"{out['steps']} steps", fontsize=8)
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    from ..plotting import save_figure
+    save_figure(fig, path)
