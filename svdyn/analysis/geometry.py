@@ -29,7 +29,7 @@ import numpy as np
 
 from ..groups import Group
 from ..ranks import effective_rank, numerical_rank, stable_rank
-from .maxmargin import margin_matrix
+from .maxmargin import margin_matrix, margins
 
 
 def scaled_gradient(G: Group, z: np.ndarray, n: int = 1):
@@ -53,7 +53,7 @@ def quasi_norm(z, L: float) -> np.ndarray:
 def normalised_margin(G: Group, z, L: float, n: int = 1) -> np.ndarray:
     """Scale-invariant margin ``m_min / (sum_j z_j^(2/L))^(L/2)``; its maximum over directions
     is ``cost*^(-L/2)`` with ``cost*`` the optimum of the spectral max-margin problem."""
-    m = np.asarray(z, float) @ margin_matrix(G, n).T
+    m = margins(G, z, n)
     return m.min(axis=-1) / quasi_norm(z, L) ** (L / 2.0)
 
 
@@ -62,7 +62,7 @@ def describe(G: Group, z: np.ndarray, L: float, n: int = 1, rank_rel: float = 0.
     z = np.asarray(z, float)
     zz = z[1:]
     nrm = np.linalg.norm(zz)
-    m = z @ margin_matrix(G, n).T
+    m = margins(G, z, n)
     direction = zz / nrm if nrm > 0 else zz
     nc_dir = np.full(G.K - 1, 1.0 / math.sqrt(G.K - 1))
     return {"direction": direction.tolist(),
@@ -99,7 +99,7 @@ def classify_states(spec, s, m_mid: float = 1e2, m_end: float = 1e4, adaptive: b
     s = np.asarray(spec.check_state(s), float)
     single = s.ndim == 2
     S = s[None] if single else s
-    m0 = float(np.min(S.prod(axis=-2) @ margin_matrix(spec.G, spec.n).T))
+    m0 = float(np.min(margins(spec.G, S.prod(axis=-2), spec.n)))
     if m0 * 2 > m_mid:
         f = 2 * m0 / m_mid
         m_mid, m_end = m_mid * f, m_end * f

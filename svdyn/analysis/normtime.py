@@ -35,6 +35,7 @@ import numpy as np
 from ..groups import SpecError
 from ..spec import LOSS_CE, ModelSpec
 from ..tableaux import DOPRI5
+from .maxmargin import margin_matrix
 
 OK, MAX_STEPS, STEP_TOO_SMALL, NON_FINITE = 0, 1, 2, 3
 STATUS = {OK: "ok", MAX_STEPS: "max_steps reached before m_end",
@@ -42,20 +43,21 @@ STATUS = {OK: "ok", MAX_STEPS: "max_steps reached before m_end",
 
 
 @nb.njit(cache=True)
-def _field(s, out, Mt, W, z, m, w):
-    """ds/dtau at s (L, K); returns min margin. Mt, W: (K-1, K) margin / weight matrices."""
+def _field(s, out, M, z, m, w):
+    """ds/dtau at s (L, K); returns min margin. M (K-1, K): margins ``m = M z``; the same
+    matrix weights the field, ``g = M^T exp(-(m - m_min))``."""
     L, K = s.shape
     for j in range(K):
         p = 1.0
         for l in range(L):
             p *= s[l, j]
         z[j] = p
-    C1 = Mt.shape[0]
+    C1 = M.shape[0]
     mmin = np.inf
     for c in range(C1):
         acc = 0.0
         for j in range(K):
-            acc += Mt[c, j] * z[j]
+            acc += M[c, j] * z[j]
         m[c] = acc
         if acc < mmin:
             mmin = acc
@@ -64,7 +66,7 @@ def _field(s, out, Mt, W, z, m, w):
     for j in range(K):
         g = 0.0
         for c in range(C1):
-            g += W[c, j] * w[c]
+            g += M[c, j] * w[c]
         pre = 1.0
         for l in range(L):
             out[l, j] = pre
@@ -77,7 +79,7 @@ def _field(s, out, Mt, W, z, m, w):
 
 
 @nb.njit(cache=True)
-def _run_one(s0, Mt, W, m_mid, m_end, rtol, atol, max_steps, A, b, e, zmid, zend, info):
+def _run_one(s0, M, m_mid, m_end, rtol, atol, max_steps, A, b, e, zmid, zend, info):
     L, K = s0.shape
     ns = b.shape[0]
     y = s0.copy()
@@ -85,9 +87,9 @@ def _run_one(s0, Mt, W, m_mid, m_end, rtol, atol, max_steps, A, b, e, zmid, zend
     ytmp = np.empty((L, K))
     ynew = np.empty((L, K))
     z = np.empty(K)
-    m = np.empty(Mt.shape[0])
-    w = np.empty(Mt.shape[0])
-    mm = _field(y, k[0], Mt, W, z, m, w)
+    m = np.empty(M.shape[0])
+    w = np.empty(M.shape[0])
+    mm = _field(y, k[0], M, z, m, w)
     got_mid = False
     if mm >= m_mid:
         for j in range(K):
@@ -123,9 +125,9 @@ def _run_one(s0, Mt, W, m_mid, m_end, rtol, atol, max_steps, A, b, e, zmid, zend
                 for l in range(L):
                     for j in range(K):
                         ynew[l, j] = ytmp[l, j]
-                mm_new = _field(ytmp, k[i], Mt, W, z, m, w)  # FSAL: f(y_new), z of y_new
+                mm_new = _field(ytmp, k[i], M, z, m, w)  # FSAL: f(y_new), z of y_new
             else:
-                _field(ytmp, k[i], Mt, W, z, m, w)
+                _field(ytmp, k[i], M, z, m, w)
         err = 0.0
         for l in range(L):
             for j in range(K):
@@ -162,7 +164,7 @@ def _run_one(s0, Mt, W, m_mid, m_end, rtol, atol, max_steps, A, b, e, zmid, zend
             if h < 1e-14 * max(tau, 1e-300):
                 status = 2
                 break
-    mm = _field(y, k[0], Mt, W, z, m, w)
+    mm = _field(y, k[0], M, z, m, w)
     for j in range(K):
         zend[j] = z[j]
     info[0] = status
@@ -172,17 +174,10 @@ def _run_one(s0, Mt, W, m_mid, m_end, rtol, atol, max_steps, A, b, e, zmid, zend
 
 
 @nb.njit(cache=True, parallel=True)  # measured: 2500 K=4 starts, 1.51 s on 1 thread, 0.98 s on 2
-def _run_batch(S0, Mt, W, m_mid, m_end, rtol, atol, max_steps, A, b, e, zmid, zend, info):
+def _run_batch(S0, M, m_mid, m_end, rtol, atol, max_steps, A, b, e, zmid, zend, info):
     for i in nb.prange(S0.shape[0]):
-        _run_one(S0[i], Mt, W, m_mid, m_end, rtol, atol, max_steps, A, b, e, zmid[i], zend[i],
+        _run_one(S0[i], M, m_mid, m_end, rtol, atol, max_steps, A, b, e, zmid[i], zend[i],
                  info[i])
-
-
-def matrices(spec: ModelSpec):
-    """``(Mt, W)``: margins ``m = Mt z`` and weights ``W = (1 - C[1:, :]) / (K sqrt n)``."""
-    C = spec.G.char_table
-    W = (1.0 - C[1:, :]) / (spec.K * math.sqrt(spec.n))
-    return np.ascontiguousarray(W), np.ascontiguousarray(W)
 
 
 def check_spec(spec: ModelSpec) -> None:
@@ -207,13 +202,13 @@ def run_to_margin(spec: ModelSpec, s0, m_mid: float = 1e4, m_end: float = 1e6,
     single = s0.ndim == 2
     S = s0[None] if single else s0
     B = S.shape[0]
-    Mt, W = matrices(spec)
+    M = np.ascontiguousarray(margin_matrix(spec.G, spec.n))
     A, b, e, c, q = DOPRI5
     zmid = np.full((B, spec.K), np.nan)
     zend = np.full((B, spec.K), np.nan)
     info = np.zeros((B, 5))
     info[:, 2] = np.nan
-    _run_batch(np.ascontiguousarray(S), Mt, W, float(m_mid), float(m_end), float(rtol),
+    _run_batch(np.ascontiguousarray(S), M, float(m_mid), float(m_end), float(rtol),
                float(atol), int(max_steps), A, b, e, zmid, zend, info)
     out = {"z_mid": zmid, "m_mid": info[:, 2], "z_end": zend, "m_end": info[:, 3],
            "status": [STATUS[int(x)] for x in info[:, 0]], "steps": info[:, 1].astype(int),
