@@ -35,7 +35,8 @@ import numba as nb
 import numpy as np
 
 from .descent import save_steps
-from .field import N_WORK, rhs
+from .bundle import CLOCK_T
+from .field import new_scratch, rhs
 from .groups import SpecError
 from .result import Trajectory
 from .spec import ModelSpec
@@ -49,17 +50,17 @@ HP_LR, HP_BETA, HP_BETA1, HP_BETA2, HP_EPS, HP_ALPHA = range(6)
 
 
 @nb.njit(cache=True)
-def _field(y, d, work, model):
-    """The one call of the engine's field kernel (``d = ds/dt``); returns (loss, min margin)."""
-    return rhs(y, d, work, model[0], model[1], model[2], model[3], model[4], model[5],
-               model[6], model[7], model[8])
+def _field(y, d, sc, model):
+    """The one call of the engine's field kernel (``d = ds/dt``, ``model`` the
+    :class:`svdyn.bundle.Model` bundle); returns (loss, min margin)."""
+    return rhs(y, d, sc, model)
 
 
 @nb.njit(cache=True)
 def _opt_one(y0, opt, hp, scale, wdec, steps, save_every, out_s, out_loss, out_mm, model):
     """Run ``steps`` optimizer steps from ``y0`` (L, K). Returns (status, steps done)."""
     L, K = y0.shape
-    work = np.empty((N_WORK + 2, K))
+    work = new_scratch(K, model.tmax)
     y = y0.copy()
     d = np.empty((L, K))
     m = np.zeros((L, K))
@@ -239,11 +240,11 @@ def optimize(spec: ModelSpec, s0, lr: float, steps: int, optimizer: str = "momen
     out_mm = np.empty((B, T))
     info = np.zeros((B, 2), dtype=np.int64)
     hp = np.array([lr, momentum, betas[0], betas[1], eps, alpha], dtype=np.float64)
-    model = spec.kernel_args()
+    model = spec.bundle(CLOCK_T)
     wdec = np.zeros(spec.L)
     if optimizer == "adamw":  # decoupled: the field runs without weight decay
         wdec = spec.lam.copy()
-        model = model[:8] + (np.zeros(spec.L),)
+        model = model._replace(lam=np.zeros(spec.L))
     t0 = time.perf_counter()
     kernel = _opt_batch_par if B >= PARALLEL_MIN_BATCH else _opt_batch_ser
     kernel(Y0, code, hp, entry_scales(spec), wdec, steps, save_every, out_s, out_loss, out_mm,
