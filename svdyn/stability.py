@@ -321,11 +321,11 @@ def _phases(loss: np.ndarray, steps: np.ndarray) -> dict:
 
 
 def _rate(steps, leak, a, b):
-    """Per-step slope of ln leakage over saved points a..b-1 (None if < 3 points)."""
+    """Per-step slope of ``leak`` (= ln leakage) over saved points a..b-1 (None if < 3 points)."""
     if b - a < 3:
         return None
     x = steps[a:b]
-    y = np.log(np.maximum(leak[a:b], 1e-300))
+    y = leak[a:b]
     ok = np.isfinite(y)
     if ok.sum() < 3:
         return None
@@ -439,8 +439,8 @@ def run_stability(spec: ModelSpec, s0, optimizer: str = "gd", lr: float = 0.5,
             nF = math.sqrt(sum(float(torch.sum(F * F)) for F in params))
             num = math.sqrt(sum(float(torch.sum(off_part(T, fr[l + 1], fr[l]) ** 2))
                                 for l, T in enumerate(tang_p)))
-            leak_p.append(math.exp(math.log(max(num, 1e-300)) + logscale) / nF if num > 0
-                          else 0.0)
+            leak_p.append(math.log(num) + logscale - math.log(nF) if num > 0 and nF > 0
+                          else -math.inf)
             loss_b.append(fm.full_grads(spec, params)[0])
             z_b.append(fm.project_logits(fm.logits(params), fr)[0])
 
@@ -476,7 +476,10 @@ def run_stability(spec: ModelSpec, s0, optimizer: str = "gd", lr: float = 0.5,
     T = min(len(steps_arr), len(leak_b))
     steps_arr = steps_arr[:T]
     leak_m_a = np.asarray(leak_m[:T])
-    leak_p_a = np.asarray(leak_p[:T])
+    log_p = np.asarray(leak_p[:T])
+    leak_p_a = np.exp(np.minimum(log_p, 690.0))   # capped at ~1e300 (log kept for the rates)
+    if np.any(log_p > 690.0):
+        notes.append("the linearised perturbation grew beyond 1e300 (rates from its logarithm)")
     loss_a = np.asarray(loss_b[:T])
     ph = _phases(loss_a, steps_arr)
     growth, phases = {}, {}
@@ -485,8 +488,8 @@ def run_stability(spec: ModelSpec, s0, optimizer: str = "gd", lr: float = 0.5,
         if b - a < 3:
             continue
         span = steps_arr[b - 1] - steps_arr[a]
-        rm = _rate(steps_arr, leak_m_a, a, b)
-        rp = _rate(steps_arr, leak_p_a, a, b) if linearised else None
+        rm = _rate(steps_arr, np.log(np.maximum(leak_m_a, 1e-300)), a, b)
+        rp = _rate(steps_arr, log_p, a, b) if linearised else None
         phases[name] = [float(steps_arr[a]), float(steps_arr[b - 1])]
         growth[name] = {"measured": rm, "predicted": rp,
                         "verdict_measured": verdict(rm, span),

@@ -37,6 +37,7 @@ def register(sub) -> None:
     p.add_argument("--lr", type=float, required=True, help="step size eta")
     p.add_argument("--steps", type=int, required=True)
     p.add_argument("--save-every", type=int, default=1)
+    add_optimizer_args(p)
     _add_outputs(p)
     p.set_defaults(func=cmd_descend)
 
@@ -99,8 +100,35 @@ def cmd_flow(args) -> int:
 def cmd_descend(args) -> int:
     spec = spec_from_args(args)
     s0, meta = init_from_args(args, spec)
-    traj = descend(spec, s0, args.lr, args.steps, args.save_every)
+    if args.optimizer == "gd":
+        traj = descend(spec, s0, args.lr, args.steps, args.save_every)
+    else:
+        from ..optimizers import optimize
+        traj = optimize(spec, s0, args.lr, args.steps, args.optimizer,
+                        save_every=args.save_every, **optimizer_hyper(args))
     return _finish(traj, args, meta)
+
+
+def add_optimizer_args(p) -> None:
+    """--optimizer --momentum --betas --eps --alpha (issue 15)."""
+    from ..optimizers import OPTIMIZERS
+    p.add_argument("--optimizer", default="gd", choices=list(OPTIMIZERS),
+                   help="gd (default), momentum, nesterov (torch SGD conventions); adam, "
+                   "adamw, rmsprop, sign-gd (exact only for walsh, depth >= 2, "
+                   "signed-permutation hidden frames)")
+    p.add_argument("--momentum", type=float, default=0.9, help="beta of momentum / nesterov "
+                   "(default 0.9)")
+    p.add_argument("--betas", default="0.9,0.999", help="Adam betas (default 0.9,0.999)")
+    p.add_argument("--eps", type=float, default=1e-8, help="Adam / RMSprop eps (default 1e-8)")
+    p.add_argument("--alpha", type=float, default=0.99, help="RMSprop alpha (default 0.99)")
+
+
+def optimizer_hyper(args) -> dict:
+    betas = _floats(args.betas, "--betas")
+    if len(betas) != 2:
+        raise SpecError(f"--betas {args.betas!r}: give two numbers, e.g. 0.9,0.999")
+    return {"momentum": args.momentum, "betas": tuple(betas), "eps": args.eps,
+            "alpha": args.alpha}
 
 
 def cmd_demo(args) -> int:
