@@ -148,24 +148,26 @@ def leakage_figure(table: TableData, path, depth: int = 3) -> Path:
         col = f"C{i % 10}"
         ax.semilogy(st, np.maximum(lm, 1e-18), "-", color=col, lw=1.3,
                     label=label.replace(f" L={depth}", ""))
-        ax.semilogy(st, np.maximum(lp, 1e-18), "--", color=col, lw=0.9)
-    ax.set_ylim(1e-17, 10.0)
+        ax.semilogy(st, np.clip(lp, 1e-18, 1e3), "--", color=col, lw=0.9)
+    ax.set_ylim(1e-12, 30.0)
     ax.set_xlabel("step")
     ax.set_ylabel("leakage (relative off-manifold norm)")
     ax.set_title(f"K={K_STUDY}, L={depth}, width {WIDTH_STUDY}, delta=1e-6 random: measured "
                  "(solid) vs linearised (dashed)", fontsize=8)
-    ax.legend(fontsize=6, ncol=2, loc="center right")
+    ax.legend(fontsize=6, ncol=2, loc="lower right")
     return save_figure(fig, path)
 
 
 def agreement_figure(ag: AgreementData, path) -> Path:
     from .plotting import plt, save_figure
     fig, ax = plt.subplots(figsize=(6, 3.8))
-    for key, d in ag.summary.items():
+    n = len(ag.summary)
+    for i, (key, d) in enumerate(ag.summary.items()):
         xs = sorted(d)
-        ax.semilogx(xs, [d[x] for x in xs], "-o", ms=3, label=key)
+        off = 0.03 * (i - (n - 1) / 2) / max(n - 1, 1)   # small offsets: overlapping lines
+        ax.semilogx(xs, [d[x] + off for x in xs], "-o", ms=3, label=key)
     ax.set_xlabel("perturbation delta (relative, per factor)")
-    ax.set_ylabel("agreement rate (rank of centred logits)")
+    ax.set_ylabel("agreement rate (lines offset by < 0.02)")
     ax.set_ylim(-0.05, 1.05)
     ax.set_title(f"K={K_STUDY}, width {WIDTH_STUDY}, {ag.config['steps']} steps, "
                  f"{len(ag.config['seeds'])} seeds", fontsize=8)
@@ -185,6 +187,7 @@ def format_markdown(table: TableData, ag: AgreementData, extra: dict | None = No
              f"{table.device}; float64. Model: K = {K_STUDY} (walsh), n = 1, cross-entropy, no "
              f"weight decay, hidden width {WIDTH_STUDY}, balanced spectral start z_j = "
              f"{SCALE_STUDY} U(0.5, 1.5) (seed {SEED_STUDY}), z_0 = 0.", ""]
+    lines += _findings(table, ag)
     if extra:
         lines += extra.get("head", [])
     lines += ["## Stability per optimizer, depth, phase and learning rate", "",
@@ -254,6 +257,50 @@ def format_markdown(table: TableData, ag: AgreementData, extra: dict | None = No
     if extra:
         lines += extra.get("tail", [])
     return "\n".join(lines) + "\n"
+
+
+def _findings(table: TableData, ag: AgreementData) -> list:
+    """Summary numbers computed from the data (no hand-typed values)."""
+    lin = [r for r in table.rows if r["optimizer"] in ("gd", "momentum", "nesterov")]
+    mism, verd = 0.0, set()
+    for r in lin:
+        for g in r["growth"].values():
+            if g["measured"] is not None and g["predicted"] is not None:
+                mism = max(mism, abs(g["measured"] - g["predicted"])
+                           / max(abs(g["predicted"]), 1e-300))
+            verd.add(g["verdict_measured"])
+    ew = [r for r in table.rows if r["optimizer"] in ("adam", "rmsprop")
+          and r["frames"] == "signed-permutation"]
+    rates = [g["predicted"] for r in ew for g in r["growth"].values()
+             if g["predicted"] is not None]
+    out = ["## Findings", ""]
+    if lin:
+        out.append(f"- gd / momentum / nesterov ({len(lin)} runs, L = "
+                   f"{sorted({r['depth'] for r in lin})}): measured verdicts "
+                   f"{sorted(v for v in verd if v)}; final leakage "
+                   f"{min(r['final_leakage'] for r in lin):.2e}..."
+                   f"{max(r['final_leakage'] for r in lin):.2e} from delta = "
+                   f"{lin[0]['delta']:g}; the linearised rates match the measured ones to a "
+                   f"relative {mism:.1e} (largest over phases).")
+    if rates:
+        out.append(f"- Adam / RMSprop on their exact case (walsh, signed-permutation frames): "
+                   f"the linearisation about the reduced trajectory grows by e^{min(rates):.1f}"
+                   f"..e^{max(rates):.1f} per step (on an entry whose gradient and second "
+                   "moment are exactly zero, Adam's step is lr/eps = 1e5 times the gradient's "
+                   "first-order change); the measured leakage reaches "
+                   f"{min(r['final_leakage'] for r in ew):.2f}..."
+                   f"{max(r['final_leakage'] for r in ew):.2f} (saturated): strongly repelling.")
+    out.append("- agreement = equal rank of the centred logits at the last step, full run vs "
+               "reduced map from the projected start (details below); Adam's full run leaves "
+               "the manifold from rounding alone (previous item), so at depth 4 its rank "
+               "differs from the reduced prediction even at the smallest delta:")
+    for key, d in ag.summary.items():
+        bad = [x for x in sorted(d) if d[x] < 1.0]
+        out.append(f"  - {key}: " + (f"1.00 for every delta tested" if not bad else
+                   f"1.00 up to delta = {max([x for x in sorted(d) if x < bad[0]] or [0]):g}, "
+                   f"{d[bad[0]]:.2f} at delta = {bad[0]:g}" if bad[0] != min(d) else
+                   f"{d[bad[0]]:.2f} already at delta = {bad[0]:g}"))
+    return out + [""]
 
 
 def optimizer_checks(device="cpu") -> dict:
