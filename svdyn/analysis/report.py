@@ -64,6 +64,7 @@ def build_report(out="validation/REPORT.md", figures="validation/figures", quick
     """Run every study and write the report. Returns the report's path."""
     from . import basins, codes, maxmargin, repulsion
     from .geometry import classify_states
+    from ..progress import track
     t_start = time.perf_counter()
     out, figures = Path(out), Path(figures)
     figures.mkdir(parents=True, exist_ok=True)
@@ -78,7 +79,7 @@ def build_report(out="validation/REPORT.md", figures="validation/figures", quick
     if not quick:
         mm_cases.insert(3, (32, "walsh"))
     mm_rows, mm_json = [], []
-    for K, g in mm_cases:
+    for K, g in track(mm_cases, "report: max-margin", unit="case"):
         t0 = time.perf_counter()
         r = maxmargin.solve(K, 3.0, g)
         sec = time.perf_counter() - t0
@@ -121,7 +122,7 @@ def build_report(out="validation/REPORT.md", figures="validation/figures", quick
     mc_eps = (1e-3, 1e-1, 10.0)
     n_mc = 64 if quick else 400
     d2_rows = []
-    for K in (4, 8, 16):
+    for K in track((4, 8, 16), "report: depth-2 Monte Carlo", unit="K"):
         for eps in mc_eps:
             r = basins.monte_carlo(K, 2, eps, n_mc, seed=1)
             d2_rows.append([K, eps, n_mc, f"{r['nc_fraction']:.3f}", r["undecided"],
@@ -135,11 +136,11 @@ def build_report(out="validation/REPORT.md", figures="validation/figures", quick
     crit_eps = (1.0, 0.1, 0.01, 0.001)
     crit_depths = (2, 3, 4, 5, 6, 7, 8)
     crit = {}
-    for L in crit_depths:
+    for L in track(crit_depths, "report: critical ratios", unit="depth"):
         for eps in crit_eps:
             crit[(L, eps)] = basins.k4_critical_ratio(L, eps, tol=1e-4)
     maps = {}
-    for L in DEPTHS_MAP:
+    for L in track(DEPTHS_MAP, "report: basin maps", unit="map"):
         m = basins.k4_map(L, eps_grid, r_grid)
         m["critical"] = [crit[(L, e)] for e in crit_eps]
         maps[L] = m
@@ -185,7 +186,7 @@ def build_report(out="validation/REPORT.md", figures="validation/figures", quick
     mc_rows = []
     n_mc2 = 64 if quick else 500
     mc_json = []
-    for K in (8, 16):
+    for K in track((8, 16), "report: Monte Carlo over depth", unit="K"):
         for eps in (0.1, 0.01):
             row = [K, eps]
             for L in range(2, 9):
@@ -218,7 +219,7 @@ def build_report(out="validation/REPORT.md", figures="validation/figures", quick
     # ---------------------------------------------------------------- 5. softmax codes
     code_cases = [(2, 4), (3, 4), (2, 5), (2, 8), (3, 8)] + ([] if quick else [(4, 16)])
     code_rows, code_json = [], []
-    for d, K in code_cases:
+    for d, K in track(code_cases, "report: softmax codes", unit="code"):
         c = codes.compare(d, K, restarts=4 if quick else 8)
         code_json.append(c)
         for s in c["spectral"]:
@@ -239,7 +240,7 @@ def build_report(out="validation/REPORT.md", figures="validation/figures", quick
         ws = (4, 16) if quick else (4, 8, 16, 32, 64, 128)
         seeds = (0,) if quick else (0, 1)
         steps = 1000 if quick else 4000
-        for L in (3, 4):
+        for L in track((3, 4), "report: width (torch)", unit="depth"):
             for w in ws:
                 for sd in seeds:
                     r = validate_random(ModelSpec(4, L), w, 0.3 / math.sqrt(w), 0.5, steps,

@@ -90,15 +90,9 @@ def _g(x) -> str:
 
 
 def _progress(quiet: bool, label: str):
-    if quiet:
-        return None
-    t0 = time.monotonic()
-
-    def cb(step, steps, loss):
-        sys.stderr.write(f"svdyn validate [{label}]: step {step}/{steps} loss {loss:.6g} "
-                         f"({time.monotonic() - t0:.0f} s)\n")
-        sys.stderr.flush()
-    return cb
+    """A tqdm bar on stderr (only on a terminal, or with SVDYN_PROGRESS=1; off with --quiet)."""
+    from ..progress import step_callback
+    return None if quiet else step_callback(f"svdyn validate [{label}]")
 
 
 def run(args) -> int:
