@@ -1,7 +1,7 @@
 """The model specification: what is trained, with which loss and regularisation.
 
-Conventions (binding, see ``docs/conventions.md``): depth ``L`` counts *all* trainable factor matrices
-(``L = 2`` is the plain UFM; [P] and [U] count only the W's, so their L is ours minus one);
+Conventions (binding, see ``docs/conventions.md``): depth ``L`` counts *all* trainable factor
+matrices (``L = 2`` is the plain UFM; [P] and [U] count only the W's, so their L is ours minus one);
 the loss is the mean over the ``N = nK`` samples plus ``sum_l lambda_l/2 ||F_l||_F^2``.
 """
 from __future__ import annotations
