@@ -140,6 +140,7 @@ def plot_modes(traj, ax=None, title: str | None = None, live=None, legend: bool 
                      f"$z_j(T) <$ {LIVE_REL:g} max ({K - 1 - n_live})")
         style = [Line2D([], [], color="0.3", lw=1.5, ls="-", label=names[0]),
                  Line2D([], [], color="0.3", lw=1.0, ls="--", label=names[1])]
+        style = [h for h, n in zip(style, (n_live, K - 1 - n_live)) if n > 0]
         if few:
             h, _ = ax.get_legend_handles_labels()
             ax.legend(handles=h + style, fontsize=7, ncol=2, loc="best", framealpha=0.85)

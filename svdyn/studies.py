@@ -17,6 +17,10 @@ import numpy as np
 
 from .spec import ModelSpec
 
+# first compile of the normalised-time classifier kernels: 25 s measured with a fresh
+# NUMBA_CACHE_DIR on the 2-core machine at load average 11 (flow kernels already compiled)
+CLASSIFIER_COMPILE_S = 25
+
 __all__ = [
     "LimitClassification", "classify_limit", "MaxMargin", "max_margin", "BasinMap", "basin_map",
     "CriticalRatio", "critical_ratio", "MonteCarlo", "monte_carlo", "LyapunovCheck",
@@ -129,7 +133,12 @@ def classify_limit(spec_or_traj, s=None, *, m_mid: float = 1e2, m_end: float = 1
             raise TypeError("classify_limit(spec, s): pass the state s (L, K) or (B, L, K)")
     s = spec.check_state(s)
     single = s.ndim == 2
-    c = classify_states(spec, s[None] if single else s, m_mid, m_end, max_end=max_end)
+    from .analysis import normtime
+    from .progress import compile_notice
+
+    kernels = [k for k in (getattr(normtime, "_run_batch", None),) if hasattr(k, "signatures")]
+    with compile_notice("limit-classifier", CLASSIFIER_COMPILE_S, kernels or None):
+        c = classify_states(spec, s[None] if single else s, m_mid, m_end, max_end=max_end)
     rank = np.asarray(c["rank"], int)
     nc = np.asarray(c["nc"], bool)
     err = np.asarray(c["error"], float)
