@@ -204,10 +204,10 @@ def _marker(what: str) -> Path:
     """Marker file keyed by svdyn version + location, numba version, cache dir and ``what``."""
     from . import __version__
 
-    try:
-        import numba
+    try:  # the installed version, without importing numba (which would read its config now)
+        from importlib.metadata import version
 
-        nbv = numba.__version__
+        nbv = version("numba")
     except Exception:  # pragma: no cover - numba is a core dependency
         nbv = "?"
     key = "|".join([__version__, str(Path(__file__).resolve().parent), nbv,

@@ -201,7 +201,19 @@ class Trajectory:
         }
 
     def save(self, path) -> Path:
-        """Write ``.json`` (the CLI contract) or ``.npz`` (arrays + JSON config)."""
+        """Write the trajectory to a file.
+
+        Parameters
+        ----------
+        path : str or Path
+            ``.npz``: arrays ``times, s, z, loss, min_margin`` plus a JSON ``config``; anything
+            else: JSON in the CLI's format (``{"config", "version", "times", "z", "s", "loss",
+            "min_margin", "status", "stats"}``, non-finite numbers as ``null``).
+
+        Returns
+        -------
+        Path
+        """
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         if path.suffix == ".npz":
