@@ -298,7 +298,7 @@ def plot_maxmargin_cost(curves, ax=None):
             if i == 0:
                 for x, y in zip(xs, ys):
                     ax.annotate(f"$L^*$={x:.3f}", (x, y), textcoords="offset points",
-                                xytext=(5, -12), fontsize=7)
+                                xytext=(-4, -13), ha="right", fontsize=7)
     ax.plot([], [], "o", color="0.6", mec="k", mew=0.6, ms=5, label="crossover depth")
     ax.axhline(1.0, color="k", lw=0.6, ls=":")
     ax.set_xscale("log")
