@@ -140,7 +140,9 @@ def agreement_study(deltas=(1e-8, 1e-6, 1e-4, 1e-2, 1e-1, 1.0), depths=(2, 3, 4)
 
 # ----------------------------------------------------------------------------- formatting
 def leakage_figure(table: TableData, path, depth: int = 3) -> Path:
-    from .plotting import plt, save_figure
+    import matplotlib.pyplot as plt
+
+    from .plotting import save_figure
     fig, ax = plt.subplots(figsize=(7.5, 4.2))
     for i, (label, (st, lm, lp)) in enumerate(table.series.items()):
         if not label.endswith(f"L={depth}"):
@@ -159,7 +161,9 @@ def leakage_figure(table: TableData, path, depth: int = 3) -> Path:
 
 
 def agreement_figure(ag: AgreementData, path) -> Path:
-    from .plotting import plt, save_figure
+    import matplotlib.pyplot as plt
+
+    from .plotting import save_figure
     fig, ax = plt.subplots(figsize=(6, 3.8))
     n = len(ag.summary)
     for i, (key, d) in enumerate(ag.summary.items()):

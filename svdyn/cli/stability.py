@@ -60,9 +60,11 @@ def run(args) -> int:
         raise SpecError(f"--lr must be a finite number > 0, got {args.lr}")
     if args.width is not None and args.width < spec.K:
         raise SpecError(f"--width {args.width} < K = {spec.K}; use --width {spec.K} or more")
+    from ..progress import step_callback
     r = run_stability(spec, s0, args.optimizer, args.lr, args.steps, args.delta,
                       args.direction, args.width, args.frames, args.seed, args.save_every,
-                      args.device, not args.no_linearised, **optimizer_hyper(args))
+                      args.device, not args.no_linearised, **optimizer_hyper(args),
+                      progress=step_callback("svdyn stability"))
     print(f"stability: K={spec.K} L={spec.L} {spec.group} {args.optimizer} lr={args.lr:g} "
           f"delta={args.delta:g} {args.direction} frames={args.frames} device {r.device} "
           f"({r.seconds:.2f} s)")
@@ -82,10 +84,12 @@ def run(args) -> int:
         d["config"]["init"] = init_desc
         write_json(args.json, d)
     if args.plot:
-        from ..plotting import plt, save_figure
+        import matplotlib.pyplot as plt
+
+        from ..plotting import save_figure
         fig, ax = plt.subplots(figsize=(6, 3.8))
         ax.semilogy(r.steps, np.maximum(r.leakage, 1e-18), "-", label="measured (torch)")
-        ax.semilogy(r.steps, np.maximum(r.leakage_pred, 1e-18), "--", label="linearised")
+        ax.semilogy(r.steps, np.clip(r.leakage_pred, 1e-18, 1e3), "--", label="linearised")
         ax.semilogy(r.steps, np.maximum(r.leakage_base, 1e-18), ":", label="base trajectory")
         ax.set_ylim(1e-17, 10.0)
         ax.set_xlabel("step")
