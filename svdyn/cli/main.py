@@ -102,7 +102,10 @@ def main(argv=None) -> int:
         parser = _parser()
         cmd = _COMMAND[0] = _command_of(argv, parser)
         _check_numba_cache(cmd)
-        args = parser.parse_args(argv)
+        try:
+            args = parser.parse_args(argv)
+        except SystemExit as e:     # usage errors (exit 2), --help / --version (exit 0)
+            return e.code if isinstance(e.code, int) else (0 if e.code is None else 2)
         args.argv = argv
         return int(args.func(args) or 0)
     except SpecError as e:
