@@ -464,6 +464,9 @@ def result_cases():
              + ["--save-every", "1"], names=("--save-every", "GiB")),
         Case("result:flow-init-tiny", with_opt(BASE["flow"], "--init", "1e-300,1e-300,2e-300")
              + ["--json", D + "/o.json"], expect="ok_or_status", outputs=(D + "/o.json",)),
+        Case("result:flow-uppercase-suffixes", BASE["flow"] + ["--json", D + "/O.JSON",
+                                                               "--plot", D + "/F.PNG"],
+             expect="ok", outputs=(D + "/O.JSON",)),
         Case("result:flow-t1e12", with_opt(BASE["flow"], "--t-end", "1e12")
              + ["--json", D + "/o.json"], expect="ok", outputs=(D + "/o.json",)),
         Case("result:flow-wd-max", with_opt(BASE["flow"], "--weight-decay", "1e6")

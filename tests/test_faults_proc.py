@@ -44,7 +44,7 @@ def test_sigint_during_flow_exit_130_no_file(tmp_path):
     rc, dt, _, err = _interrupt_after(LONG_FLOW + ["--json", str(out)], 6.0, tmp_path)
     assert rc == 130, err[-500:]
     assert err.strip().splitlines()[-1] == "svdyn flow: interrupted" and "Traceback" not in err
-    assert dt < 2.0, f"took {dt:.1f} s to stop"
+    assert dt < 2.5, f"took {dt:.1f} s to stop"
     assert sorted(os.listdir(tmp_path)) == [], "left files behind"
 
 
@@ -78,7 +78,8 @@ def test_unwritable_numba_cache_dir(tmp_path):
              env=env, cwd=tmp_path)
     assert r.returncode == 0, r.stderr[-500:]
     assert "NUMBA_CACHE_DIR" in r.stderr and "Traceback" not in r.stderr
-    assert json.loads((tmp_path / "m.json").read_text())["optimum"]["rank"] == 2
+    # K = 4 at L = 3 lies below the crossover L* = 2 ln 2 / ln(3/2) = 3.42: NC (rank 3)
+    assert json.loads((tmp_path / "m.json").read_text())["optimum"]["rank"] == 3
 
 
 @pytest.mark.slow

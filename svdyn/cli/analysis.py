@@ -274,6 +274,8 @@ def cmd_classify(args) -> int:
 
 
 def cmd_report(args) -> int:
+    from .common import need_torch
+    need_torch("svdyn report (its width study trains full models)")
     from ..analysis.report import build_report
     out, figures = Path(args.out), Path(args.figures)
     if figures.parent.resolve() != out.parent.resolve():   # cannot stage: write in place

@@ -16,9 +16,6 @@ import re
 import sys
 import tempfile
 
-from .. import __version__
-from ..groups import SpecError
-
 COMMAND_MODULES = [
     "svdyn.cli.dynamics",   # flow, descend, demo
     "svdyn.cli.validate",   # validate (full torch model vs reduced engine)
@@ -62,6 +59,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from .. import __version__
     p = _Parser(prog="svdyn", description="Reduced singular-value dynamics of deep linear UFMs.")
     p.add_argument("--version", action="version", version=f"svdyn {__version__}")
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -97,9 +95,10 @@ def _check_numba_cache(cmd) -> None:
 
 def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    cmd = None
+    cmd = next((a for a in argv if not a.startswith("-")), None)
     try:
-        parser = _parser()
+        from ..groups import SpecError   # imports inside the try: Ctrl-C while importing is
+        parser = _parser()               # handled like Ctrl-C anywhere else
         cmd = _COMMAND[0] = _command_of(argv, parser)
         _check_numba_cache(cmd)
         try:
@@ -108,12 +107,12 @@ def main(argv=None) -> int:
             return e.code if isinstance(e.code, int) else (0 if e.code is None else 2)
         args.argv = argv
         return int(args.func(args) or 0)
+    except KeyboardInterrupt:           # first: SpecError may not be imported yet
+        sys.stderr.write(f"svdyn {cmd or ''}: interrupted\n".replace(" :", ":"))
+        return 130
     except SpecError as e:
         sys.stderr.write(f"svdyn {cmd}: error: {' '.join(str(e).split())}\n")
         return 2
-    except KeyboardInterrupt:
-        sys.stderr.write(f"svdyn {cmd or ''}: interrupted\n".replace(" :", ":"))
-        return 130
     except OSError as e:    # a write that failed after the work (disk full, file removed...)
         where = f" ({e.filename})" if getattr(e, "filename", None) else ""
         sys.stderr.write(f"svdyn {cmd}: error: {e.strerror or e}{where}\n")
