@@ -43,7 +43,7 @@ def main() -> int:
     import svdyn.cli.main  # noqa: F401  (import once, before forking)
     for m in svdyn.cli.main.COMMAND_MODULES:
         __import__(m)
-    for m in ("svdyn.fullmodel", "svdyn.plotting", "svdyn.analysis.geometry",
+    for m in ("torch", "svdyn.fullmodel", "svdyn.plotting", "svdyn.analysis.geometry",
               "svdyn.analysis.basins", "svdyn.landscape.critical", "svdyn.lyapunov"):
         try:
             __import__(m)

@@ -85,7 +85,8 @@ def test_numlist_parser(items):
     assert vals == [float(x) for x in items]
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=150, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(st.binary(max_size=200))
 def test_state_file_random_bytes(tmp_path, data):
     """Any content: a float array or a one-line SpecError naming the option, nothing else."""
@@ -100,7 +101,8 @@ def test_state_file_random_bytes(tmp_path, data):
     assert arr.dtype == np.float64
 
 
-@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=100, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(st.recursive(st.none() | st.booleans() | st.floats() | st.integers() | st.text(max_size=3),
                     lambda c: st.lists(c, max_size=4) | st.dictionaries(
                         st.sampled_from(["s", "z", "x", "config", "times"]), c, max_size=3),

@@ -297,15 +297,20 @@ def add_plot_out(p, what: str, dest: str = "plot") -> None:
                    help=f"write {what} to this figure (format from the suffix: .png, .pdf, .svg)")
 
 
-def check_save_plan(n_saves: int, L: int, K: int, batch: int = 1, what: str = "") -> None:
-    """Refuse a save plan whose states would not fit in memory (:data:`MAX_SAVE_BYTES`)."""
+def check_save_plan(n_saves: int, L: int, K: int, batch: int = 1, what: str = "",
+                    steps: int | None = None) -> None:
+    """Refuse a save plan whose states would not fit in memory (:data:`MAX_SAVE_BYTES`).
+    With ``steps`` (a GD run saving every k-th step) the message names the smallest k that
+    fits."""
     per = (L * K + K + 2) * 8 * batch
     need = n_saves * per
     if need > MAX_SAVE_BYTES:
-        fit = max(1, MAX_SAVE_BYTES // per)
+        fit = max(3, MAX_SAVE_BYTES // per)
+        fix = (f"use --save-every {-(-steps // (fit - 2)):,} or more" if steps is not None
+               else f"save at most {fit:,} points")
         raise SpecError(f"{what}would keep {n_saves:,} saved states of {L}x{K} values "
                         f"({need / 2**30:.1f} GiB, limit {MAX_SAVE_BYTES / 2**30:.0f} GiB); "
-                        f"save fewer points (at most {fit:,})")
+                        f"{fix}")
 
 
 def write_json(path, obj) -> None:

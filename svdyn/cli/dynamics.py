@@ -131,10 +131,10 @@ def cmd_flow(args) -> int:
 def cmd_descend(args) -> int:
     spec = spec_from_args(args)
     n_saves = args.steps // args.save_every + 2
-    check_save_plan(n_saves, spec.L, spec.K,
+    check_save_plan(n_saves, spec.L, spec.K, steps=args.steps,
                     what=f"--steps {args.steps} --save-every {args.save_every}: ")
     if args.json or args.plot:   # JSON text is ~20 bytes a number
-        check_save_plan(n_saves * 3, spec.L, spec.K,
+        check_save_plan(n_saves * 3, spec.L, spec.K, steps=3 * args.steps,
                         what=f"--steps {args.steps} --save-every {args.save_every} with --json: ")
     s0, meta = init_from_args(args, spec)
     traj = descend(spec, s0, args.lr, args.steps, args.save_every)

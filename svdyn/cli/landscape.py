@@ -1,14 +1,15 @@
 """``svdyn critical`` and ``svdyn hessian``: critical families with weight decay, Hessian spectra.
 
 ``svdyn critical --classes K --depth L --weight-decay LAM [--samples-per-class n] [--loss ce|mse]
-[--group ...] [--family dnc|pairing|polygon|all|block:d|hybrid:pairing|zero] [--json OUT]``
-prints one line per critical point and writes ``{"families": [{"name", "loss", "z", "rank",
-"grad_norm", ...}], "spec": {...}}``.
+[--group ...] [--family dnc|pairing|polygon|all|block:d|hybrid:pairing|zero] [--grad-tol TOL]
+[--json OUT]`` prints one line per critical point (gradient norm <= TOL, default 1e-8; other
+candidates are listed as not critical) and writes ``{"families": [{"name", "loss", "z", "rank",
+"grad_norm", ...}], "not_critical": [...], "grad_tol", "spec": {...}}``.
 
-``svdyn hessian`` (same model options, ``--family``, ``--width d``, ``--seed``, ``--device``)
-writes ``{"eigenvalues": [...], "min_eig", "n_negative", "outliers": {...}, "clusters",
-"family", "loss", "device", ...}``; with ``--loss mse --family dnc`` also the closed-form
-prediction and its maximum error.
+``svdyn hessian`` (same model options, ``--family``, ``--width d`` or ``d1:d2``,
+``--frame-seed``, ``--device``) writes ``{"eigenvalues": [...], "min_eig", "n_negative",
+"outliers": {...}, "clusters", "family", "loss", "device", ...}``; with ``--loss mse
+--family dnc`` also the closed-form prediction and its maximum error.
 """
 from __future__ import annotations
 

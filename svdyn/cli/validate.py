@@ -99,10 +99,19 @@ def run(args) -> int:
             raise SpecError(f"--width {':'.join(map(str, ws))}: give one width or one per "
                             f"hidden layer (L - 1 = {spec.L - 1}, joined by ':')")
     save_every = args.save_every or max(1, args.steps // 100)
-    check_save_plan(args.steps // save_every + 2, spec.L, spec.K, what=f"--steps {args.steps} "
-                    f"--save-every {save_every}: ")
+    check_save_plan(args.steps // save_every + 2, spec.L, spec.K, steps=args.steps,
+                    what=f"--steps {args.steps} --save-every {save_every}: ")
     if args.order_check is not None and args.init_kind == "random":
         raise SpecError("--order-check: spectral init only; drop --init-kind random")
+    s0 = init_desc = None
+    if args.init_kind == "random":
+        if args.init is not None or args.init_file is not None:
+            raise SpecError("--init-kind random takes --init-scale SIGMA (entry std), not "
+                            "--init / --init-file")
+    else:
+        if args.init is None and args.init_file is None and args.init_scale is None:
+            args.init_scale = DEFAULT_SPECTRAL_SCALE
+        s0, init_desc = init_from_args(args, spec)      # checked before torch is loaded
     dev = fm.resolve_device(args.device)
     seeds = [args.seed + i for i in range(args.seeds)]
     frame_seed = args.seed if args.frame_seed is None else args.frame_seed
@@ -112,9 +121,6 @@ def run(args) -> int:
            "dtype": fm.DTYPE_NAME, "spec": spec.to_dict(), "lr": args.lr, "steps": args.steps,
            "save_every": save_every, "seeds": seeds}
     if args.init_kind == "random":
-        if args.init is not None or args.init_file is not None:
-            raise SpecError("--init-kind random takes --init-scale SIGMA (entry std), not "
-                            "--init / --init-file")
         scale = args.init_scale if args.init_scale is not None else DEFAULT_RANDOM_SCALE
         out["init_scale"] = scale
         out["fan_in"] = bool(args.fan_in)
@@ -146,9 +152,6 @@ def run(args) -> int:
         if args.plot:
             save_plot(args.plot, _plot_random, out)
     else:
-        if args.init is None and args.init_file is None and args.init_scale is None:
-            args.init_scale = DEFAULT_SPECTRAL_SCALE
-        s0, init_desc = init_from_args(args, spec)
         out["init"] = init_desc
         out["frame_seeds"] = frame_seeds
         from ..descent import descend
