@@ -385,26 +385,21 @@ def load_trajectory(path, what: str = "TRAJ"):
         raise SpecError(f"{what} {value!r}: no such file")
     with open(p, "rb") as f:
         head = f.read(4)
+    is_zip = head.startswith(b"PK\x03\x04")
+    if is_zip != (p.suffix.lower() == ".npz"):
+        raise SpecError(f"{what} {value!r}: the content is {'an .npz archive' if is_zip else 'not '
+                        'an .npz archive'} but the name ends in {p.suffix or '(no suffix)'!r}; "
+                        f"rename it to end in {'.npz' if is_zip else '.json'}")
     try:
-        if head.startswith(b"PK\x03\x04"):
-            with np.load(p, allow_pickle=False) as d:
-                cfg = json.loads(str(d["config"]))
-                arrs = {k: np.asarray(d[k], dtype=np.float64)
-                        for k in ("times", "s", "loss", "min_margin")}
-        else:
-            cfg = read_json_strict(p)
-            arrs = {k: np.asarray(cfg[k], dtype=np.float64)
-                    for k in ("times", "s", "loss", "min_margin")}
-        from .spec import ModelSpec
-        conf = cfg["config"]
-        spec = ModelSpec.from_dict(conf)
-        meta = {k: v for k, v in conf.items() if k not in spec.to_dict() and k != "kind"}
-        tr = Trajectory(spec, arrs["times"], arrs["s"], arrs["loss"], arrs["min_margin"],
-                        cfg["status"], cfg.get("stats", {}), conf.get("kind", "flow"), meta)
+        if not is_zip:
+            read_json_strict(p)          # NaN / Infinity constants are not svdyn's JSON
+        tr = Trajectory.load(p)
+        arrs = {"times": np.asarray(tr.times), "s": np.asarray(tr.s)}
+        spec = tr.spec
     except SpecError as e:
         raise SpecError(f"{what} {value!r}: bad model in the saved config ({e})") from None
-    except (KeyError, TypeError, ValueError, OSError, EOFError, zipfile.BadZipFile,
-            UnicodeDecodeError) as e:
+    except (KeyError, TypeError, ValueError, AttributeError, OSError, EOFError,
+            zipfile.BadZipFile, UnicodeDecodeError) as e:
         raise SpecError(f"{what} {value!r}: not a saved svdyn trajectory ({type(e).__name__}: "
                         f"{str(e)[:80]}); write one with svdyn flow --json") from None
     T = arrs["times"].shape[0] if arrs["times"].ndim == 1 else -1
