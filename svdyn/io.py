@@ -387,9 +387,10 @@ def load_trajectory(path, what: str = "TRAJ"):
         head = f.read(4)
     is_zip = head.startswith(b"PK\x03\x04")
     if is_zip != (p.suffix.lower() == ".npz"):
-        raise SpecError(f"{what} {value!r}: the content is {'an .npz archive' if is_zip else 'not '
-                        'an .npz archive'} but the name ends in {p.suffix or '(no suffix)'!r}; "
-                        f"rename it to end in {'.npz' if is_zip else '.json'}")
+        kind = "an .npz archive" if is_zip else "not an .npz archive"
+        raise SpecError(f"{what} {value!r}: the content is {kind} but the name ends in "
+                        f"{p.suffix or '(no suffix)'!r}; rename it to end in "
+                        f"{'.npz' if is_zip else '.json'}")
     try:
         if not is_zip:
             read_json_strict(p)          # NaN / Infinity constants are not svdyn's JSON

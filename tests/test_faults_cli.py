@@ -129,3 +129,48 @@ def test_jsonable_strict(vals):
     obj = {"a": np.array([v for v in vals if isinstance(v, float)], dtype=float), "b": vals}
     text = dumps_json(obj)
     json.loads(text, parse_constant=lambda c: pytest.fail(f"non-standard constant {c}"))
+
+
+# ----------------------------------------------------------------------------- write faults
+@pytest.mark.parametrize("fault, rc_want, msg", [
+    (OSError(28, "No space left on device"), 1, "svdyn flow: error: No space left on device"),
+    (KeyboardInterrupt(), 130, "svdyn flow: interrupted"),
+])
+def test_fault_while_writing_leaves_no_file(fault, rc_want, msg, tmp_path, monkeypatch):
+    """A write that fails half-way (disk full) or is interrupted leaves neither the output nor
+    a temporary file, and ends with one line."""
+    import contextlib
+    import io
+    import pathlib
+    from svdyn.cli.main import main
+
+    def broken(self, text, *a, **k):
+        pathlib.Path.write_bytes(self, text[: len(text) // 2].encode())   # half written
+        raise fault
+    monkeypatch.setattr(pathlib.Path, "write_text", broken)
+    out = tmp_path / "o.json"
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+        rc = main(fc.BASE["flow"] + ["--json", str(out)])
+    assert rc == rc_want
+    assert err.getvalue().strip().splitlines() == [msg]
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_existing_output_survives_failed_write(tmp_path, monkeypatch):
+    """Atomic replace: a failed rewrite keeps the previous complete file."""
+    import contextlib
+    import io
+    import pathlib
+    from svdyn.cli.main import main
+    out = tmp_path / "o.json"
+    with contextlib.redirect_stdout(io.StringIO()):
+        assert main(fc.BASE["flow"] + ["--json", str(out)]) == 0
+    before = out.read_text()
+
+    def broken(self, *a, **k):
+        raise OSError(28, "No space left on device")
+    monkeypatch.setattr(pathlib.Path, "write_text", broken)
+    with contextlib.redirect_stderr(io.StringIO()), contextlib.redirect_stdout(io.StringIO()):
+        assert main(fc.BASE["flow"] + ["--json", str(out)]) == 1
+    assert out.read_text() == before and len(list(tmp_path.iterdir())) == 1
