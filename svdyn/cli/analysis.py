@@ -92,7 +92,7 @@ def register(sub) -> None:
         description="Run every study of the reproduction report and write the Markdown report "
         "(--out, default validation/REPORT.md) and its figures and data files (--figures, "
         "default validation/figures; created if its parent exists). Run time: about 11 min on "
-        "2 cores (--quick: a few minutes). The folders must exist: run it from a source "
+        "2 cores (as measured for the README); --quick runs small grids. The folders must exist: run it from a source "
         "checkout or pass --out and --figures; files are replaced only when the report is "
         "complete.")
     p.add_argument("--out", type=OutFile(".md"), default="validation/REPORT.md",
