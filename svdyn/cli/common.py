@@ -211,8 +211,18 @@ def add_model_args(p, depth_required: bool = True) -> None:
                    f"(default 0; at most {MAX_WEIGHT_DECAY:g})")
 
 
+def _floats(text, what: str) -> list[float]:
+    """Comma-separated finite numbers (kept for callers that parse a string themselves)."""
+    if isinstance(text, (list, tuple)):
+        return [float(x) for x in text]
+    try:
+        return NumList(float)(text)
+    except argparse.ArgumentTypeError as e:
+        raise SpecError(f"{what} {e}") from None
+
+
 def spec_from_args(args) -> ModelSpec:
-    wd = args.weight_decay
+    wd = _floats(args.weight_decay, "--weight-decay")
     return ModelSpec(classes=args.classes, depth=args.depth,
                      samples_per_class=args.samples_per_class, loss=args.loss,
                      weight_decay=tuple(wd), group=args.group)
@@ -284,7 +294,7 @@ def init_from_args(args, spec: ModelSpec, command: str = "") -> tuple[np.ndarray
     arr, note = load_state_file(args.init_file, "--init-file")
     s = state_from_array(spec, arr, f"--init-file {args.init_file}")
     if note:
-        sys.stderr.write(f"svdyn {command or args.command}: {note}\n")
+        sys.stderr.write(f"svdyn {command or getattr(args, 'command', '')}: {note}\n")
     return s, {"init": "file", "file": str(args.init_file)}
 
 
