@@ -61,8 +61,8 @@ def _torch():
     try:
         import torch
     except ImportError:  # pragma: no cover - depends on the environment
-        raise SpecError("full-model validation needs torch; install it with `pip install torch`"
-                        ) from None
+        raise SpecError("full-model validation needs torch; install it with "
+                        'pip install "svdyn[torch]"') from None
     return torch
 
 
@@ -277,18 +277,25 @@ def full_grads(spec: ModelSpec, factors):
     return loss, grads
 
 
+class Diverged(ArithmeticError):
+    """Full GD produced a non-finite loss (the step size is too large)."""
+
+
 def gd(spec: ModelSpec, factors, lr: float, steps: int, save_every: int = 1, callback=None,
        progress=None):
     """Full-batch GD ``F_l <- F_l - lr dloss/dF_l`` (all factors at once). Returns the factors.
 
     ``callback(step, factors, loss_before_step)`` is called at step 0, every ``save_every``
-    steps and at the last step; ``progress(step, steps, loss)`` at most every 5 s.
+    steps and at the last step; ``progress(step, steps, loss)`` at most every 5 s. Raises
+    :class:`Diverged` when the loss becomes non-finite.
     """
     factors = [F.clone() for F in factors]
     last = time.monotonic()
     loss = None
     for k in range(steps + 1):
         loss, grads = full_grads(spec, factors)
+        if not math.isfinite(float(loss)):
+            raise Diverged(f"full GD loss became {float(loss)} at step {k}")
         if callback is not None and (k % save_every == 0 or k == steps):
             callback(k, factors, loss)
         if k == steps:
