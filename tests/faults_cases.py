@@ -66,6 +66,8 @@ BASE = {
                D + "/rep/figures"],
     "derive": ["derive", "--kernels-only", "--kernels", D + "/kern.py"],
     "lyapunov": ["lyapunov", "--classes", "4", "--depth", "2", "--trials", "2", "--t-end", "10"],
+    "stability": ["stability", "--classes", "4", "--depth", "2", "--steps", "5",
+                  "--no-linearised", "--device", "cpu"],
 }
 INIT_OPTS = ("--init", "--init-scale", "--init-file")
 
@@ -99,14 +101,16 @@ NUMERIC = {
              "--max-steps": ("int", 1, False, None)},
     "descend": {**MODEL, "--init-scale": POS, "--init-mode0": NONNEG, "--seed": SEED,
                 "--lr": POS, "--steps": ("int", 0, False, None),
-                "--save-every": ("int", 1, False, None)},
+                "--save-every": ("int", 1, False, None), "--momentum": ("float", 0.0, False, 1.0),
+                "--eps": POS, "--alpha": ("float", 0.0, False, 1.0)},
     "demo": {"--init-scale": POS, "--seed": SEED, "--t-end": POS},
     "validate": {**MODEL, "--lr": POS, "--steps": ("int", 0, False, None),
                  "--save-every": ("int", 1, False, None),
                  "--svd-every": ("int", 1, False, None), "--init-scale": POS,
                  "--init-mode0": NONNEG, "--seed": SEED, "--frame-seed": SEED,
                  "--seeds": ("int", 1, False, None), "--order-check": POS,
-                 "--order-levels": ("int", 2, False, None)},
+                 "--order-levels": ("int", 2, False, None), "--momentum": ("float", 0.0, False, 1.0),
+                 "--eps": POS, "--alpha": ("float", 0.0, False, 1.0)},
     "critical": {**MODEL, "--grad-tol": ("float", 0.0, True, 1.0)},
     "hessian": {**MODEL, "--frame-seed": SEED},
     "maxmargin": {"--classes": MODEL["--classes"], "--depth": ("float", 1.0, False, None),
@@ -117,6 +121,11 @@ NUMERIC = {
               "--seed": SEED},
     "code": {"--dim": ("int", 1, False, None), "--classes": MODEL["--classes"],
              "--restarts": ("int", 1, False, None), "--seed": SEED},
+    "stability": {**MODEL, "--init-scale": POS, "--init-mode0": NONNEG, "--seed": SEED,
+                  "--lr": POS, "--steps": ("int", 1, False, None),
+                  "--save-every": ("int", 1, False, None), "--delta": ("float", 0.0, False, 10.0),
+                  "--width": ("int", 1, False, None), "--momentum": ("float", 0.0, False, 1.0),
+                  "--eps": POS, "--alpha": ("float", 0.0, False, 1.0)},
     "lyapunov": {**MODEL, "--trials": ("int", 1, False, None), "--init-scale": POS,
                  "--spread": POS, "--seed": SEED, "--t-end": POS, "--init-mode0": NONNEG},
 }
@@ -189,7 +198,8 @@ FILE_OUTPUTS = {
     "critical": {"--json": ".json"}, "hessian": {"--json": ".json"},
     "maxmargin": {"--json": ".json"}, "basin": {"--json": ".json", "--plot": ".png"},
     "code": {"--json": ".json"}, "classify": {"--json": ".json"},
-    "lyapunov": {"--json": ".json"}, "report": {"--out": ".md"},
+    "lyapunov": {"--json": ".json"}, "stability": {"--json": ".json", "--plot": ".png"},
+    "report": {"--out": ".md"},
     "derive": {"--kernels": ".py"},
 }
 DIR_OUTPUTS = {"demo": ["--out"], "report": ["--figures"]}

@@ -154,18 +154,19 @@ def add_optimizer_args(p) -> None:
                    help="gd (default), momentum, nesterov (torch SGD conventions); adam, "
                    "adamw, rmsprop, sign-gd (exact only for walsh, depth >= 2, "
                    "signed-permutation hidden frames)")
-    p.add_argument("--momentum", type=float, default=0.9, help="beta of momentum / nesterov "
-                   "(default 0.9)")
-    p.add_argument("--betas", default="0.9,0.999", help="Adam betas (default 0.9,0.999)")
-    p.add_argument("--eps", type=float, default=1e-8, help="Adam / RMSprop eps (default 1e-8)")
-    p.add_argument("--alpha", type=float, default=0.99, help="RMSprop alpha (default 0.99)")
+    p.add_argument("--momentum", type=Num(float, lo=0.0, hi=1.0, hi_open=True), default=0.9,
+                   help="beta of momentum / nesterov, in [0, 1) (default 0.9)")
+    p.add_argument("--betas", type=NumList(float, n=2, lo=0.0, hi=1.0, hi_open=True),
+                   default=[0.9, 0.999], help="Adam betas, two numbers in [0, 1) "
+                   "(default 0.9,0.999)")
+    p.add_argument("--eps", type=Num(float, lo=0.0, lo_open=True, hi=1.0), default=1e-8,
+                   help="Adam / RMSprop eps (default 1e-8)")
+    p.add_argument("--alpha", type=Num(float, lo=0.0, hi=1.0, hi_open=True), default=0.99,
+                   help="RMSprop alpha, in [0, 1) (default 0.99)")
 
 
 def optimizer_hyper(args) -> dict:
-    betas = _floats(args.betas, "--betas")
-    if len(betas) != 2:
-        raise SpecError(f"--betas {args.betas!r}: give two numbers, e.g. 0.9,0.999")
-    return {"momentum": args.momentum, "betas": tuple(betas), "eps": args.eps,
+    return {"momentum": args.momentum, "betas": tuple(args.betas), "eps": args.eps,
             "alpha": args.alpha}
 
 

@@ -8,7 +8,8 @@ import math
 import numpy as np
 
 from ..groups import SpecError
-from .common import add_init_args, add_model_args, init_from_args, spec_from_args, write_json
+from .common import (Num, OutDir, add_init_args, add_json_out, add_model_args, add_plot_out,
+                     init_from_args, spec_from_args, write_json)
 
 
 def register(sub) -> None:
@@ -21,23 +22,23 @@ def register(sub) -> None:
     add_init_args(p, required=False)
     from .dynamics import add_optimizer_args
     add_optimizer_args(p)
-    p.add_argument("--lr", type=float, default=0.5, help="step size (default 0.5)")
-    p.add_argument("--steps", type=int, default=1000, help="training steps (default 1000)")
-    p.add_argument("--save-every", type=int, default=10, help="record every k-th step")
-    p.add_argument("--delta", type=float, default=1e-6,
+    p.add_argument("--lr", type=Num(float, lo=0.0, lo_open=True, hi=1e6), default=0.5, help="step size (default 0.5)")
+    p.add_argument("--steps", type=Num(int, lo=1, hi=10 ** 7), default=1000, help="training steps (default 1000)")
+    p.add_argument("--save-every", type=Num(int, lo=1), default=10, help="record every k-th step")
+    p.add_argument("--delta", type=Num(float, lo=0.0, hi=10.0), default=1e-6,
                    help="relative perturbation size per factor (default 1e-6)")
     p.add_argument("--direction", default="random",
                    choices=("random", "off", "outside", "offdiag", "gauge"),
                    help="perturbation direction (default random Gaussian)")
-    p.add_argument("--width", type=int, default=None, help="hidden width (default K + 4)")
+    p.add_argument("--width", type=Num(int, lo=1, hi=1 << 14), default=None, help="hidden width (default K + 4)")
     p.add_argument("--frames", default="random", choices=("random", "signed-permutation"),
                    help="hidden frames (signed-permutation: element-wise optimizers' exact case)")
     p.add_argument("--no-linearised", action="store_true",
                    help="skip the linearised prediction (half the cost)")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda (default auto)")
-    p.add_argument("--json", help="write the result to this JSON file")
-    p.add_argument("--plot", help="write leakage against step (measured and predicted) here")
-    p.add_argument("--report", metavar="DIR", help="regenerate DIR/STABILITY.md and "
+    add_json_out(p)
+    add_plot_out(p, "leakage against step (measured and predicted)")
+    p.add_argument("--report", metavar="DIR", type=OutDir(), help="regenerate DIR/STABILITY.md and "
                    "DIR/figures/stability_*.png (the report section; ignores the run options)")
     p.set_defaults(func=run)
 
