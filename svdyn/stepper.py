@@ -34,11 +34,11 @@ import numpy as np
 
 from .bundle import (CLOCK_T, CLOCK_Y, F_EV, F_H, F_LOSS, F_MM, F_T, F_TSTEADY, I_ATTEMPTS, I_DONE,
                      I_IDX, I_NACC, I_NONFIN, I_NREJ, I_REJ, I_STARTED, I_STATUS, I_WINACC,
-                     I_WINREJ, JOB_GD, STOP_MARGIN, STOP_TIME, STOP_YMIN)
-from .field import field, loss_margin, new_scratch, symmetrise_pairs, z_of_y
+                     I_WINREJ, JOB_GD, JOB_RK, STOP_MARGIN, STOP_TIME, STOP_YMIN)
+from .field import field, loss_margin, new_scratch, rhs, symmetrise_pairs, z_of_y
 from .groups import WALSH
 from .softmax import class_margins, group_transform, min_margin_of
-from .steady import newton_steady
+from .steady import _lu, _lu_solve, newton_steady
 
 _njit = nb.njit(cache=True, error_model="numpy")
 
@@ -184,7 +184,11 @@ def _interpolate(y, k, h, theta, tab, out):
 
 @_njit
 def _record(run, i, idx, ys, loss, mm, t):
-    run.out_s[i, idx] = ys
+    o = run.out_s[i, idx]
+    L, K = ys.shape
+    for l in range(L):
+        for j in range(K):
+            o[l, j] = ys[l, j]
     run.out_loss[i, idx] = loss
     run.out_mm[i, idx] = mm
     run.out_t[i, idx] = t
@@ -292,7 +296,8 @@ def y_jacobian(y, J, sc, m):
             J[j, k] = 0.0
         if not y[0, k] > 0.0:
             continue
-        e[:] = 0.0
+        for j in range(K):
+            e[j] = 0.0
         e[k] = 1.0
         group_transform(e, row, sc, m)     # C[k, c] = C[c, k]
         v[0] = 0.0
@@ -307,56 +312,6 @@ def y_jacobian(y, J, sc, m):
                 dG = G[j] * r[k] - kr * kr * (Ak - X[j])
                 J[j, k] = -(L - 2.0) * dG * dz
     return mmin
-
-
-@_njit
-def _lu(W, piv):
-    """In-place LU with partial pivoting; False when singular (never raises)."""
-    n = W.shape[0]
-    for i in range(n):
-        p = i
-        big = abs(W[i, i])
-        for r in range(i + 1, n):
-            if abs(W[r, i]) > big:
-                big = abs(W[r, i])
-                p = r
-        piv[i] = p
-        if not (big > 0.0) or not np.isfinite(big):
-            return False
-        if p != i:
-            for c in range(n):
-                tmp = W[i, c]
-                W[i, c] = W[p, c]
-                W[p, c] = tmp
-        d = W[i, i]
-        for r in range(i + 1, n):
-            f = W[r, i] / d
-            W[r, i] = f
-            if f != 0.0:
-                for c in range(i + 1, n):
-                    W[r, c] -= f * W[i, c]
-    return True
-
-
-@_njit
-def _lu_solve(W, piv, b):
-    n = W.shape[0]
-    for i in range(n):
-        p = piv[i]
-        if p != i:
-            tmp = b[i]
-            b[i] = b[p]
-            b[p] = tmp
-    for i in range(n):
-        acc = b[i]
-        for c in range(i):
-            acc -= W[i, c] * b[c]
-        b[i] = acc
-    for i in range(n - 1, -1, -1):
-        acc = b[i]
-        for c in range(i + 1, n):
-            acc -= W[i, c] * b[c]
-        b[i] = acc / W[i, i]
 
 
 @_njit
@@ -717,7 +672,7 @@ def gd_advance(i, run, m, tab, ctrl):
     idx = ist[I_IDX]
     for _ in range(ctrl.slice_steps):
         it = ist[I_NACC]
-        loss, mm = field(y, d, sc, m)
+        loss, mm = rhs(y, d, sc, m)
         if it % every == 0 or it == steps:
             _record(run, i, idx, y, loss, mm, float(it))
             idx += 1
@@ -740,26 +695,37 @@ def gd_advance(i, run, m, tab, ctrl):
 
 
 # --------------------------------------------------------------------------- batches
+@nb.njit(cache=True, error_model="numpy", parallel=True)
+def rk_batch_par(run, m, tab, ctrl):
+    """One RK slice of every unfinished trajectory, in parallel over the batch."""
+    for i in nb.prange(run.y.shape[0]):
+        rk_advance(i, run, m, tab, ctrl)
+
+
 @_njit
-def _advance(i, run, m, tab, ctrl):
-    if ctrl.job == JOB_GD:
-        gd_advance(i, run, m, tab, ctrl)
-    else:
+def rk_batch_ser(run, m, tab, ctrl):
+    """One RK slice of every unfinished trajectory, serially."""
+    for i in range(run.y.shape[0]):
         rk_advance(i, run, m, tab, ctrl)
 
 
 @nb.njit(cache=True, error_model="numpy", parallel=True)
-def advance_batch_par(run, m, tab, ctrl):
-    """One slice of every unfinished trajectory, in parallel over the batch."""
+def gd_batch_par(run, m, tab, ctrl):
+    """One gradient-descent slice of every unfinished trajectory, in parallel."""
     for i in nb.prange(run.y.shape[0]):
-        _advance(i, run, m, tab, ctrl)
+        gd_advance(i, run, m, tab, ctrl)
 
 
 @_njit
-def advance_batch_ser(run, m, tab, ctrl):
-    """One slice of every unfinished trajectory, serially."""
+def gd_batch_ser(run, m, tab, ctrl):
+    """One gradient-descent slice of every unfinished trajectory, serially."""
     for i in range(run.y.shape[0]):
-        _advance(i, run, m, tab, ctrl)
+        gd_advance(i, run, m, tab, ctrl)
+
+
+#: the batch kernels by job: (serial, parallel). Separate per job so that a command compiles
+#: only the loop it runs.
+BATCH_KERNELS = {JOB_RK: (rk_batch_ser, rk_batch_par), JOB_GD: (gd_batch_ser, gd_batch_par)}
 
 
 # Entering numba's parallel region costs ~15 ms per call on this 2-core machine (a one-step
@@ -775,7 +741,8 @@ def drive(run, m, tab, ctrl, *, bar=None, work_per_step: float = 1.0):
     ``update(n)``) advances by the number of stops reached.
     """
     B = run.y.shape[0]
-    kernel = advance_batch_par if B >= PARALLEL_MIN_BATCH else advance_batch_ser
+    ser, par = BATCH_KERNELS[ctrl.job]
+    kernel = par if B >= PARALLEL_MIN_BATCH else ser
     slice_steps = max(1, min(ctrl.slice_steps, int(2e6 / max(1.0, B * work_per_step))))
     t0 = time.perf_counter()
     shown = 0
