@@ -135,7 +135,8 @@ def flow(spec: ModelSpec, s0, t_end: float | None = None, *, save_at=None, rtol:
                      dense and not hit_save_times, STOP_TIME, first_step, adaptive)
     m = spec.bundle(CLOCK_T)
     with _bar(progress, B * T, "flow") as bar:
-        wall = drive(run, m, tab, ctrl, bar=bar, work_per_step=tab.n_stages * spec.L * spec.K)
+        wall = drive(run, m, tab, ctrl, bar=bar, work_per_step=tab.n_stages * spec.L * spec.K,
+                     what="flow")
     status = [STATUS_MESSAGES[int(st)] for st in run.ist[:, I_STATUS]]
     stats = {"accepted_steps": run.ist[:, I_NACC].tolist(),
              "rejected_steps": run.ist[:, I_NREJ].tolist(),
@@ -265,7 +266,7 @@ def flow_y(spec: ModelSpec, z0, y_stops, *, rtol: float = 1e-10, atol: float = 1
         ctrl = make_ctrl(JOB_RK, rtol, atol, max_steps, 1 << 30, False, True, STOP_YMIN)
         m = spec.bundle(CLOCK_Y)
         with _bar(progress, len(sel) * n_use, "flow_y") as bar:
-            drive(run, m, tab, ctrl, bar=bar, work_per_step=tab.n_stages * K)
+            drive(run, m, tab, ctrl, bar=bar, work_per_step=tab.n_stages * K, what="flow_y")
         y[sel, :n_use] = run.out_s[:, :, 0, :]
         tau[sel, :n_use] = run.out_t
         status[sel] = run.ist[:, I_STATUS]

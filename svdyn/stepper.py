@@ -733,7 +733,12 @@ BATCH_KERNELS = {JOB_RK: (rk_batch_ser, rk_batch_par), JOB_GD: (gd_batch_ser, gd
 PARALLEL_MIN_BATCH = 8
 
 
-def drive(run, m, tab, ctrl, *, bar=None, work_per_step: float = 1.0):
+#: typical first-compile seconds of each batch kernel on the 2-core reference machine (CPU
+#: seconds, measured from an empty cache; see bench/RESULTS.md "cold start")
+TYPICAL_COMPILE_S = {JOB_RK: 40.0, JOB_GD: 15.0}
+
+
+def drive(run, m, tab, ctrl, *, bar=None, work_per_step: float = 1.0, what: str = "flow"):
     """Run slices until every trajectory of ``run`` is done; returns the wall time (s).
 
     Slices start small and are resized to take about :data:`SLICE_SECONDS` each, so Python
@@ -743,6 +748,23 @@ def drive(run, m, tab, ctrl, *, bar=None, work_per_step: float = 1.0):
     B = run.y.shape[0]
     ser, par = BATCH_KERNELS[ctrl.job]
     kernel = par if B >= PARALLEL_MIN_BATCH else ser
+    if kernel not in _READY:  # first call in this process: maybe a compile, say so
+        from .progress import compile_notice
+
+        with compile_notice(what + (" (parallel)" if kernel is par else ""),
+                            TYPICAL_COMPILE_S[ctrl.job], dispatchers=[kernel]):
+            out = _drive(kernel, run, m, tab, ctrl, bar, work_per_step, True)
+        _READY.add(kernel)
+        return out
+    return _drive(kernel, run, m, tab, ctrl, bar, work_per_step, False)
+
+
+_READY: set = set()  # batch kernels already called in this process (dispatcher lookups of
+#                      ``.signatures`` cost ~0.3 ms a call)
+
+
+def _drive(kernel, run, m, tab, ctrl, bar, work_per_step, compiling):
+    B = run.y.shape[0]
     slice_steps = max(1, min(ctrl.slice_steps, int(2e6 / max(1.0, B * work_per_step))))
     t0 = time.perf_counter()
     shown = 0
@@ -759,8 +781,12 @@ def drive(run, m, tab, ctrl, *, bar=None, work_per_step: float = 1.0):
                 shown = reached
         if ist[:, I_DONE].all():
             break
-        # resize toward SLICE_SECONDS (at most x4 per slice, never below one attempt)
-        if dt > 0:
+        # resize toward SLICE_SECONDS (at most x4 per slice, never below one attempt); the
+        # first slice of a fresh process may include the compile: it only grows the slice
+        if compiling:
+            compiling = False
+            slice_steps *= 4
+        elif dt > 0:
             slice_steps = max(1, int(slice_steps * min(4.0, SLICE_SECONDS / dt)))
         else:
             slice_steps *= 4
