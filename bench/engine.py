@@ -129,6 +129,33 @@ def method_rows(Ks, Ls, t_end, rtol):
     return rows
 
 
+def work_precision_rows(K=16, L=4, t_end=1e7):
+    """Time to reach an accuracy: each method over rtol 1e-5 .. 1e-12 (walsh, K = 16, L = 4)."""
+    spec = ModelSpec(K, L)
+    s0 = spec.balanced(_z0(spec, seed=2))
+    ref = flow(spec, s0, save_at=[t_end], rtol=1e-13, atol=1e-16, method="dop853").s[-1]
+    rows = []
+    for meth in ("dopri5", "tsit5", "dop853"):
+        for e in range(5, 13):
+            rtol = 10.0 ** -e
+            tr = flow(spec, s0, save_at=[t_end], rtol=rtol, atol=rtol * 1e-4, method=meth)
+            t = best_of(lambda: flow(spec, s0, save_at=[t_end], rtol=rtol, atol=rtol * 1e-4,
+                                     method=meth, progress=False), 5)
+            err = np.abs(tr.s[-1] - ref).max() / np.abs(ref).max()
+            rows.append({"method": meth, "rtol": rtol, "steps": tr.stats["accepted_steps"][0],
+                         "ms": t * 1e3, "rel_err": err})
+    return rows
+
+
+def cheapest_for(rows, target):
+    best = {}
+    for r in rows:
+        if r["rel_err"] <= target:
+            if r["method"] not in best or r["ms"] < best[r["method"]]["ms"]:
+                best[r["method"]] = r
+    return best
+
+
 def batch_rows(Bs, Ks, t_end, rtol):
     rows = []
     for K in Ks:
@@ -173,6 +200,14 @@ def main(argv=None):
     print(table(wrapper_rows()))
     print("### One trajectory (walsh, t_end 1e7, rtol 1e-8): methods, accuracy per cost\n")
     print(table(method_rows((4, 64) if q else (4, 16, 64, 256, 1024), (2, 4), 1e7, 1e-8)))
+    wp = work_precision_rows()
+    print("### Work-precision (walsh, K = 16, L = 4, t_end 1e7; atol = 1e-4 rtol)\n")
+    print(table(wp))
+    for target in (1e-6, 1e-8, 1e-10):
+        best = cheapest_for(wp, target)
+        print(f"cheapest run with rel_err <= {target:g}: " + ", ".join(
+            f"{k} {v['ms']:.3g} ms (rtol {v['rtol']:g})" for k, v in sorted(best.items())))
+    print()
     print("### Batches (walsh, L = 4, t_end 1e7, rtol 1e-8)\n")
     print(table(batch_rows((16, 256) if q else (16, 256, 4096), (4, 64), 1e7, 1e-8)))
     rows, a0, b0 = steps_rows()
