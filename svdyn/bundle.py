@@ -81,8 +81,21 @@ class Model(NamedTuple):
     tmax: int
 
 
+_BUNDLES: dict = {}  # (spec, clock) -> Model; the kernels never write into a bundle
+
+
 def make_bundle(spec, clock: int = CLOCK_T) -> Model:
-    """The :class:`Model` bundle of a ``ModelSpec`` (also ``spec.bundle(clock)``)."""
+    """The :class:`Model` bundle of a ``ModelSpec`` (also ``spec.bundle(clock)``), cached."""
+    key = (spec, clock)
+    b = _BUNDLES.get(key)
+    if b is None:
+        if len(_BUNDLES) > 256:
+            _BUNDLES.clear()
+        b = _BUNDLES[key] = _make_bundle(spec, clock)
+    return b
+
+
+def _make_bundle(spec, clock):
     if clock not in CLOCK_NAMES:
         raise ValueError(f"unknown clock {clock!r}; use one of {sorted(CLOCK_NAMES)}")
     kind, dims, c, s, o = spec.G.tables

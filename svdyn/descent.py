@@ -62,7 +62,7 @@ def descend(spec: ModelSpec, s0, lr: float, steps: int, save_every: int = 1, *,
 
     with progress_bar(B * times.size, "descend", enabled=progress, unit="save") as bar:
         wall = drive(run, spec.bundle(CLOCK_T), DOPRI5, ctrl, bar=bar,
-                     work_per_step=spec.L * spec.K)
+                     work_per_step=spec.L * spec.K, what="descend")
     status = ["ok" if st == 0 else f"state became non-finite after step {done}; lower --lr"
               for st, done in zip(run.ist[:, I_STATUS], run.ist[:, I_NACC])]
     stats = {"steps": steps, "lr": lr, "seconds": wall}

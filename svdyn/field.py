@@ -29,10 +29,11 @@ import numpy as np
 from .bundle import CLOCK_T, CLOCK_Y, Scratch
 from .groups import WALSH
 from .kernels import ce_grad, ls_grad, ls_loss_extra, mse_grad, mse_loss_term
-from .softmax import class_margins, softmax_residual
+from .softmax import EXP_FLOOR, class_margins, softmax_residual
 from .spec import LOSS_CE, LOSS_MSE, ModelSpec
 
 _njit = nb.njit(cache=True, error_model="numpy")
+_inline = nb.njit(cache=True, error_model="numpy", inline="always")  # see softmax.py
 
 
 @_njit
@@ -74,7 +75,7 @@ def symmetrise_pairs(g, dims):
             g[p] = v
 
 
-@_njit
+@_inline
 def logit_grad(z, g, sc, m):
     """``g = -d loss_data / d z`` at logit singular values ``z`` (K,), scaled by the clock of
     ``m`` (see ``svdyn.softmax``); returns (data loss, min margin). ``g`` may be ``sc.g``,
@@ -105,7 +106,7 @@ def logit_grad(z, g, sc, m):
     return loss, mmin
 
 
-@_njit
+@_inline
 def rhs(s, out, sc, m):
     """Reduced vector field ``out = ds/dclock`` at ``s`` (L, K) (t or normalised clock).
     Returns (total loss incl. ``sum_l lambda_l / 2 ||s_l||^2``, min margin)."""
@@ -141,19 +142,19 @@ def rhs(s, out, sc, m):
     return loss + reg, mmin
 
 
-@_njit
+@_inline
 def y_of_z(zj, L):
     """``y = z^{-(L-2)/L}`` for a moving mode (z > 0); -1 marks a mode that does not move."""
     return zj ** (-(L - 2.0) / L) if zj > 0.0 else -1.0
 
 
-@_njit
+@_inline
 def z_of_y(yj, L):
     """Inverse of :func:`y_of_z` (0 for the marker -1)."""
     return yj ** (-L / (L - 2.0)) if yj > 0.0 else 0.0
 
 
-@_njit
+@_inline
 def y_rhs(y, out, sc, m):
     """The certification clock: ``dy_j/dtau = -(L-2) g_j e^{m_min}`` at ``y`` (1, K) with
     ``z_j = y_j^{-L/(L-2)}`` (balanced, ce, no weight decay); modes marked ``y_j < 0`` (z_j = 0
@@ -178,7 +179,7 @@ def field(y, out, sc, m):
     return rhs(y, out, sc, m)
 
 
-@_njit
+@_inline
 def loss_margin(y, sc, m):
     """(loss, min margin) of a state for the bundle's clock, without the gradient's second
     transform (saved points of a dense-output grid)."""
@@ -204,7 +205,9 @@ def loss_margin(y, sc, m):
         S = 0.0
         a = max(0.0, -mmin)
         for c in range(1, K):
-            S += math.exp(-w[c] - a)
+            x = -w[c] - a
+            if x > EXP_FLOOR:
+                S += math.exp(x)
         loss = math.log1p(S) if a == 0.0 else a + math.log(math.exp(-a) + S)
         if m.code != LOSS_CE:
             loss += ls_loss_extra(msum, m.eps, K)

@@ -114,9 +114,13 @@ class ModelSpec:
 
     def bundle(self, clock: int = 0):
         """The model as one named bundle for the numba kernels (``svdyn.bundle.Model``)."""
-        from .bundle import make_bundle
+        cache = self.__dict__.setdefault("_bundle_cache", {})  # per instance: no hashing
+        b = cache.get(clock)
+        if b is None:
+            from .bundle import make_bundle
 
-        return make_bundle(self, clock)
+            b = cache[clock] = make_bundle(self, clock)
+        return b
 
     def to_dict(self) -> dict:
         d = asdict(self)

@@ -26,6 +26,7 @@ the exception propagates before any result is built).
 """
 from __future__ import annotations
 
+import math
 import time
 
 import numba as nb
@@ -33,10 +34,11 @@ import numpy as np
 
 from .bundle import (CLOCK_T, CLOCK_Y, F_EV, F_H, F_LOSS, F_MM, F_T, F_TSTEADY, I_ATTEMPTS, I_DONE,
                      I_IDX, I_NACC, I_NONFIN, I_NREJ, I_REJ, I_STARTED, I_STATUS, I_WINACC,
-                     I_WINREJ, JOB_GD, STOP_MARGIN, STOP_TIME, STOP_YMIN)
-from .field import field, loss_margin, new_scratch, z_of_y
-from .softmax import min_margin_of
-from .steady import newton_steady
+                     I_WINREJ, JOB_GD, JOB_RK, STOP_MARGIN, STOP_TIME, STOP_YMIN)
+from .field import field, loss_margin, new_scratch, rhs, symmetrise_pairs, z_of_y
+from .groups import WALSH
+from .softmax import class_margins, group_transform, min_margin_of
+from .steady import _lu, _lu_solve, newton_steady
 
 _njit = nb.njit(cache=True, error_model="numpy")
 
@@ -182,7 +184,11 @@ def _interpolate(y, k, h, theta, tab, out):
 
 @_njit
 def _record(run, i, idx, ys, loss, mm, t):
-    run.out_s[i, idx] = ys
+    o = run.out_s[i, idx]
+    L, K = ys.shape
+    for l in range(L):
+        for j in range(K):
+            o[l, j] = ys[l, j]
     run.out_loss[i, idx] = loss
     run.out_mm[i, idx] = mm
     run.out_t[i, idx] = t
@@ -220,6 +226,154 @@ def _root_theta(y, k, h, tab, ev0, ev1, target, yint, sc, m, kind):
     return b
 
 
+# ---------------------------------------------------------------------------- Rosenbrock
+@_njit
+def y_jacobian(y, J, sc, m):
+    """Analytic Jacobian ``J = d(dy/dtau)/dy`` (K, K) of the y-clock field at ``y`` (1, K).
+
+    With ``w_c = e^{m_min} p_c`` (the scaled softmax weights), ``G_j = sum_c M_cj w_c`` (``M_cj =
+    (1 - C[c, j]) / (K sqrt n)``, ``f_j = -(L-2) G_j``) and ``c*`` the minimising class:
+    ``dG_j/dz_k = G_j r_k - sum_c M_cj M_ck w_c`` with ``r_k = M_{c*,k} + sum_c p_c M_ck``,
+    and ``dz_k/dy_k = -(L/(L-2)) z_k / y_k``; rows and columns of modes that do not move are 0.
+    Costs 2K + 3 transforms."""
+    K = y.shape[1]
+    L = m.depth
+    z = sc.z
+    for j in range(K):
+        z[j] = z_of_y(y[0, j], L)
+    mmin, _ = class_margins(z, sc, m)
+    w = sc.w
+    cstar = 1
+    for c in range(1, K):
+        if w[c] == mmin:
+            cstar = c
+            break
+    q = np.empty(K)
+    p = np.empty(K)
+    q[0] = 0.0
+    p[0] = 0.0
+    S = 0.0
+    for c in range(1, K):
+        q[c] = math.exp(-(w[c] - mmin))
+        S += q[c]
+    if mmin >= 0.0:
+        em = math.exp(-mmin)
+        F = 1.0 / (1.0 + em * S)
+        for c in range(1, K):
+            p[c] = q[c] * em * F
+    else:
+        ep = math.exp(mmin)
+        F = ep / (ep + S)
+        for c in range(1, K):
+            p[c] = q[c] / (ep + S)
+    wts = np.empty(K)
+    wts[0] = 0.0
+    Wsum = 0.0
+    Psum = 0.0
+    for c in range(1, K):
+        wts[c] = q[c] * F
+        Wsum += wts[c]
+        Psum += p[c]
+    kr = 1.0 / (K * math.sqrt(m.n))
+    What = np.empty(K)
+    group_transform(wts, What, sc, m)      # sum_c w_c C_cj
+    Phat = np.empty(K)
+    group_transform(p, Phat, sc, m)        # sum_c p_c C_ck
+    e = np.zeros(K)
+    e[cstar] = 1.0
+    crow = np.empty(K)
+    group_transform(e, crow, sc, m)        # C[c*, k]
+    G = np.empty(K)
+    r = np.empty(K)
+    for j in range(K):
+        G[j] = kr * (Wsum - What[j])
+        r[j] = kr * ((1.0 - crow[j]) + (Psum - Phat[j]))
+    row = np.empty(K)
+    v = np.empty(K)
+    X = np.empty(K)
+    for k in range(K):
+        for j in range(K):
+            J[j, k] = 0.0
+        if not y[0, k] > 0.0:
+            continue
+        for j in range(K):
+            e[j] = 0.0
+        e[k] = 1.0
+        group_transform(e, row, sc, m)     # C[k, c] = C[c, k]
+        v[0] = 0.0
+        Ak = 0.0
+        for c in range(1, K):
+            v[c] = (1.0 - row[c]) * wts[c]
+            Ak += v[c]
+        group_transform(v, X, sc, m)       # sum_c C_cj (1 - C_ck) w_c
+        dz = -(L / (L - 2.0)) * z[k] / y[0, k]
+        for j in range(K):
+            if y[0, j] > 0.0:
+                dG = G[j] * r[k] - kr * kr * (Ak - X[j])
+                J[j, k] = -(L - 2.0) * dG * dz
+    return mmin
+
+
+@_njit
+def _ros_step(y, f0, h, tab, sc, m, ynew, err, U, W, piv, J, ytmp, ftmp, rhs_):
+    """One Rosenbrock step (state (1, K), y clock): ``(1/(h gamma) - J) u_i = f(y + sum_j
+    a_ij u_j) + sum_j (c_ij / h) u_j``, ``y_new = y + sum_i m_i u_i``, ``err = sum_i e_i u_i``
+    (Hairer & Wanner's formulation, IV.7). Returns (ok, loss, min margin) of the last stage."""
+    K = y.shape[1]
+    S = tab.b.shape[0]
+    ns = 0
+    for i in range(S):
+        if tab.b[i] != 0.0 or tab.e[i] != 0.0:
+            ns = i + 1
+    y_jacobian(y, J, sc, m)
+    d = 1.0 / (h * tab.gamma)
+    for r in range(K):
+        for c in range(K):
+            W[r, c] = -J[r, c]
+        W[r, r] += d
+    if not _lu(W, piv):
+        return False, np.nan, np.nan
+    lo = np.nan
+    mg = np.nan
+    for i in range(ns):
+        if i == 0:
+            for j in range(K):
+                rhs_[j] = f0[0, j]
+        else:
+            for j in range(K):
+                ytmp[0, j] = y[0, j]
+            for q in range(i):
+                a = tab.A[i, q]
+                if a != 0.0:
+                    for j in range(K):
+                        ytmp[0, j] += a * U[q, j]
+            lo, mg = field(ytmp, ftmp, sc, m)
+            for j in range(K):
+                rhs_[j] = ftmp[0, j]
+            for q in range(i):
+                cq = tab.G[i, q] / h
+                if cq != 0.0:
+                    for j in range(K):
+                        rhs_[j] += cq * U[q, j]
+        _lu_solve(W, piv, rhs_)
+        for j in range(K):
+            U[i, j] = rhs_[j] if y[0, j] > 0.0 else 0.0
+        if m.kind != WALSH:
+            symmetrise_pairs(U[i], m.dims)
+    finite = True
+    for j in range(K):
+        acc = y[0, j]
+        ea = 0.0
+        for i in range(ns):
+            acc += tab.b[i] * U[i, j]
+            ea += tab.e[i] * U[i, j]
+        ynew[0, j] = acc
+        err[0, j] = ea
+        if not np.isfinite(acc):
+            finite = False
+    return finite, lo, mg
+
+
 # --------------------------------------------------------------------------- RK slice
 @_njit
 def rk_advance(i, run, m, tab, ctrl):
@@ -241,6 +395,14 @@ def rk_advance(i, run, m, tab, ctrl):
     err = np.empty((L, K))
     err3 = np.empty((L, K))
     yint = np.empty((L, K))
+    implicit = tab.implicit != 0
+    nU = tab.b.shape[0] if implicit else 1
+    nJ = K if implicit else 1
+    U = np.empty((nU, K))
+    Wm = np.empty((nJ, nJ))
+    Jm = np.empty((nJ, nJ))
+    piv = np.empty(nJ, dtype=np.int64)
+    rhs_ = np.empty(K)
     if not ist[I_STARTED]:
         ist[I_STARTED] = 1
         loss, mm = field(y, k[0], sc, m)
@@ -320,41 +482,45 @@ def rk_advance(i, run, m, tab, ctrl):
             status = NON_FINITE if (last_nonfinite or not np.isfinite(h_eff)) else STEP_TOO_SMALL
             done = True
             break
-        # stages (row-wise over contiguous memory so the loops vectorise)
-        for s_ in range(1, S):
+        if implicit:
+            finite, lo, mg = _ros_step(y, k[0], h_eff, tab, sc, m, ynew, err, U, Wm, piv, Jm,
+                                       ytmp, yint, rhs_)
+        else:
+            # stages (row-wise over contiguous memory so the loops vectorise)
+            for s_ in range(1, S):
+                for l in range(L):
+                    for j in range(K):
+                        ytmp[l, j] = y[l, j]
+                for q in range(s_):
+                    cq = h_eff * tab.A[s_, q]
+                    if cq != 0.0:
+                        for l in range(L):
+                            for j in range(K):
+                                ytmp[l, j] += cq * k[q, l, j]
+                lo, mg = field(ytmp, k[s_], sc, m)
+            # FSAL: the last stage point is y_new
             for l in range(L):
                 for j in range(K):
-                    ytmp[l, j] = y[l, j]
-            for q in range(s_):
-                cq = h_eff * tab.A[s_, q]
-                if cq != 0.0:
-                    for l in range(L):
-                        for j in range(K):
-                            ytmp[l, j] += cq * k[q, l, j]
-            lo, mg = field(ytmp, k[s_], sc, m)
-        # FSAL: the last stage point is y_new
-        for l in range(L):
-            for j in range(K):
-                ynew[l, j] = 0.0
-                err[l, j] = 0.0
-                err3[l, j] = 0.0
-        for q in range(S):
-            bq = tab.b[q]
-            eq = tab.e[q]
-            e3q = tab.e3[q]
+                    ynew[l, j] = 0.0
+                    err[l, j] = 0.0
+                    err3[l, j] = 0.0
+            for q in range(S):
+                bq = tab.b[q]
+                eq = tab.e[q]
+                e3q = tab.e3[q]
+                for l in range(L):
+                    for j in range(K):
+                        kq = k[q, l, j]
+                        ynew[l, j] += bq * kq
+                        err[l, j] += eq * kq
+                        err3[l, j] += e3q * kq
+            finite = True
             for l in range(L):
                 for j in range(K):
-                    kq = k[q, l, j]
-                    ynew[l, j] += bq * kq
-                    err[l, j] += eq * kq
-                    err3[l, j] += e3q * kq
-        finite = True
-        for l in range(L):
-            for j in range(K):
-                v = y[l, j] + h_eff * ynew[l, j]
-                ynew[l, j] = v
-                if not np.isfinite(v):
-                    finite = False
+                    v = y[l, j] + h_eff * ynew[l, j]
+                    ynew[l, j] = v
+                    if not np.isfinite(v):
+                        finite = False
         if finite:
             acc = 0.0
             acc3 = 0.0
@@ -364,12 +530,15 @@ def rk_advance(i, run, m, tab, ctrl):
                     if tab.err_kind == 0:
                         r = h_eff * err[l, j] / sc_
                         acc += r * r
+                    elif tab.err_kind == 2:
+                        r = err[l, j] / sc_
+                        acc += r * r
                     else:
                         r = err[l, j] / sc_
                         r3 = err3[l, j] / sc_
                         acc += r * r
                         acc3 += r3 * r3
-            if tab.err_kind == 0:
+            if tab.err_kind != 1:
                 en = np.sqrt(acc / (L * K))
             elif acc == 0.0 and acc3 == 0.0:
                 en = 0.0
@@ -391,6 +560,11 @@ def rk_advance(i, run, m, tab, ctrl):
             t_old = t
             t = target if hit else t + h_eff
             nacc += 1
+            if implicit:  # dense layout: k0 = f(y), k1 = (y_new - y) / h, k2 = f(y_new)
+                lo, mg = field(ynew, k[2], sc, m)
+                for l in range(L):
+                    for j in range(K):
+                        k[1, l, j] = (ynew[l, j] - y[l, j]) / h_eff
             step_rejected = False
             # ------------------------------------------------ stops inside this step
             have_dense = False
@@ -498,7 +672,7 @@ def gd_advance(i, run, m, tab, ctrl):
     idx = ist[I_IDX]
     for _ in range(ctrl.slice_steps):
         it = ist[I_NACC]
-        loss, mm = field(y, d, sc, m)
+        loss, mm = rhs(y, d, sc, m)
         if it % every == 0 or it == steps:
             _record(run, i, idx, y, loss, mm, float(it))
             idx += 1
@@ -521,26 +695,37 @@ def gd_advance(i, run, m, tab, ctrl):
 
 
 # --------------------------------------------------------------------------- batches
+@nb.njit(cache=True, error_model="numpy", parallel=True)
+def rk_batch_par(run, m, tab, ctrl):
+    """One RK slice of every unfinished trajectory, in parallel over the batch."""
+    for i in nb.prange(run.y.shape[0]):
+        rk_advance(i, run, m, tab, ctrl)
+
+
 @_njit
-def _advance(i, run, m, tab, ctrl):
-    if ctrl.job == JOB_GD:
-        gd_advance(i, run, m, tab, ctrl)
-    else:
+def rk_batch_ser(run, m, tab, ctrl):
+    """One RK slice of every unfinished trajectory, serially."""
+    for i in range(run.y.shape[0]):
         rk_advance(i, run, m, tab, ctrl)
 
 
 @nb.njit(cache=True, error_model="numpy", parallel=True)
-def advance_batch_par(run, m, tab, ctrl):
-    """One slice of every unfinished trajectory, in parallel over the batch."""
+def gd_batch_par(run, m, tab, ctrl):
+    """One gradient-descent slice of every unfinished trajectory, in parallel."""
     for i in nb.prange(run.y.shape[0]):
-        _advance(i, run, m, tab, ctrl)
+        gd_advance(i, run, m, tab, ctrl)
 
 
 @_njit
-def advance_batch_ser(run, m, tab, ctrl):
-    """One slice of every unfinished trajectory, serially."""
+def gd_batch_ser(run, m, tab, ctrl):
+    """One gradient-descent slice of every unfinished trajectory, serially."""
     for i in range(run.y.shape[0]):
-        _advance(i, run, m, tab, ctrl)
+        gd_advance(i, run, m, tab, ctrl)
+
+
+#: the batch kernels by job: (serial, parallel). Separate per job so that a command compiles
+#: only the loop it runs.
+BATCH_KERNELS = {JOB_RK: (rk_batch_ser, rk_batch_par), JOB_GD: (gd_batch_ser, gd_batch_par)}
 
 
 # Entering numba's parallel region costs ~15 ms per call on this 2-core machine (a one-step
@@ -548,7 +733,12 @@ def advance_batch_ser(run, m, tab, ctrl):
 PARALLEL_MIN_BATCH = 8
 
 
-def drive(run, m, tab, ctrl, *, bar=None, work_per_step: float = 1.0):
+#: typical first-compile seconds of each batch kernel on the 2-core reference machine (CPU
+#: seconds, measured from an empty cache; see bench/RESULTS.md "cold start")
+TYPICAL_COMPILE_S = {JOB_RK: 40.0, JOB_GD: 15.0}
+
+
+def drive(run, m, tab, ctrl, *, bar=None, work_per_step: float = 1.0, what: str = "flow"):
     """Run slices until every trajectory of ``run`` is done; returns the wall time (s).
 
     Slices start small and are resized to take about :data:`SLICE_SECONDS` each, so Python
@@ -556,7 +746,25 @@ def drive(run, m, tab, ctrl, *, bar=None, work_per_step: float = 1.0):
     ``update(n)``) advances by the number of stops reached.
     """
     B = run.y.shape[0]
-    kernel = advance_batch_par if B >= PARALLEL_MIN_BATCH else advance_batch_ser
+    ser, par = BATCH_KERNELS[ctrl.job]
+    kernel = par if B >= PARALLEL_MIN_BATCH else ser
+    if kernel not in _READY:  # first call in this process: maybe a compile, say so
+        from .progress import compile_notice
+
+        with compile_notice(what + (" (parallel)" if kernel is par else ""),
+                            TYPICAL_COMPILE_S[ctrl.job], dispatchers=[kernel]):
+            out = _drive(kernel, run, m, tab, ctrl, bar, work_per_step, True)
+        _READY.add(kernel)
+        return out
+    return _drive(kernel, run, m, tab, ctrl, bar, work_per_step, False)
+
+
+_READY: set = set()  # batch kernels already called in this process (dispatcher lookups of
+#                      ``.signatures`` cost ~0.3 ms a call)
+
+
+def _drive(kernel, run, m, tab, ctrl, bar, work_per_step, compiling):
+    B = run.y.shape[0]
     slice_steps = max(1, min(ctrl.slice_steps, int(2e6 / max(1.0, B * work_per_step))))
     t0 = time.perf_counter()
     shown = 0
@@ -573,8 +781,12 @@ def drive(run, m, tab, ctrl, *, bar=None, work_per_step: float = 1.0):
                 shown = reached
         if ist[:, I_DONE].all():
             break
-        # resize toward SLICE_SECONDS (at most x4 per slice, never below one attempt)
-        if dt > 0:
+        # resize toward SLICE_SECONDS (at most x4 per slice, never below one attempt); the
+        # first slice of a fresh process may include the compile: it only grows the slice
+        if compiling:
+            compiling = False
+            slice_steps *= 4
+        elif dt > 0:
             slice_steps = max(1, int(slice_steps * min(4.0, SLICE_SECONDS / dt)))
         else:
             slice_steps *= 4

@@ -33,8 +33,12 @@ class Tableau(NamedTuple):
     order: int          # order of the error estimator
     n_stages: int       # stages of a step (incl. the FSAL stage)
     n_dense: int        # S: all stages incl. those only the dense output needs
-    err_kind: int       # 0: plain embedded estimate; 1: DOP853's combined 5/3 estimate
+    err_kind: int       # 0: plain embedded estimate; 1: DOP853's combined 5/3 estimate;
+    #                     2: Rosenbrock (err = sum_i e_i u_i, already absolute)
     sol_order: int      # order of the solution
+    implicit: int       # 0: explicit RK; 1: Rosenbrock (A, G, gamma; y clock only)
+    G: np.ndarray       # (S, S) Rosenbrock c_ij (zeros for explicit pairs)
+    gamma: float        # Rosenbrock diagonal (0 for explicit pairs)
 
 
 def _pad(a, n):
@@ -43,14 +47,18 @@ def _pad(a, n):
     return out
 
 
-def _make(A, b, e, c, P, order, sol_order, n_stages=None, e3=None, err_kind=0):
+def _make(A, b, e, c, P, order, sol_order, n_stages=None, e3=None, err_kind=0, G=None,
+          gamma=0.0, n_dense=None):
     A = np.ascontiguousarray(A, dtype=np.float64)
     S = A.shape[0]
+    G = np.zeros((S, S)) if G is None else np.ascontiguousarray(G, dtype=np.float64)
     return Tableau(A=A, b=_pad(b, S), e=_pad(e, S),
                    e3=_pad(np.zeros(0) if e3 is None else e3, S), c=_pad(c, S),
                    P=np.ascontiguousarray(P, dtype=np.float64), order=int(order),
-                   n_stages=int(S if n_stages is None else n_stages), n_dense=int(S),
-                   err_kind=int(err_kind), sol_order=int(sol_order))
+                   n_stages=int(S if n_stages is None else n_stages),
+                   n_dense=int(S if n_dense is None else n_dense), err_kind=int(err_kind),
+                   sol_order=int(sol_order), implicit=int(gamma != 0.0), G=G,
+                   gamma=float(gamma))
 
 
 # ------------------------------------------------------------------------------ dopri5
@@ -177,4 +185,34 @@ def _dop853_dense():
 DOP853 = _make(_d8.A, _pad(_d8.B, 16), _d8.E5, _d8.C, _dop853_dense(), order=7, sol_order=8,
                n_stages=_d8.N_STAGES + 1, e3=_d8.E3, err_kind=1)
 
-TABLEAUX = {"dopri5": DOPRI5, "tsit5": TSIT5, "dop853": DOP853}
+# ------------------------------------------------------------------------------ rodas4
+#: Hairer & Wanner's RODAS (order 4, embedded order 3, L-stable, stiffly accurate, 6 stages),
+#: *Solving ODEs II* (2nd ed. 1996), Sec. IV.7, coefficients of their Fortran code RODAS, in
+#: the form ``(1/(h gamma) - J) u_i = f(y + sum_j a_ij u_j) + sum_j (c_ij / h) u_j``,
+#: ``y_new = y + sum_i m_i u_i``, error ``u_6``. Dense output: the cubic Hermite interpolant of
+#: ``y, f(y), y_new, f(y_new)`` (stages of the dense layout: ``k_0 = f(y)``, ``k_1 = (y_new -
+#: y) / h``, ``k_2 = f(y_new)``). Needs the Jacobian: used for the stiff y clock
+#: (``integrate.flow_y``), whose Jacobian is analytic (``stepper.y_jacobian``).
+_R_A = np.zeros((6, 6))
+_R_A[1, :1] = [1.544]
+_R_A[2, :2] = [0.9466785280815826, 0.2557011698983284]
+_R_A[3, :3] = [3.314825187068521, 2.896124015972201, 0.9986419139977817]
+_R_A[4, :4] = [1.221224509226641, 6.019134481288629, 12.53708332932087, -0.6878860361058950]
+_R_A[5, :5] = [1.221224509226641, 6.019134481288629, 12.53708332932087, -0.6878860361058950,
+               1.0]
+_R_G = np.zeros((6, 6))
+_R_G[1, :1] = [-5.6688]
+_R_G[2, :2] = [-2.430093356833875, -0.2063599157091915]
+_R_G[3, :3] = [-0.1073529058151375, -9.594562251023355, -20.47028614809616]
+_R_G[4, :4] = [7.496443313967647, -10.24680431464352, -33.99990352819905, 11.70890893206160]
+_R_G[5, :5] = [8.083246795921522, -7.981132988064893, -31.52159432874371, 16.31930543123136,
+               -6.058818238834054]
+_R_M = np.array([1.221224509226641, 6.019134481288629, 12.53708332932087,
+                 -0.6878860361058950, 1.0, 1.0])
+_HERMITE = np.array([[1.0, -2.0, 1.0], [0.0, 3.0, -2.0], [0.0, -1.0, 1.0]])
+RODAS4 = _make(_R_A, _R_M, np.eye(6)[5], np.zeros(6), np.pad(_HERMITE, ((0, 3), (0, 0))),
+               order=3, sol_order=4, n_stages=3, err_kind=2, G=_R_G, gamma=0.25, n_dense=3)
+
+TABLEAUX = {"dopri5": DOPRI5, "tsit5": TSIT5, "dop853": DOP853, "rodas4": RODAS4}
+#: methods that need the analytic Jacobian (``flow_y`` only)
+IMPLICIT = {name for name, t in TABLEAUX.items() if t.implicit}

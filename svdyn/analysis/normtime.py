@@ -69,7 +69,8 @@ def run_to_margin(spec: ModelSpec, s0, m_mid: float = 1e4, m_end: float = 1e6,
     tab = TABLEAUX[method]
     run = new_run(S, tab.n_dense, [float(m_mid), float(m_end)])
     ctrl = make_ctrl(JOB_RK, rtol, atol, max_steps, 1 << 30, False, True, STOP_MARGIN)
-    drive(run, spec.bundle(CLOCK_NORM), tab, ctrl, work_per_step=tab.n_stages * spec.L * spec.K)
+    drive(run, spec.bundle(CLOCK_NORM), tab, ctrl, work_per_step=tab.n_stages * spec.L * spec.K,
+          what="classify")
     zs = np.prod(run.out_s, axis=-2)  # (B, 2, K)
     zmid, zend = zs[:, 0].copy(), zs[:, 1].copy()
     mmid, mend = run.out_mm[:, 0].copy(), run.out_mm[:, 1].copy()

@@ -23,6 +23,7 @@ COMMAND_MODULES = [
     "svdyn.cli.analysis",   # maxmargin, basin, code, classify, report
     "svdyn.cli.derive",     # derive, lyapunov
     "svdyn.cli.stability",  # stability (off-manifold perturbations under torch optimizers)
+    "svdyn.cli.warmup",     # warmup (fill the numba cache)
 ]
 
 _ARG = re.compile(r"^argument (?P<opt>[^:]+?): (?P<msg>.*)$", re.S)
