@@ -64,10 +64,12 @@ from ..groups import Group, SpecError
 from ..spec import LOSS_CE, ModelSpec
 from .maxmargin import mode_classes
 
-LIVE_MAX = 0.2     # ratio exponent at or below this: the mode survives
-DEAD_MIN = 0.8     # at or above this: the mode dies
-ACTIVE_TOL = 1e-5  # relative margin slack of an active constraint
-DIRECTION_TOL = 1e-4
+LIVE_MAX = 0.1     # ratio exponent at or below this: the mode survives
+OUT_MIN = 0.3      # at or above this (and not falling): the mode leaves the support
+FALL_TOL = 0.05    # an exponent that fell by more than this between stop pairs is in transit
+ACTIVE_TOL = 1e-2  # relative margin slack of a candidate active constraint
+EXACT_TOL = 1e-9   # slack of an active constraint at the polished vertex
+DIRECTION_TOL = 1e-3
 KKT_TOL = 1e-8     # relative stationarity residual
 GAP_TOL = 1e-9     # first-order gap (relative) that counts as strictly positive
 BALANCE_TOL = 1e-8
@@ -79,8 +81,9 @@ N_STOPS = 3
 
 REASONS = {
     "integration": "integration failed",
-    "transit": "a mode is neither converging nor dying by the last stop (ratio exponent "
-               "between LIVE_MAX and DEAD_MIN): the start is near a basin boundary",
+    "transit": "a mode's ratio neither converges nor diverges steadily by the last stop "
+               "(ratio exponent between LIVE_MAX and OUT_MIN, or falling): the start is near "
+               "a basin boundary",
     "saddle": "the surviving direction approaches a non-vertex KKT point (a saddle of the "
               "concave program): the start lies on or next to a basin boundary (tie)",
     "degenerate": "the limit vertex is a degenerate KKT point (first-order gap <= 0)",
@@ -324,6 +327,10 @@ def kkt_certificate(G: Group, L: float, z, n: int = 1, support=None) -> dict:
     xfull = np.zeros(len(cls))
     xfull[S] = xs
     mv = A @ xfull
+    if out["vertex"]:  # the exact active set of the polished vertex
+        act = np.array([c for c in uniq if mv[c] <= 1.0 + EXACT_TOL])
+        out["active"] = [int(c) + 1 for c in act]
+        As = A[np.ix_(act, np.nonzero(S)[0])]
     out["feasible"] = bool(mv.min() >= 1.0 - 1e-9)
     grad = mult[S] * p * xs ** (p - 1.0)
     mu, res = nnls(As.T, grad)
@@ -419,7 +426,7 @@ def certify_limit(spec: ModelSpec, state, *, z_final: float = Z_FINAL, q: float 
     stops = y_stops(L, z_final, q, n_stops) if L > 2 else np.zeros(0)
     res = _empty(spec, B, stops, single)
     res.meta = {"z_final": z_final, "q": q, "n_stops": n_stops, "rtol": rtol,
-                "live_max": LIVE_MAX, "dead_min": DEAD_MIN}
+                "live_max": LIVE_MAX, "out_min": OUT_MIN}
     todo = np.ones(B, bool)
     if s0 is not None:
         todo, z0 = _balance(spec, s0, z0, res)
@@ -435,6 +442,8 @@ def certify_limit(spec: ModelSpec, state, *, z_final: float = Z_FINAL, q: float 
     with np.errstate(invalid="ignore", divide="ignore"):
         rho = y / ymin[None, :, None]
         ex = np.log(rho[:, -1] / rho[:, -2]) / math.log(ymin[-2] / ymin[-1])
+        exprev = (np.log(rho[:, -2] / rho[:, -3]) / math.log(ymin[-3] / ymin[-2])
+                  if len(ymin) >= 3 else ex)
     for k, i in enumerate(idx):
         res.steps[i] = int(steps[k])
         res.status[i] = status[k]
@@ -446,15 +455,16 @@ def certify_limit(spec: ModelSpec, state, *, z_final: float = Z_FINAL, q: float 
         if status[k] != "ok" or not np.all(np.isfinite(yl[mv[i]])):
             res.reason[i] = REASONS["integration"] + f": {status[k]}"
             continue
+        ep = np.where(mv[i], exprev[k], np.nan)
         live = mv[i] & (e <= LIVE_MAX)
-        dead = mv[i] & (e >= DEAD_MIN)
+        out = mv[i] & (e >= OUT_MIN) & ~(ep - e > FALL_TOL)
         zdir = np.where(live, zl, 0.0)
         nrm = np.linalg.norm(zdir)
         res.direction[i] = zdir / nrm if nrm > 0 else zdir
         res.support[i] = live
-        if np.any(mv[i] & ~live & ~dead):
-            j = int(np.nonzero(mv[i] & ~live & ~dead)[0][0])
-            res.reason[i] = REASONS["transit"] + f" (mode {j}: exponent {e[j]:.3f})"
+        if np.any(mv[i] & ~live & ~out):
+            j = int(np.nonzero(mv[i] & ~live & ~out)[0][0])
+            res.reason[i] = REASONS["transit"] + f" (mode {j}: exponents {ep[j]:.3f}, {e[j]:.3f})"
             continue
         why = _fill_kkt(res, i, spec, zdir, live)
         if why:
