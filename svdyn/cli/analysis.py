@@ -1,6 +1,8 @@
 """``svdyn maxmargin``, ``svdyn basin``, ``svdyn code``, ``svdyn classify``, ``svdyn report``."""
 from __future__ import annotations
 
+import argparse
+
 import json
 import math
 from pathlib import Path
@@ -35,7 +37,9 @@ def register(sub) -> None:
     p.add_argument("--init-scale", type=float, help="eps (critical ratio, Monte Carlo)")
     p.add_argument("--critical-ratio", action="store_true",
                    help="K = 4: bisect r_c(eps, L) for z(0) = eps (0, 1, 1, r)")
-    p.add_argument("--tol", type=float, default=1e-4, help="absolute tolerance on r_c")
+    p.add_argument("--tol", type=float, default=None, help=argparse.SUPPRESS)
+    p.add_argument("--bracket-width", type=float, default=1e-3,
+                   help="K = 4: width of the certified bracket of r_c (default 1e-3)")
     p.add_argument("--r-max", type=float, default=1.0, help="upper end of the r bracket")
     p.add_argument("--map", action="store_true", help="K = 4: classify an (eps, r) grid")
     p.add_argument("--eps-range", default="1e-3,1,100",
@@ -45,9 +49,7 @@ def register(sub) -> None:
     p.add_argument("--samples", type=int, help="Monte Carlo: number of random spectral inits "
                    "z_j(0) = eps U(0.5, 1.5)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--margins", default=None, help="classifier margins M_MID,M_END "
-                   "(normalised-time continuation; default 1e2,1e4; for --critical-ratio the "
-                   "default is three horizons M = 1e3, 1e4, 1e5 with M -> inf extrapolation)")
+    p.add_argument("--margins", default=None, help=argparse.SUPPRESS)
     p.add_argument("--json", help="write the result to this JSON file")
     p.add_argument("--png", help="map: write the basin map to this PNG")
     p.set_defaults(func=cmd_basin)
@@ -130,47 +132,57 @@ def cmd_maxmargin(args) -> int:
 
 def cmd_basin(args) -> int:
     from ..analysis import basins
-    explicit = args.margins is not None
-    m_mid, m_end = _pair(args.margins or "1e2,1e4", "--margins")
+    if args.tol is not None:
+        raise SpecError("--tol was replaced by --bracket-width W (the certified bracket of r_c "
+                        "has width <= W)")
+    if args.margins is not None:
+        raise SpecError("--margins is no longer used by `svdyn basin`: limits are certified by "
+                        "the y-clock classifier, which needs no horizon; drop --margins")
     if args.critical_ratio:
         if args.classes != 4:
             raise SpecError("--critical-ratio is defined for --classes 4 (z(0) = eps (0,1,1,r))")
         if args.init_scale is None:
             raise SpecError("--critical-ratio needs --init-scale EPS")
-        if not (args.tol > 0):
-            raise SpecError("--tol must be > 0")
-        kw = {"m_mid": m_mid, "m_end": m_end} if explicit else {}
-        r = basins.k4_critical_ratio(args.depth, args.init_scale, args.r_max, args.tol, **kw)
+        r = basins.k4_critical_ratio(args.depth, args.init_scale, args.r_max,
+                                     args.bracket_width)
         _emit(r, args.json)
-        err = "" if r["horizon_error"] is None else f" +- {r['horizon_error']:.2g}"
-        hz = ", ".join(f"M={h['m_end']:g}: {h['critical_ratio']:.6g}" for h in r["by_horizon"])
-        print(f"basin K=4 L={args.depth} eps={args.init_scale:g}: critical ratio "
-              f"{r['critical_ratio']:.6g}{err} ({hz})")
+        lo, hi = r["bracket"]
+        print(f"basin K=4 L={args.depth} eps={args.init_scale:g}: critical ratio in "
+              f"[{lo:.6g}, {hi:.6g}] (width {r['width']:.2g}, certified square below, NC above; "
+              f"{r['undecided']} of {r['classified']} ratios undecided)")
         return 0
     if args.map:
         if args.classes != 4:
             raise SpecError("--map is defined for --classes 4; use --samples for other K")
         eps = _range(args.eps_range, "--eps-range", True)
         rr = _range(args.r_range, "--r-range", False)
-        r = basins.k4_map(args.depth, eps, rr, m_mid, m_end)
+        r = basins.k4_map(args.depth, eps, rr)
         _emit(r, args.json)
         if args.png:
             from ..analysis.report import plot_k4_map
             plot_k4_map(r, args.png)
         print(f"basin map K=4 L={args.depth}: {r['n']} inits in {r['seconds']:.1f} s, NC "
-              f"fraction {r['nc_fraction']:.4f}, undecided {r['undecided']}, failed "
+              f"fraction {_frac(r)} of the decided, undecided {r['undecided']}, failed "
               f"{r['failed']}")
         return 0
     if args.samples:
         if args.init_scale is None:
             raise SpecError("--samples needs --init-scale EPS")
         r = basins.monte_carlo(args.classes, args.depth, args.init_scale, args.samples,
-                               args.seed, args.group, m_mid, m_end)
+                               args.seed, args.group)
         _emit(r, args.json)
         print(f"basin MC K={args.classes} L={args.depth} eps={args.init_scale:g}: NC fraction "
-              f"{r['nc_fraction']:.4f}, ranks {r['rank_histogram']}")
+              f"{_frac(r)} of {r['decided']} decided, undecided {r['undecided']}; limits "
+              f"{r['limit_histogram']}")
         return 0
     raise SpecError("choose one of --critical-ratio, --map, --samples N")
+
+
+def _frac(r) -> str:
+    if r["nc_fraction"] is None:
+        return "n/a"
+    lo, hi = r["nc_wilson95"]
+    return f"{r['nc_fraction']:.4f} [95% Wilson {lo:.4f}, {hi:.4f}]"
 
 
 def cmd_code(args) -> int:
