@@ -128,3 +128,16 @@ def test_monte_carlo_counts_undecided_separately():
     assert lo <= mc["nc_fraction"] <= hi
     json.dumps(mc)
     assert basins.wilson(0, 10)[0] == 0 and np.isclose(basins.wilson(5, 10)[1], 0.7634, atol=1e-4)
+
+
+def test_stiff_clock_matches_the_engine_flow_y():
+    # the engine's explicit dopri5 y clock (svdyn.integrate.flow_y) at a moderate last stop
+    from svdyn.integrate import flow_y
+    from svdyn.spec import random_init_z
+    spec = ModelSpec(8, 6)
+    z = random_init_z(spec, 0.01, np.random.default_rng(2), batch=4)
+    st = y_stops(6, 1e4)
+    o = flow_y(spec, z, st)
+    a, sa, _, _ = stiff_flow_y(spec, z, st, rtol=1e-9)
+    assert np.all(o.status == 0) and sa == ["ok"] * 4
+    assert np.allclose(a[:, :, 1:], o.y[:, :, 1:], rtol=2e-6)
