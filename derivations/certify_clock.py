@@ -1,4 +1,4 @@
-"""The y clock of the certified limit classifier (``svdyn/analysis/certify.py``), derived and checked.
+"""The y clock of the certified limit classifier (``svdyn/analysis/certify.py``), derived, checked.
 
 Balanced unregularised CE at depth L: factors s_l = z^(1/L) obey ds_l/dt = g prod_{m != l} s_m
 (g = -dloss/dz of the mode; MODEL.md section 2). Checked here, symbolically in L where possible:
@@ -30,7 +30,8 @@ def derive() -> dict:
         s = sp.Symbol("s", positive=True)
         # every factor equals s; dz/dt = sum_l (prod_{m != l} s) * (g prod_{m != l} s)
         dz = Lv * s ** (Lv - 1) * g * s ** (Lv - 1)
-        ok &= sp.simplify(dz.subs(s, z ** sp.Rational(1, Lv)) - Lv * z ** (2 - sp.Rational(2, Lv)) * g) == 0
+        rhs = Lv * z ** (2 - sp.Rational(2, Lv)) * g
+        ok &= sp.simplify(dz.subs(s, z ** sp.Rational(1, Lv)) - rhs) == 0
     out["balanced_zflow_ok"] = bool(ok)
     zf = sp.Function("z")(t)
     y = zf ** (-(L - 2) / L)
@@ -113,7 +114,8 @@ def section(R) -> None:
         "$e^{-(m_c-m_{\\min})}/(1+\\sum e^{-m})$ lie in $(0,1]$ (max on a grid "
         f"{d['weights_max']:.3g}) {R.check(d['weights_bounded_ok'])}.")
     R.w()
-    R.w("$\\tau^*=\\int^\\infty e^{-m_{\\min}}dt$ with $e^{-m_{\\min}}\\sim 1/(t(\\log t)^{2-2/L})$: "
+    R.w("$\\tau^*=\\int^\\infty e^{-m_{\\min}}dt$ with "
+        "$e^{-m_{\\min}}\\sim 1/(t(\\log t)^{2-2/L})$: "
         f"$\\int_{{\\log T}}^\\infty u^{{-(2-2/L)}}du={sp.latex(d['tau_star_L'])}$; finite at "
         f"L = 3 (${sp.latex(d['tau_star_L3'])}$), divergent at L = 2 "
         f"(${sp.latex(d['tau_star_L2'])}$) {R.check(d['tau_star_ok'])}; the exponent exceeds 1 "

@@ -242,7 +242,8 @@ def scaled_field(spec, z):
 
 
 def reference_flow_y(spec, z0, stops, rtol=1e-10, atol=1e-14, method="LSODA"):
-    """The y clock by scipy ``solve_ivp`` (LSODA: switches to BDF when stiff), one start at a time, each stop located as a
+    """The y clock by scipy ``solve_ivp`` (LSODA: switches to BDF when stiff), one start at a
+    time, each stop located as a
     terminal event ``min_j y_j = delta``: the slow, independent reference of the engine's
     ``flow_y``. Returns (y (B, S, K), status list, steps (B,))."""
     from scipy.integrate import solve_ivp
