@@ -74,7 +74,7 @@ def k4_map(depth: int, eps_grid, r_grid, z_final: float = K4_Z_FINAL) -> dict:
             "rank": c.rank.reshape(shp).tolist(), "decided": c.decided.reshape(shp).tolist(),
             "nc_fraction": float(np.sum(c.nc) / nd) if nd else None,
             "nc_wilson95": wilson(int(np.sum(c.nc)), nd), "undecided": c.undecided,
-            "failed": int(sum(st != "ok" for st in c.status)), "n": int(E.size),
+            "failed": int(sum(not st.startswith("ok") for st in c.status)), "n": int(E.size),
             "seconds": wall, "z_final": z_final, "classifier": "certify_limit"}
 
 
@@ -162,5 +162,5 @@ def monte_carlo(K: int, depth: int, eps: float, samples: int, seed: int = 0,
             "rank_histogram": {int(r): int(np.sum(ranks == r)) for r in np.unique(ranks)},
             "mean_rank": float(np.mean(ranks)) if nd else None,
             "undecided_reasons": reasons,
-            "failed": int(sum(st != "ok" for st in c.status)),
+            "failed": int(sum(not st.startswith("ok") for st in c.status)),
             "seconds": time.perf_counter() - t0, "classifier": "certify_limit"}

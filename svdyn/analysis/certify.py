@@ -84,7 +84,7 @@ BALANCE_MAX_MARGIN = 1e4
 Z_FINAL = 1e9      # the last stop sits at y_min = Z_FINAL^(-(L-2)/L) (largest z ~ Z_FINAL)
 Z_CAP = 1e14       # largest z the reference field evaluates
 Q = 10.0           # stops are a factor Q apart in y
-N_STOPS = 3
+N_STOPS = 4
 
 REASONS = {
     "integration": "integration failed",
@@ -447,23 +447,28 @@ def certify_limit(spec: ModelSpec, state, *, z_final: float = Z_FINAL, q: float 
         return res
     y, status, steps = _clock(spec, z0[idx], stops, rtol, atol)
     ymin = stops
-    with np.errstate(invalid="ignore", divide="ignore"):
-        rho = y / ymin[None, :, None]
-        ex = np.log(rho[:, -1] / rho[:, -2]) / math.log(ymin[-2] / ymin[-1])
-        exprev = (np.log(rho[:, -2] / rho[:, -3]) / math.log(ymin[-3] / ymin[-2])
-                  if len(ymin) >= 3 else ex)
     for k, i in enumerate(idx):
         res.steps[i] = int(steps[k])
         res.status[i] = status[k]
-        e = np.where(mv[i], ex[k], np.nan)
-        res.exponents[i] = e
-        yl = y[k, -1]
-        with np.errstate(divide="ignore"):
-            zl = np.where(np.isfinite(yl) & (yl > 0), yl ** (-L / (L - 2.0)), 0.0)
-        if status[k] != "ok" or not np.all(np.isfinite(yl[mv[i]])):
+        # stops reached (a run that fails near the rounding floor keeps the earlier stops)
+        reached = np.all(np.isfinite(y[k][:, mv[i]]), axis=1) if mv[i].any() else \
+            np.zeros(len(ymin), bool)
+        R = int(np.argmin(reached)) if not reached.all() else len(ymin)
+        if R < 3:
             res.reason[i] = REASONS["integration"] + f": {status[k]}"
             continue
-        ep = np.where(mv[i], exprev[k], np.nan)
+        if R < len(ymin):
+            res.status[i] = f"ok to stop {R} of {len(ymin)} ({status[k]})"
+        with np.errstate(invalid="ignore", divide="ignore"):
+            rho = y[k, :R] / ymin[:R, None]
+            ex = np.log(rho[-1] / rho[-2]) / math.log(ymin[R - 2] / ymin[R - 1])
+            exprev = np.log(rho[-2] / rho[-3]) / math.log(ymin[R - 3] / ymin[R - 2])
+        e = np.where(mv[i], ex, np.nan)
+        res.exponents[i] = e
+        yl = y[k, R - 1]
+        with np.errstate(divide="ignore"):
+            zl = np.where(np.isfinite(yl) & (yl > 0), yl ** (-L / (L - 2.0)), 0.0)
+        ep = np.where(mv[i], exprev, np.nan)
         live = mv[i] & (e <= LIVE_MAX)
         out = mv[i] & (e >= OUT_MIN) & ~(ep - e > FALL_TOL)
         zdir = np.where(live, zl, 0.0)
