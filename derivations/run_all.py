@@ -16,7 +16,7 @@ import numpy as np
 import sympy as sp
 
 from . import closed_forms as cf
-from . import codegen, conservation, lyapunov, reduction
+from . import certify_clock, codegen, conservation, lyapunov, reduction
 from .symgroup import sym_group
 
 REPORT = Path(__file__).resolve().parent / "REPORT.md"
@@ -381,6 +381,7 @@ def main(argv=None, *, write_kernels: bool = True, numeric: bool = True,
     R.timed("lyapunov", section_lyapunov, R, numeric)
     R.timed("fixed points", section_fixed, R)
     section_codegen(R, Path(kernels))
+    R.timed("certify clock", certify_clock.section, R)
     R.w(f"Overall: {_ok(R.ok)}")
     Path(report).write_text("\n".join(R.lines) + "\n")
     log(f"wrote {report}; all checks {'passed' if R.ok else 'FAILED'}; "

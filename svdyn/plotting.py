@@ -182,7 +182,7 @@ def plot_basin_map(m: dict, ax=None):
     ----------
     m : dict
         :func:`svdyn.analysis.basins.k4_map` output (``eps`` (E,), ``r`` (R,), ``rank`` (E, R),
-        ``error`` (E, R), ``depth``), optionally ``critical`` (list of
+        ``decided`` (E, R) (or the older ``error``), ``depth``), optionally ``critical`` (list of
         :func:`~svdyn.analysis.basins.k4_critical_ratio` dicts).
     ax : matplotlib Axes, optional
 
@@ -196,7 +196,10 @@ def plot_basin_map(m: dict, ax=None):
     ax = _new_ax(ax, (5.2, 4.0))
     eps, r = np.asarray(m["eps"], float), np.asarray(m["r"], float)
     rank = np.asarray(m["rank"], float)
-    err = np.asarray(m["error"], float)
+    if "decided" in m:       # certified classifier: undecided points are marked
+        und = ~np.asarray(m["decided"], bool)
+    else:                    # growth-exponent classifier (older maps)
+        und = np.asarray(m["error"], float) > 0.25
     cmap = ListedColormap(["#4575b4", "#d73027"])
     norm = BoundaryNorm([-0.5, 0.5, 1.5], 2)
     img = np.where(rank >= 3, 1.0, 0.0)
@@ -204,7 +207,6 @@ def plot_basin_map(m: dict, ax=None):
     cb = ax.figure.colorbar(mesh, ax=ax, ticks=[0, 1], pad=0.02)
     cb.ax.set_yticklabels(["square code\n(rank 2)", "NC\n(rank 3)"], fontsize=8)
     cb.set_label("limit of the flow", fontsize=8)
-    und = err > 0.25
     if und.any():
         E, R = np.meshgrid(eps, r, indexing="ij")
         ax.plot(E[und], R[und], "k.", ms=2, label=f"undecided ({int(und.sum())} points)")

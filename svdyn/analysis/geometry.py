@@ -8,7 +8,9 @@ for L = 2 every mode is live (the max-margin optimum is NC, unique). Live modes 
 proportion to the margin, dead ones stop, but the separation is slow in t: z_dead / z_live
 decays only like 1 / margin ~ 1 / log t.
 
-The classifier therefore continues the flow in normalised time (``normtime.py``) to huge
+The certified classifier (``certify.py``: y-clock ratios at vanishing thresholds plus a KKT
+certificate) supersedes this one for depth >= 3; basins and Monte Carlo use it, and
+:func:`classify_trajectory` reports both. The growth-exponent classifier below continues the flow in normalised time (``normtime.py``) to huge
 margins (default: from m_min = 1e2 to 1e4, i.e. t ~ e^{10^4}) and measures each mode's growth
 exponent ``e_j = dlog z_j / dlog m_min`` over that stretch: live -> 1, dead -> 0
 (dead: ``e_j = O(m_mid^{-(L-2)/L} / log 100)``). A mode is live when ``e_j > 1/2``; the
@@ -145,8 +147,10 @@ def classify_states(spec, s, m_mid: float = 1e2, m_end: float = 1e4, adaptive: b
 
 def classify_trajectory(traj, m_mid: float = 1e2, m_end: float = 1e4,
                         rank_rel: float = 0.1, max_end: float = 1e6) -> dict:
-    """Limit geometry of a saved (single) Trajectory: geometry of its last finite state, and
-    the classification of its limit by continuing that state in normalised time."""
+    """Limit geometry of a saved (single) Trajectory: geometry of its last finite state, the
+    growth-exponent classification of its limit (``classification``, finite horizon) and the
+    certified limit (``certified``: ``certify.certify_limit(...).item(0)``, a code only with
+    a KKT certificate, else ``undecided`` with the reason)."""
     spec = traj.spec
     G, L, n = spec.G, spec.L, spec.n
     s = np.asarray(traj.s, float)
@@ -157,7 +161,10 @@ def classify_trajectory(traj, m_mid: float = 1e2, m_end: float = 1e4,
     last = int(idx[-1])
     z = s[last].prod(axis=0)
     cls = classify_states(spec, s[last], m_mid, m_end, max_end=max_end)
+    from .certify import certify_limit
+    cert = certify_limit(spec, s[last]).item(0)
     return {"spec": spec.to_dict(), "time": float(np.asarray(traj.times)[last]),
             "geometry": describe(G, z, L, n, rank_rel), "classification": cls,
+            "certified": cert,
             "loss": float(np.asarray(traj.loss)[last]),
             "min_margin": float(np.asarray(traj.min_margin)[last])}

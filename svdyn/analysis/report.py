@@ -136,9 +136,10 @@ def build_report(out="validation/REPORT.md", figures="validation/figures", quick
     crit_eps = (1.0, 0.1, 0.01, 0.001)
     crit_depths = (2, 3, 4, 5, 6, 7, 8)
     crit = {}
+    bw = 1e-2 if quick else 1e-3
     for L in track(crit_depths, "report: critical ratios", unit="depth"):
         for eps in crit_eps:
-            crit[(L, eps)] = basins.k4_critical_ratio(L, eps, tol=1e-4)
+            crit[(L, eps)] = basins.k4_critical_ratio(L, eps, width=bw)
     maps = {}
     for L in track(DEPTHS_MAP, "report: basin maps", unit="map"):
         m = basins.k4_map(L, eps_grid, r_grid)
@@ -146,21 +147,19 @@ def build_report(out="validation/REPORT.md", figures="validation/figures", quick
         maps[L] = m
         plot_k4_map(m, figures / f"basin_k4_depth{L}.png")
         (figures / f"basin_k4_depth{L}.json").write_text(json.dumps(m))
-    rc_tab = [[L] + [f"{crit[(L, e)]['critical_ratio']:.4f} ± {crit[(L, e)]['horizon_error']:.4f}"
-                     + " (" + ", ".join(f"{h['critical_ratio']:.4f}"
-                                        for h in crit[(L, e)]["by_horizon"]) + ")"
-                     for e in crit_eps] for L in crit_depths]
+
+    def _br(c):
+        lo, hi = c["bracket"]
+        return f"[{lo:.4f}, {hi:.4f}]" + ("" if c["width_reached"] else " (width not reached)")
+    rc_tab = [[L] + [_br(crit[(L, e)]) for e in crit_eps] for L in crit_depths]
     (figures / "critical_ratios_k4.json").write_text(json.dumps(
         [{"depth": L, "init_scale": e, **{k: v for k, v in crit[(L, e)].items()
-                                         if k in ("critical_ratio", "horizon_error", "by_horizon",
-                                                  "seconds")}}
+                                         if k in ("bracket", "width", "width_reached",
+                                                  "undecided", "classified", "seconds")}}
          for L in crit_depths for e in crit_eps]))
 
-    def _incr(a, b):  # b > a beyond both error bars, and at every horizon
-        return (crit[b]["critical_ratio"] - crit[b]["horizon_error"]
-                > crit[a]["critical_ratio"] + crit[a]["horizon_error"]
-                and all(hb["critical_ratio"] > ha["critical_ratio"] for ha, hb in
-                        zip(crit[a]["by_horizon"], crit[b]["by_horizon"])))
+    def _incr(a, b):  # certified brackets disjoint and in order
+        return crit[b]["bracket"][0] > crit[a]["bracket"][1]
     inc_depth = all(_incr((L1, e), (L2, e))
                     for e in crit_eps for L1, L2 in zip(crit_depths, crit_depths[1:]))
     inc_eps = all(_incr((L, e1), (L, e2))
@@ -169,33 +168,39 @@ def build_report(out="validation/REPORT.md", figures="validation/figures", quick
                 for L1, L2 in zip(crit_depths, crit_depths[1:]) if not _incr((L1, e), (L2, e))]
     inc_fail += [f"L={L}, eps={e2} vs {e1}" for L in crit_depths[1:]
                  for e1, e2 in zip(crit_eps, crit_eps[1:]) if not _incr((L, e1), (L, e2))]
-    # classifier check: the same points with margins pushed 100x further
+    # classifier check: random points of the L = 3 plane certified with the last stop at
+    # z = 1e6 and again at z = 1e12 (a 100x smaller y threshold at L = 3)
+    from .certify import certify_limit
     rng = np.random.default_rng(3)
     nchk = 40 if quick else 300
     spec3 = basins._k4_spec(3)
-    E = 10 ** rng.uniform(-3, 0, nchk)
-    R = rng.uniform(0, 1.5, nchk)
-    S0 = basins.k4_states(spec3, E, R)
-    ca = classify_states(spec3, S0, 1e2, 1e4, adaptive=False)
-    cad = classify_states(spec3, S0, 1e2, 1e4, max_end=1e5)
-    cb = classify_states(spec3, S0, 1e3, 1e5, adaptive=False)
-    agree = float(np.mean(ca["rank"] == cb["rank"]))
-    agree_ad = float(np.mean(cad["rank"] == cb["rank"]))
+    Z0 = basins.k4_z(10 ** rng.uniform(-3, 0, nchk), rng.uniform(0, 1.5, nchk))
+    ca = certify_limit(spec3, Z0, z_final=1e6, is_z=True)
+    cb = certify_limit(spec3, Z0, z_final=1e12, is_z=True)
+    both = ca.decided & cb.decided
+    agree = float(np.mean([x == y for x, y, d in zip(ca.label, cb.label, both) if d]))
+    chk_und = (ca.undecided, cb.undecided)
 
-    # Monte Carlo K = 8, 16 over depths
+    # Monte Carlo K = 8, 16 over depths: certified limits
     mc_rows = []
-    n_mc2 = 64 if quick else 500
+    n8, n16 = (64, 32) if quick else (2000, 1000)
     mc_json = []
     for K in track((8, 16), "report: Monte Carlo over depth", unit="K"):
         for eps in (0.1, 0.01):
             row = [K, eps]
             for L in range(2, 9):
-                r = basins.monte_carlo(K, L, eps, n_mc2 if K == 8 else n_mc2 // 2, seed=2)
+                r = basins.monte_carlo(K, L, eps, n8 if K == 8 else n16, seed=2)
                 mc_json.append(r)
-                row.append(f"{r['nc_fraction']:.2f} / {r['mean_rank']:.2f} / {r['undecided']}")
+                lo, hi = r["nc_wilson95"]
+                row.append(f"{r['nc_fraction']:.3f} [{lo:.3f}, {hi:.3f}] / {r['undecided']}"
+                           if r["decided"] else f"- / {r['undecided']}")
             mc_rows.append(row)
     (figures / "monte_carlo.json").write_text(json.dumps(mc_json))
-    lowrank_deep = all(r["nc_fraction"] < 1.0 for r in mc_json if r["depth"] >= 4)
+    lowrank_deep = all(r["nc_fraction"] is not None and r["nc_fraction"] < 1.0
+                       for r in mc_json if r["depth"] >= 4)
+    hist_rows = [[r["classes"], r["init_scale"], r["depth"],
+                  ", ".join(f"{k}: {v}" for k, v in r["limit_histogram"].items())]
+                 for r in mc_json if r["depth"] >= 3]
 
     # ---------------------------------------------------------------- 4. repulsion
     from ..integrate import flow
@@ -330,35 +335,36 @@ def build_report(out="validation/REPORT.md", figures="validation/figures", quick
     md.append(_md_table(["K", "eps", "inits", "NC fraction", "undecided", "s"], d2_rows) + "\n")
 
     md.append("## 3. Basins of NC (K = 4, z(0) = eps (0, 1, 1, r))\n")
-    md.append("Critical ratio r_c(eps, L) (r < r_c: square code, r > r_c: NC), batched section "
-              "search (tolerance 1e-4) at classifier horizons M = 1e3, 1e4, 1e5 (limits read over "
-              "margins M/100..M; values in brackets). A slowly dying mode looks live at a "
-              "finite horizon, so r_c(M) creeps up with M, with error ~ M^(-(L-2)/L); the "
-              "first number is the Aitken extrapolation M -> inf, ± its distance to the "
-              "extrapolation with the theoretical ratio 10^(-(L-2)/L) per decade. At L = 2 every "
-              "r > 0 gives NC (r_c = 0 up to the tolerance).\n")
+    md.append("Critical ratio r_c(eps, L) (r < r_c: square code, r > r_c: NC) as a certified "
+              f"bracket of width <= {bw:g} (`basins.k4_critical_ratio`): section search on "
+              "(0, 1], every ratio classified by the certified classifier (y-clock ratio "
+              "exponents, last stop at z = 1e12, plus the KKT certificate); every ratio the "
+              "search met below the bracket is a certified square, every one above it "
+              "certified NC; undecided ratios stay inside. At L = 2 every r > 0 gives NC "
+              "(r_c = 0).\n")
     md.append(_md_table(["L"] + [f"eps={e:g}" for e in crit_eps], rc_tab) + "\n")
-    md.append(f"Classifier check: {nchk} random points of the L = 3 plane classified with "
-              f"fixed margins 1e2..1e4 and again with 1e3..1e5 agree on {agree * 100:.1f} %; "
-              f"with the adaptive horizon (undecided starts pushed to 1e5) on "
-              f"{agree_ad * 100:.1f} %. Disagreements lie in the band near r_c where mode 3 "
-              "dies slowly; basin maps (adaptive, up to 1e6) and Monte Carlo (adaptive, up to "
-              "1e5) can still over-count NC / rank inside that band.\n"
-              + ("" if not inc_fail else "Monotonicity not established (error bars overlap) "
+    md.append(f"Classifier check: {nchk} random points of the L = 3 plane certified with the "
+              "last stop at z = 1e6 and again at z = 1e12 (a 100x smaller y threshold): "
+              f"undecided {chk_und[0]} and {chk_und[1]}; the labels agree on "
+              f"{agree * 100:.2f} % of the points decided by both.\n"
+              + ("" if not inc_fail else "Monotonicity not established (brackets overlap) "
                  "for: " + "; ".join(inc_fail) + ".\n"))
-    mrows = [[L, maps[L]["n"], f"{maps[L]['nc_fraction']:.4f}", maps[L]["undecided"],
+    mrows = [[L, maps[L]["n"], "-" if maps[L]["nc_fraction"] is None
+              else f"{maps[L]['nc_fraction']:.4f}", maps[L]["undecided"],
               maps[L]["failed"], f"{maps[L]['seconds']:.1f}"] for L in DEPTHS_MAP]
-    md.append("Maps (eps log-spaced 1e-3..1, r in 0..1.5; white dots: extrapolated r_c; each "
-              "point classified with the adaptive horizon up to margin 1e6; the r = 0 row has "
+    md.append("Maps (eps log-spaced 1e-3..1, r in 0..1.5; white dots: bracket midpoints of "
+              "r_c; grey: undecided; NC fraction over the decided points; the r = 0 row has "
               "mode 3 pinned at zero, hence rank 2 even at L = 2):\n")
     md.append(_md_table(["L", "inits", "NC fraction", "undecided", "failed", "s"], mrows) + "\n")
     md.append(" ".join(f"![L={L}](%s)" % (rel / f"basin_k4_depth{L}.png") for L in DEPTHS_MAP)
               + "\n")
-    md.append(f"Monte Carlo, z_j(0) = eps U(0.5, 1.5), walsh ({n_mc2} inits for K = 8, "
-              f"{n_mc2 // 2} for K = 16): NC fraction / mean limit rank / undecided (exponent "
-              "error > 0.25 after the adaptive horizon, up to margin 1e5; these sit near basin "
-              "boundaries and are counted with their finite-horizon rank, an over-count)\n")
+    md.append(f"Monte Carlo, z_j(0) = eps U(0.5, 1.5), walsh ({n8} inits for K = 8, {n16} for "
+              "K = 16), certified limits: NC fraction over the decided starts [95 % Wilson "
+              "interval] / undecided (never folded into the fraction)\n")
     md.append(_md_table(["K", "eps"] + [f"L={L}" for L in range(2, 9)], mc_rows) + "\n")
+    md.append("Certified limits by support class (value profile of the limit vertex, min "
+              "margin 1):\n")
+    md.append(_md_table(["K", "eps", "L", "limits"], hist_rows) + "\n")
 
     md.append("## 4. Early repulsion\n")
     md.append("K = 4, z(0) = (0, 0.011, 0.01, 0.01): d/dt log(z_1/z_2) at t = 1e-4, measured by "

@@ -5,13 +5,16 @@ import argparse
 import os
 import shutil
 import tempfile
+import json
+import math
 from pathlib import Path
 
 import numpy as np
 
 from ..groups import SpecError
 from .common import (JSON_OUT, MAX_CLASSES, MAX_DEPTH, MAX_SAMPLES, PLOT, SEED_T, Num, NumList,
-                     OutDir, OutFile, add_json_out, add_plot_out, save_plot, write_json)
+                     OutDir, OutFile, add_json_out, add_plot_out, add_renamed, save_plot,
+                     write_json)
 
 
 MARGINS = NumList(float, n=2, lo=0.0, lo_open=True, hi=1e300)
@@ -46,8 +49,9 @@ def register(sub) -> None:
                    help="eps (critical ratio, Monte Carlo)")
     p.add_argument("--critical-ratio", action="store_true",
                    help="K = 4: bisect r_c(eps, L) for z(0) = eps (0, 1, 1, r)")
-    p.add_argument("--tol", type=Num(float, lo=0.0, lo_open=True, hi=1.0), default=1e-4,
-                   help="absolute tolerance on r_c (default 1e-4)")
+    add_renamed(p, "--tol", "--bracket-width")
+    p.add_argument("--bracket-width", type=Num(float, lo=0.0, lo_open=True, hi=1.0), default=1e-3,
+                   help="K = 4: width of the certified bracket of r_c (default 1e-3)")
     p.add_argument("--r-max", type=Num(float, lo=0.0, lo_open=True, hi=1e3), default=1.0,
                    help="upper end of the r bracket (default 1)")
     p.add_argument("--map", action="store_true", help="K = 4: classify an (eps, r) grid")
@@ -58,10 +62,7 @@ def register(sub) -> None:
     p.add_argument("--samples", type=Num(int, lo=1, hi=10 ** 6),
                    help="Monte Carlo: number of random spectral inits z_j(0) = eps U(0.5, 1.5)")
     p.add_argument("--seed", type=SEED_T, default=0, help="seed of the Monte Carlo inits")
-    p.add_argument("--margins", type=MARGINS, default=None, help="classifier margins "
-                   "M_MID,M_END (normalised-time continuation; default 1e2,1e4; for "
-                   "--critical-ratio the default is three horizons M = 1e3, 1e4, 1e5 with "
-                   "M -> inf extrapolation)")
+    p.add_argument("--margins", default=None, help=argparse.SUPPRESS)   # retired
     add_json_out(p)
     add_plot_out(p, "map: the basin map")
     p.add_argument("--png", type=PLOT, dest="plot", help=argparse.SUPPRESS)  # old name of --plot
@@ -167,8 +168,9 @@ def _g(x, fmt=".6g") -> str:
 
 def cmd_basin(args) -> int:
     from ..analysis import basins
-    explicit = args.margins is not None
-    m_mid, m_end = _margins(args.margins or (1e2, 1e4))
+    if args.margins is not None:
+        raise SpecError("--margins is no longer used by `svdyn basin`: limits are certified by "
+                        "the y-clock classifier, which needs no horizon; drop --margins")
     modes = [m for m, on in (("--critical-ratio", args.critical_ratio), ("--map", args.map),
                              ("--samples", args.samples is not None)) if on]
     if len(modes) != 1:
@@ -181,15 +183,16 @@ def cmd_basin(args) -> int:
             raise SpecError("--critical-ratio is defined for --classes 4 (z(0) = eps (0,1,1,r))")
         if args.init_scale is None:
             raise SpecError("--critical-ratio needs --init-scale EPS")
-        if args.tol >= args.r_max:
-            raise SpecError(f"--tol {args.tol:g}: must be smaller than --r-max {args.r_max:g}")
-        kw = {"m_mid": m_mid, "m_end": m_end} if explicit else {}
-        r = basins.k4_critical_ratio(args.depth, args.init_scale, args.r_max, args.tol, **kw)
-        err = "" if r["horizon_error"] is None else f" +- {r['horizon_error']:.2g}"
-        hz = ", ".join(f"M={h['m_end']:g}: {h['critical_ratio']:.6g}" for h in r["by_horizon"])
-        print(f"basin K=4 L={args.depth} eps={args.init_scale:g}: critical ratio "
-              f"{r['critical_ratio']:.6g}{err} ({hz})")
+        if args.bracket_width >= args.r_max:
+            raise SpecError(f"--bracket-width {args.bracket_width:g}: must be smaller than "
+                            f"--r-max {args.r_max:g}")
+        r = basins.k4_critical_ratio(args.depth, args.init_scale, args.r_max,
+                                     args.bracket_width)
         _emit(r, args.json)
+        lo, hi = r["bracket"]
+        print(f"basin K=4 L={args.depth} eps={args.init_scale:g}: critical ratio in "
+              f"[{lo:.6g}, {hi:.6g}] (width {r['width']:.2g}, certified square below, NC above; "
+              f"{r['undecided']} of {r['classified']} ratios undecided)")
         return 0
     if args.map:
         if args.classes != 4:
@@ -198,23 +201,31 @@ def cmd_basin(args) -> int:
         if eps.size * rr.size > 10 ** 5:
             raise SpecError(f"--eps-range/--r-range: {eps.size * rr.size:,} grid points "
                             "(limit 100,000); lower NUM")
-        r = basins.k4_map(args.depth, eps, rr, m_mid, m_end)
+        r = basins.k4_map(args.depth, eps, rr)
         if args.plot:
             from ..analysis.report import plot_k4_map
             save_plot(args.plot, plot_k4_map, r)
         print(f"basin map K=4 L={args.depth}: {r['n']} inits in {r['seconds']:.1f} s, NC "
-              f"fraction {r['nc_fraction']:.4f}, undecided {r['undecided']}, failed "
+              f"fraction {_frac(r)} of the decided, undecided {r['undecided']}, failed "
               f"{r['failed']}" + (f"; wrote {args.plot}" if args.plot else ""))
         _emit(r, args.json)
         return 0
     if args.init_scale is None:
         raise SpecError("--samples needs --init-scale EPS")
     r = basins.monte_carlo(args.classes, args.depth, args.init_scale, args.samples,
-                           args.seed, args.group, m_mid, m_end)
+                           args.seed, args.group)
     print(f"basin MC K={args.classes} L={args.depth} eps={args.init_scale:g}: NC fraction "
-          f"{r['nc_fraction']:.4f}, ranks {r['rank_histogram']}, failed {r['failed']}")
+          f"{_frac(r)} of {r['decided']} decided, undecided {r['undecided']}, failed "
+          f"{r['failed']}; limits {r['limit_histogram']}")
     _emit(r, args.json)
     return 0
+
+
+def _frac(r) -> str:
+    if r["nc_fraction"] is None:
+        return "n/a"
+    lo, hi = r["nc_wilson95"]
+    return f"{r['nc_fraction']:.4f} [95% Wilson {lo:.4f}, {hi:.4f}]"
 
 
 def cmd_code(args) -> int:

@@ -199,7 +199,7 @@ def cmd_demo(args) -> int:
         trajs.append(tr)
         z = tr.z[-1]
         r = int(numerical_rank(z[1:]))
-        limit = (classify_trajectory(tr)["classification"]["label"] if tr.status == "ok"
+        limit = (classify_trajectory(tr)["certified"]["label"] if tr.status == "ok"
                  else "(run failed)")
         lines.append(f"{L:>5} {r:>9} {limit:>17} {tr.loss[-1]:>12.4e} {tr.min_margin[-1]:>11.4f} "
                      f"{tr.stats['accepted_steps'][0]:>6} {tr.stats['seconds']:>8.3f}  "
@@ -209,9 +209,9 @@ def cmd_demo(args) -> int:
     save_plot(out / "modes.png", save_grid_plot, trajs,
               titles=[f"K=8, depth L={L}" for L in depths])
     lines += ["", "rank(0.1) = number of non-constant z_j above 0.1 * max z_j at t = T; "
-              "limit = the flow continued in normalised time to margin 1e4 and classified by "
-              "each mode's growth exponent (svdyn classify). Depth 2 should reach neural "
-              "collapse (NC, rank 7).",
+              "limit = the certified limit (svdyn classify, field certified: y-clock ratios "
+              "plus a KKT certificate; undecided when not certified). Depth 2 should reach "
+              "neural collapse (NC, rank 7).",
               f"total wall time {time.perf_counter() - t_all:.2f} s"]
     write_text(out / "summary.txt", "\n".join(lines) + "\n")
     print("\n".join(lines))

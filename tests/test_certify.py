@@ -1,0 +1,143 @@
+"""Certified limit classifier: the stiff y clock against scipy Radau, known limits, the KKT
+certificate against the max-margin solver, boundary starts, basins and Monte Carlo."""
+import json
+
+import numpy as np
+import pytest
+
+from derivations import certify_clock
+from svdyn.analysis import basins, maxmargin
+from svdyn.analysis.certify import (certify_limit, fast_margins, kkt_certificate,
+                                    reference_flow_y, scaled_field, y_stops)
+from svdyn.analysis.normtime import run_to_margin
+from svdyn.analysis.yclock import stiff_flow_y
+from svdyn.spec import ModelSpec
+
+
+def test_derivation_checks_pass():
+    assert certify_clock.derive()["all_ok"]
+
+
+@pytest.mark.parametrize("K,group", [(8, "walsh"), (6, "cyclic"), (10, "2,5"), (16, "walsh")])
+def test_fast_margins_match_dense_matrix(K, group):
+    spec = ModelSpec(K, 3, group=group)
+    z = spec.G.symmetrise(np.random.default_rng(0).uniform(0, 3, (5, K)))
+    assert np.allclose(fast_margins(spec.G, z), maxmargin.margins(spec.G, z), atol=1e-13)
+
+
+def test_scaled_field_is_the_scaled_ce_gradient():
+    # g = -dloss/dz by central finite differences of loss = log(1 + sum e^(-m)); ghat = g e^m_min
+    spec = ModelSpec(8, 3)
+    z = np.r_[0.0, np.random.default_rng(1).uniform(0.5, 3, 7)]
+
+    def loss(z):
+        return np.log1p(np.exp(-maxmargin.margins(spec.G, z)).sum())
+    g = np.array([-(loss(z + h) - loss(z - h)) / 2e-6 for h in np.eye(8) * 1e-6])
+    m = maxmargin.margins(spec.G, z)
+    assert np.allclose(scaled_field(spec, z), g * np.exp(m.min()), rtol=1e-6, atol=1e-9)
+
+
+@pytest.mark.parametrize("K,L,z0", [(4, 3, [0, .1, .1, .09]), (8, 4, None)])
+def test_stiff_clock_matches_scipy_lsoda(K, L, z0):
+    spec = ModelSpec(K, L)
+    z0 = (np.array(z0) if z0 is not None
+          else np.r_[0, 0.05 * np.random.default_rng(3).uniform(0.5, 1.5, 7)])
+    st = y_stops(L, 1e4)
+    a, sa, _, _ = stiff_flow_y(spec, z0[None], st, rtol=1e-9)
+    b, sb, _ = reference_flow_y(spec, z0[None], st, rtol=1e-9)
+    assert sa == sb == ["ok"]
+    assert np.allclose(a[0, :, 1:], b[0, :, 1:], rtol=1e-5)
+    below = st < (z0[1:] ** (-(L - 2) / L)).min()  # stops above y(0) record the start
+    assert below.sum() >= 2
+    assert np.allclose(a[0, below, 1:].min(axis=1), st[below], rtol=1e-9)  # hit exactly
+
+
+def test_depth2_is_nc_by_theorem_and_numerically():
+    spec = ModelSpec(8, 2)
+    z0 = 0.01 * np.random.default_rng(4).uniform(0.5, 1.5, 8)
+    z0[0] = 0
+    r = certify_limit(spec, z0)
+    assert r.single and r.label == ["NC"] and r.decided.all() and r.stationarity[0] < 1e-12
+    # the flow's direction at margin 1e3 is within a few 1/log(margin) of NC (slow, [H])
+    o = run_to_margin(spec, spec.balanced(z0), 1e2, 1e3)
+    d = o["z_end"][1:] / np.linalg.norm(o["z_end"][1:])
+    assert np.linalg.norm(d - 1 / np.sqrt(7)) < 0.05
+    assert np.allclose(r.direction[0, 1:], 1 / np.sqrt(7))
+
+
+def test_square_for_k4_depth4_with_one_mode_far_behind():
+    r = certify_limit(ModelSpec(4, 4), np.array([0.0, 0.1, 0.1, 0.001]))
+    assert r.label == ["rank-2 code"] and r.support_class == ["rank-2 {2 x2}"]
+    assert np.allclose(r.vertex_z[0], [0, 2, 2, 0])
+    assert r.exponents[0, 3] > 0.95 and abs(r.exponents[0, 1]) < 1e-3
+    assert r.gap[0] > 0 and r.stationarity[0] < 1e-12
+
+
+@pytest.mark.parametrize("L", [3, 6])
+def test_k8_vertex_limits_and_certificate_match_the_max_margin_solver(L):
+    s = maxmargin.solve(8, L)
+    zo = np.array(s["optimum"]["z"])
+    spec = ModelSpec(8, L)
+    c = kkt_certificate(spec.G, L, zo)
+    assert c["vertex"] and c["feasible"] and c["stationarity"] < 1e-12 and c["gap"] > 0
+    assert np.isclose(np.sum(zo[zo > 0] ** (2 / L)), s["optimum"]["cost"])
+    noise = 1e-4 * np.random.default_rng(L).random(8)
+    r = certify_limit(spec, 0.01 * zo + noise)
+    assert r.decided[0] and r.rank[0] == s["optimum"]["rank"]
+    assert np.allclose(r.vertex_z[0], zo, atol=1e-9)
+    assert np.isclose(r.cost[0], s["optimum"]["cost"])
+
+
+def test_boundary_start_is_undecided_not_labelled():
+    # the edge saddle of K = 4 (a, a, b), a + b = 2, between the square and NC basins
+    L, p = 4, 0.5
+    t = 2 ** (1 / (1 - p))
+    a = 2 * t / (1 + t)
+    r = certify_limit(ModelSpec(4, L), np.array([0, a, a, 2 - a]) * 100.0)
+    assert not r.decided[0] and r.label == ["undecided"] and "saddle" in r.reason[0]
+    c = kkt_certificate(ModelSpec(4, L).G, L, np.array([0, a, a, 2 - a]))
+    assert not c["vertex"] and c["stationarity"] < 1e-12  # a KKT point, but a saddle
+
+
+def test_unbalanced_start_is_balanced_first_or_undecided():
+    spec = ModelSpec(4, 3)
+    s0 = spec.balanced(np.array([0.0, 0.1, 0.1, 0.09]))
+    s1 = s0.copy()
+    s1[0] *= 1.001  # small imbalance: flowed until negligible, then certified
+    r = certify_limit(spec, s1)
+    assert r.label == ["NC"]
+    s2 = spec.balanced(np.array([0.0, 0.1, 0.1, 0.001]))
+    s2[0, 3] *= 3.0  # the dying mode keeps a large imbalance
+    r2 = certify_limit(spec, s2)
+    assert not r2.decided[0] and "unbalanced" in r2.reason[0]
+
+
+def test_k4_bracket_is_certified_on_both_sides():
+    r = basins.k4_critical_ratio(4, 0.1, width=1e-2)
+    lo, hi = r["bracket"]
+    assert r["width_reached"] and hi - lo <= 1e-2
+    c = certify_limit(basins._k4_spec(4), basins.k4_z(0.1, [lo * 0.99, hi * 1.01 + 1e-3]))
+    assert c.decided.all() and c.nc.tolist() == [False, True]
+
+
+def test_monte_carlo_counts_undecided_separately():
+    mc = basins.monte_carlo(8, 3, 0.1, 24, seed=1)
+    assert mc["decided"] + mc["undecided"] == 24
+    assert sum(v for k, v in mc["limit_histogram"].items() if k != "undecided") == mc["decided"]
+    lo, hi = mc["nc_wilson95"]
+    assert lo <= mc["nc_fraction"] <= hi
+    json.dumps(mc)
+    assert basins.wilson(0, 10)[0] == 0 and np.isclose(basins.wilson(5, 10)[1], 0.7634, atol=1e-4)
+
+
+def test_stiff_clock_matches_the_engine_flow_y():
+    # the engine's explicit dopri5 y clock (svdyn.integrate.flow_y) at a moderate last stop
+    from svdyn.integrate import flow_y
+    from svdyn.spec import random_init_z
+    spec = ModelSpec(8, 6)
+    z = random_init_z(spec, 0.01, np.random.default_rng(2), batch=4)
+    st = y_stops(6, 1e4)
+    o = flow_y(spec, z, st)
+    a, sa, _, _ = stiff_flow_y(spec, z, st, rtol=1e-9)
+    assert np.all(o.status == 0) and sa == ["ok"] * 4
+    assert np.allclose(a[:, :, 1:], o.y[:, :, 1:], rtol=1e-5)  # measured max 2.6e-6
