@@ -116,7 +116,10 @@ def run(grid, out, executor=None, *, workers: int | None = None, scheduler: str 
     interrupted = False
     state = scan(out, grid)
     store.write_manifest(out, grid, len(state))
-    todo = [(ch, h) for ch, h, st, _ in state if st != "done"]
+    # coarse to fine: every cell's chunk 0, then every cell's chunk 1, ... so that a partial
+    # run covers the whole grid with fewer samples per cell
+    todo = sorted(((ch, h) for ch, h, st, _ in state if st != "done"),
+                  key=lambda x: (x[0].index, x[0].cell.index))
     skipped = len(state) - len(todo)
     computed = failed = rows = 0
     errors = []
