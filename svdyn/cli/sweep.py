@@ -77,7 +77,7 @@ def cmd_run(args) -> int:
     for e in rep.errors[:5]:
         print(f"  failed {e.splitlines()[0]}", file=sys.stderr)
     if args.collect:
-        from ..sweep.collect import collect
+        from ..sweep.summary import collect
         summ = collect(args.out)
         print(summ.to_markdown())
     if rep.failed:
@@ -107,7 +107,7 @@ def cmd_status(args) -> int:
 
 
 def cmd_collect(args) -> int:
-    from ..sweep.collect import collect
+    from ..sweep.summary import collect
     summ = collect(args.dir, figures=not args.no_figures, fig_dir=args.figures)
     if args.json:
         print(json.dumps(summ.to_dict(), default=str))

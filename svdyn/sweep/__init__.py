@@ -2,7 +2,7 @@
 
 ``svdyn.sweep.run(grid, out=DIR, executor=None)`` runs a grid (a TOML file, its dict, or a
 :class:`~svdyn.sweep.grid.Grid`) into DIR (one Parquet file per chunk, hive-partitioned by the
-grid axes); ``status(DIR)`` counts done / pending / failed chunks; ``collect(DIR)`` builds the
+grid axes); ``status(DIR)`` counts done / pending / failed chunks; ``collect(DIR)`` (``summary.py``) builds the
 per-cell summary table and the standard figures. See ``grid.py`` for the grid format,
 ``executors.py`` for in-process / processes / Dask, ``store.py`` for the folder layout.
 
@@ -19,7 +19,7 @@ def __getattr__(name):
         from . import runner
         return getattr(runner, name)
     if name == "collect":
-        from .collect import collect
+        from .summary import collect
         return collect
     if name == "Grid":
         from .grid import Grid

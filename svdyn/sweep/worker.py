@@ -6,8 +6,9 @@ workers). Each process sets this up and warms the task's kernel cache once.
 
 Fault injection (for the reliability tests, harmless otherwise): when the environment variable
 ``SVDYN_SWEEP_FAULT_DIR`` names a folder and ``<that folder>/<chunk id, / -> __>.exit`` exists,
-the first worker to claim it (an atomic rename to ``.fired``) dies with ``os._exit(3)`` before
-computing the chunk, as a killed or crashed worker would.
+the first process to claim it (an atomic rename to ``.fired``) dies with ``os._exit(3)`` in the
+middle of the chunk, as a killed or crashed worker would; while ``<...>.raise`` exists, the
+chunk raises ``RuntimeError``.
 """
 from __future__ import annotations
 
@@ -54,9 +55,11 @@ def _fault(chunk_id: str) -> None:
     d = os.environ.get("SVDYN_SWEEP_FAULT_DIR")
     if not d:
         return
-    armed = os.path.join(d, chunk_id.replace("/", "__") + ".exit")
+    base = os.path.join(d, chunk_id.replace("/", "__"))
+    if os.path.exists(base + ".raise"):
+        raise RuntimeError(f"injected failure in {chunk_id}")
     try:
-        os.rename(armed, armed[:-5] + ".fired")
+        os.rename(base + ".exit", base + ".fired")
     except OSError:
         return
     os._exit(3)
@@ -66,7 +69,6 @@ def run_chunk(payload: dict) -> dict:
     """Compute one chunk in a worker: ``payload`` = ``{"normal", "params", "start", "stop",
     "entropy", "chunk_id"}``; returns ``{"columns", "seconds", "host", "pid", "threads"}``."""
     single_thread()
-    _fault(payload["chunk_id"])
     warm_once(payload["normal"])
     return compute(payload)
 
@@ -76,6 +78,7 @@ def compute(payload: dict) -> dict:
     t0 = time.perf_counter()
     cols = run_task(payload["normal"], payload["params"], payload["start"], payload["stop"],
                     payload["entropy"])
+    _fault(payload["chunk_id"])  # after the work: a worker dying mid-chunk loses it all
     import numba
     return {"columns": cols, "seconds": time.perf_counter() - t0,
             "host": socket.gethostname(), "pid": os.getpid(),
