@@ -112,6 +112,7 @@ def run(grid, out, executor=None, *, workers: int | None = None, scheduler: str 
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     lock = store.acquire_lock(out)
+    store.remove_stale_temps(out)  # left by a run killed with SIGKILL mid-write
     pool = None
     interrupted = False
     state = scan(out, grid)
@@ -134,6 +135,7 @@ def run(grid, out, executor=None, *, workers: int | None = None, scheduler: str 
                 desc["threads"] = int(numba.get_num_threads())
             except ImportError:  # pragma: no cover
                 pass
+        store.describe_lock(lock, desc)
         n_rows = sum(ch.stop - ch.start for ch, _ in todo)
         _status_line(f"{len(state)} chunks, {skipped} done, {len(todo)} to run ({n_rows} rows) "
                      f"on {desc['executor']}" + (f" ({desc['workers']} workers)"
@@ -232,7 +234,7 @@ def status(out) -> dict:
     """Done / pending / failed chunk counts of a sweep folder, with an ETA.
 
     The ETA is the measured seconds per row of the finished chunks times the pending rows,
-    divided by the worker count of the last run."""
+    divided by the worker count of the running run (else the last one)."""
     out = Path(out)
     man = store.read_manifest(out)
     grid = Grid(man["grid"])
@@ -242,9 +244,10 @@ def status(out) -> dict:
     done_rows = sum(ch.stop - ch.start for ch, _, st, _ in state if st == "done")
     todo_rows = sum(ch.stop - ch.start for ch, _, st, _ in state if st != "done")
     runs = store.read_run_log(out)
+    running = store.lock_holder(out)
     par = 1
-    if runs:
-        last = runs[-1]
+    last = store.lock_description(out) if running else (runs[-1] if runs else None)
+    if last:
         par = int(last.get("workers") or 1)
         if last.get("executor") == "inprocess":
             par = int(last.get("threads") or 1)
@@ -257,7 +260,7 @@ def status(out) -> dict:
             "chunks": len(state), "done": counts["done"], "pending": counts["pending"],
             "failed": counts["failed"], "rows_done": done_rows, "rows_todo": todo_rows,
             "compute_seconds": sum(sec), "eta_seconds": eta, "eta_parallelism": par,
-            "running_pid": store.lock_holder(out), "failures": failures, "runs": len(runs)}
+            "running_pid": running, "failures": failures, "runs": len(runs)}
 
 
 def load_grid_from(out) -> Grid:

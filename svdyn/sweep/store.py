@@ -244,6 +244,32 @@ def acquire_lock(out: Path) -> Path:
     return p
 
 
+def describe_lock(lock: Path, desc: dict) -> None:
+    """Add the running executor's description (JSON, second line) to the lock file."""
+    atomic_write_bytes(lock, f"{os.getpid()} {platform.node()}\n{json.dumps(desc)}\n".encode())
+
+
+def lock_description(out: Path):
+    try:
+        lines = (Path(out) / "run.lock").read_text().splitlines()
+        return json.loads(lines[1]) if len(lines) > 1 else None
+    except (OSError, ValueError):
+        return None
+
+
+def remove_stale_temps(out: Path) -> int:
+    """Delete temporary files (``.NAME.*.tmp``) under ``out``; call only while holding the
+    lock (no other run is writing). Returns how many were removed."""
+    n = 0
+    for p in Path(out).rglob(".*.tmp"):
+        try:
+            p.unlink()
+            n += 1
+        except OSError:
+            pass
+    return n
+
+
 def release_lock(lock: Path) -> None:
     try:
         if int(lock.read_text().split()[0]) == os.getpid():
