@@ -96,7 +96,7 @@ def _dask_pool(normal, workers: int | None, scheduler: str | None) -> Pool:
     cluster = None
     if scheduler:
         try:
-            client = Client(scheduler, timeout="20s")
+            client = Client(scheduler, timeout="10s")
         except (OSError, TimeoutError) as e:
             raise SpecError(f"--scheduler {scheduler}: cannot connect ({e}); check the address "
                             "(tcp://HOST:8786) and that the scheduler is running") from None
