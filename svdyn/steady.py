@@ -32,7 +32,7 @@ STEADY_MAX_DIM = 512
 STEADY_TOL = 1.0  # the Newton step must be within the error tolerance (rms-scaled)
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, error_model="numpy")
 def _coords(L, K, kind, dims, code, lam):
     """(n, 3) int array of (l, j, partner) for the coordinates that move."""
     out = np.empty((L * K, 3), dtype=np.int64)
@@ -51,16 +51,17 @@ def _coords(L, K, kind, dims, code, lam):
     return out[:n]
 
 
-@nb.njit(cache=True)
-def newton_steady(y, f, ystar, work, rtol, atol, kind, dims, cs, sn, offs, code, eps, n, lam):
-    """Try the fixed-point hand-off at state ``y`` (L, K) with field ``f = rhs(y)``.
+@nb.njit(cache=True, error_model="numpy")
+def newton_steady(y, f, ystar, sc, rtol, atol, model):
+    """Try the fixed-point hand-off at state ``y`` (L, K) with field ``f = rhs(y)`` (``sc`` a
+    field scratch, ``model`` the model bundle).
 
     On success writes ``s*`` into ``ystar`` and returns True; returns False when the Hessian on
     the moving coordinates is not positive definite, the Newton step is not small enough, or
     the system is larger than :data:`STEADY_MAX_DIM`.
     """
     L, K = y.shape
-    co = _coords(L, K, kind, dims, code, lam)
+    co = _coords(L, K, model.kind, model.dims, model.code, model.lam)
     m = co.shape[0]
     if m == 0 or m > STEADY_MAX_DIM:
         return False
@@ -73,10 +74,10 @@ def newton_steady(y, f, ystar, work, rtol, atol, kind, dims, cs, sn, offs, code,
         hc = 1e-6 * max(abs(y[l, j]), 1e-3)
         yp[l, j] = y[l, j] + hc
         yp[l, p] = y[l, p] + hc
-        rhs(yp, fp, work, kind, dims, cs, sn, offs, code, eps, n, lam)
+        rhs(yp, fp, sc, model)
         yp[l, j] = y[l, j] - hc
         yp[l, p] = y[l, p] - hc
-        rhs(yp, fm, work, kind, dims, cs, sn, offs, code, eps, n, lam)
+        rhs(yp, fm, sc, model)
         yp[l, j] = y[l, j]
         yp[l, p] = y[l, p]
         for r in range(m):
