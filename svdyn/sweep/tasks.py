@@ -90,7 +90,7 @@ def _flow(normal, params, start, stop, entropy):
     t_end = float(params["t_end"])
     tol = normal["tolerances"]
     tr = flow(spec, spec.balanced(z0), save_at=[t_end], rtol=tol["rtol"], atol=tol["atol"],
-              max_steps=normal["task"]["max_steps"])
+              max_steps=normal["task"]["max_steps"], progress=False)
     B = stop - start
     return {"status": list(tr.status), "loss": np.asarray(tr.loss)[:, -1],
             "min_margin": np.asarray(tr.min_margin)[:, -1],
