@@ -117,6 +117,9 @@ def test_classify_sweep_matches_direct_calls_and_pandas(tmp_path):
     summ = collect(tmp_path / "s")
     assert [Path(p).name for p in summ.figures] == ["nc_fraction.png", "rank_hist.png"]
     assert (tmp_path / "s" / "summary.csv").read_text().count("\n") == 5
+    pivot = (tmp_path / "s" / "nc_fraction.md").read_text()
+    r3 = next(r for r in summ.rows if r["L"] == 3 and r["eps"] == 0.5)
+    assert f"| 3 | " in pivot and f"{r3['nc_fraction']:.3f} (6, {r3['undecided']})" in pivot
     st = status(tmp_path / "s")
     assert (st["done"], st["pending"], st["failed"]) == (len(g.chunks()), 0, 0)
     # pandas reads the hive tree directly; its NC fractions agree with the summary

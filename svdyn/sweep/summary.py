@@ -226,6 +226,36 @@ def summarise(out, grid: Grid | None = None) -> tuple[Summary, list]:
     return Summary(grid.task, list(grid.axes), columns, rows, out=str(out)), cells
 
 
+def nc_pivot(summ: Summary, fixed: dict | None = None) -> str:
+    """Markdown: the NC fraction over (L rows, eps columns), one table per K (and per value of
+    any other axis); each entry ``fraction (count)``, undecided starts noted ``u``."""
+    fixed = fixed or {}
+    get = (lambda r, k: r.get(k, fixed.get(k)))
+    others = [a for a in summ.axes if a not in ("L", "eps")]
+    out = []
+    keys = sorted({tuple(get(r, a) for a in others) for r in summ.rows})
+    for key in keys:
+        rows = [r for r in summ.rows if tuple(get(r, a) for a in others) == key]
+        Ls = sorted({get(r, "L") for r in rows})
+        es = sorted({get(r, "eps") for r in rows})
+        title = ", ".join(f"{a} = {v}" for a, v in zip(others, key))
+        out.append(f"NC fraction{' (' + title + ')' if title else ''}; entries: fraction "
+                   "(inits, undecided)\n")
+        out.append("| L \\ eps | " + " | ".join(f"{e:g}" for e in es) + " |")
+        out.append("|---" * (len(es) + 1) + "|")
+        for L in Ls:
+            cells = []
+            for e in es:
+                r = next((r for r in rows if get(r, "L") == L and get(r, "eps") == e), None)
+                if r is None or not r.get("count"):
+                    cells.append("")
+                else:
+                    cells.append(f"{r['nc_fraction']:.3f} ({r['count']}, {r['undecided']})")
+            out.append(f"| {L} | " + " | ".join(cells) + " |")
+        out.append("")
+    return "\n".join(out)
+
+
 def collect(out, figures: bool = True, fig_dir=None) -> Summary:
     """Summarise the finished chunks of the sweep in ``out``; write ``summary.csv``,
     ``summary.md``, ``summary.json`` and (``figures``) the standard PNGs into ``out``."""
@@ -233,6 +263,9 @@ def collect(out, figures: bool = True, fig_dir=None) -> Summary:
     summ, cells = summarise(out)
     store.atomic_write_bytes(out / "summary.csv", summ.to_csv().encode())
     store.atomic_write_bytes(out / "summary.md", summ.to_markdown().encode())
+    if summ.task == "classify" and cells:
+        store.atomic_write_bytes(out / "nc_fraction.md",
+                                 nc_pivot(summ, cells[0][0].params).encode())
     if figures:
         from .figures import standard_figures
         summ.figures = [str(p) for p in standard_figures(summ, cells, Path(fig_dir) if fig_dir
