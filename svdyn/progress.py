@@ -19,7 +19,7 @@ import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 
-__all__ = ["progress_bar", "compile_notice", "progress_enabled"]
+__all__ = ["progress_bar", "track", "step_callback", "compile_notice", "progress_enabled"]
 
 _ENV = "SVDYN_PROGRESS"
 
@@ -122,6 +122,68 @@ def progress_bar(total, desc, *, enabled=None, unit="it"):
                  dynamic_ncols=True, mininterval=0.25)
 
 
+def track(iterable, desc, *, total=None, enabled=None, unit="it"):
+    """Iterate over ``iterable`` with a :func:`progress_bar` (a drop-in for a ``for`` loop).
+
+    Parameters
+    ----------
+    iterable : iterable
+    desc : str
+    total : int, optional
+        Defaults to ``len(iterable)`` when it has one.
+    enabled : bool or None, optional
+        As in :func:`progress_bar`.
+    unit : str, optional
+
+    Yields
+    ------
+    The items of ``iterable``.
+    """
+    if total is None:
+        try:
+            total = len(iterable)
+        except TypeError:
+            total = None
+    with progress_bar(total, desc, enabled=enabled, unit=unit) as bar:
+        for item in iterable:
+            yield item
+            bar.update(1)
+
+
+def step_callback(desc, *, enabled=None, unit="step"):
+    """A ``progress(step, total, loss)`` callable (the hook of :func:`svdyn.fullmodel.gd`) that
+    drives one bar; the bar closes when ``step >= total``. ``None`` when progress is off, so it
+    can be passed straight to functions whose ``progress=None`` means silent.
+
+    Parameters
+    ----------
+    desc : str
+    enabled : bool or None, optional
+        As in :func:`progress_bar`.
+    unit : str, optional
+
+    Returns
+    -------
+    callable or None
+    """
+    if not progress_enabled(enabled):
+        return None
+    state = {}
+
+    def cb(step, total, loss=None):
+        bar = state.get("bar")
+        if bar is None:
+            bar = state["bar"] = progress_bar(total, desc, enabled=True, unit=unit)
+        bar.update(max(0, int(step) - bar.n))
+        if loss is not None:
+            bar.set_postfix_str(f"loss {loss:.4g}", refresh=False)
+        if total is not None and step >= total:
+            bar.close()
+            state.pop("bar")
+
+    return cb
+
+
 # --------------------------------------------------------------------- compile notices
 
 _NOTICED: set = set()  # what-keys already announced (or known compiled) in this process
@@ -142,10 +204,10 @@ def _marker(what: str) -> Path:
     """Marker file keyed by svdyn version + location, numba version, cache dir and ``what``."""
     from . import __version__
 
-    try:
-        import numba
+    try:  # the installed version, without importing numba (which would read its config now)
+        from importlib.metadata import version
 
-        nbv = numba.__version__
+        nbv = version("numba")
     except Exception:  # pragma: no cover - numba is a core dependency
         nbv = "?"
     key = "|".join([__version__, str(Path(__file__).resolve().parent), nbv,

@@ -104,3 +104,17 @@ def test_compile_notice_follows_numba_cache(tmp_path):
                                  capture_output=True, text=True, check=True).stdout.split()
     assert run() == ["1", "0"]  # first process compiles; in-process signatures then known
     assert run() == ["0", "0"]  # second process: numba's on-disk index is found
+
+
+def test_track_and_step_callback(monkeypatch, capsys):
+    from svdyn.progress import step_callback, track
+    monkeypatch.delenv("SVDYN_PROGRESS", raising=False)
+    assert list(track(range(4), "loop", enabled=False)) == [0, 1, 2, 3]
+    assert list(track(iter("ab"), "gen", enabled=True)) == ["a", "b"]
+    assert "gen" in capsys.readouterr().err
+    assert step_callback("off", enabled=False) is None
+    cb = step_callback("gd", enabled=True)
+    cb(5, 10, 0.5)
+    cb(10, 10, 0.25)
+    err = capsys.readouterr().err
+    assert "gd" in err and "/10" in err

@@ -18,75 +18,21 @@ from .. import __version__
 DEPTHS_MAP = (2, 3, 4, 6)
 
 
-def _plt():
-    from ..plotting import plt  # Agg backend
-    return plt
-
-
 def plot_k4_map(m: dict, path) -> Path:
-    """PNG of a K = 4 basin map (eps log axis, r linear axis): NC vs square code."""
-    plt = _plt()
-    eps, r = np.asarray(m["eps"]), np.asarray(m["r"])
-    rank = np.asarray(m["rank"], float)
-    err = np.asarray(m["error"], float)
-    fig, ax = plt.subplots(figsize=(5, 4))
-    img = np.where(rank >= 3, 1.0, 0.0)
-    ax.pcolormesh(eps, r, img.T, shading="nearest", cmap="coolwarm", vmin=0, vmax=1)
-    und = err > 0.25
-    if und.any():
-        E, R = np.meshgrid(eps, r, indexing="ij")
-        ax.plot(E[und], R[und], "k.", ms=1.5, label="undecided (exponent error > 0.25)")
-        ax.legend(loc="lower right", fontsize=7)
-    if "critical" in m:
-        ce = [c["init_scale"] for c in m["critical"]]
-        cr = [c["critical_ratio"] for c in m["critical"]]
-        ax.plot(ce, cr, "wo-", ms=3, lw=1)
-    ax.set_xscale("log")
-    ax.set_xlabel("init scale eps")
-    ax.set_ylabel("ratio r   (z(0) = eps (0, 1, 1, r))")
-    ax.set_title(f"K=4 walsh, depth {m['depth']}: red = NC, blue = square (rank 2)\n"
-                 f"{m['n']} inits, {m['seconds']:.1f} s", fontsize=9)
-    from ..plotting import save_figure
-    return save_figure(fig, path, dpi=110)
+    """Figure of a K = 4 basin map (eps log axis, r linear axis): NC vs square code."""
+    from ..plotting import save_basin_map
+    return save_basin_map(m, path)
 
 
 def _plot_crossovers(tables: dict, path) -> Path:
-    """Optimal cost / NC cost against depth for the walsh groups."""
-    plt = _plt()
-    from .maxmargin import _profiles, make_group, vertices
-    fig, ax = plt.subplots(figsize=(5.5, 3.8))
-    Ls = np.geomspace(2, 20, 300)
-    for K in (4, 8, 16, 32):
-        G = make_group("walsh", K)
-        X, cls, exact, _ = vertices(G)
-        profs = _profiles(G, X, cls, 1)
-        best = [min(np.sum(p["values"] ** (2 / L)) for p in profs) / (K - 1) for L in Ls]
-        ax.plot(Ls, best, label=f"K={K}" + ("" if exact else " (search)"))
-    ax.axhline(1.0, color="k", lw=0.5)
-    ax.set_xscale("log")
-    ax.set_xlabel("depth L")
-    ax.set_ylabel("optimal cost / NC cost")
-    ax.set_title("spectral max-margin optimum (walsh)", fontsize=9)
-    ax.legend(fontsize=8)
-    from ..plotting import save_figure
-    return save_figure(fig, path, dpi=110)
+    """Optimal cost / NC cost against depth for the walsh groups, crossovers marked."""
+    from ..plotting import save_maxmargin_cost
+    return save_maxmargin_cost(tables, path)
 
 
 def _plot_width(rows: list, path) -> Path:
-    plt = _plt()
-    fig, ax = plt.subplots(figsize=(5, 3.6))
-    for L in sorted({r["depth"] for r in rows}):
-        sub = [r for r in rows if r["depth"] == L]
-        ws = sorted({r["width"] for r in sub})
-        mean = [np.mean([r["effective_rank"] for r in sub if r["width"] == w]) for w in ws]
-        ax.plot(ws, mean, "o-", label=f"L={L}")
-    ax.set_xscale("log", base=2)
-    ax.set_xlabel("hidden width")
-    ax.set_ylabel("effective rank of centred logits")
-    ax.set_title("random init, full model (mean over seeds)", fontsize=9)
-    ax.legend(fontsize=8)
-    from ..plotting import save_figure
-    return save_figure(fig, path, dpi=110)
+    from ..plotting import save_width_effect
+    return save_width_effect(rows, path)
 
 
 def _md_table(header, rows) -> str:
@@ -118,6 +64,7 @@ def build_report(out="validation/REPORT.md", figures="validation/figures", quick
     """Run every study and write the report. Returns the report's path."""
     from . import basins, codes, maxmargin, repulsion
     from .geometry import classify_states
+    from ..progress import track
     t_start = time.perf_counter()
     out, figures = Path(out), Path(figures)
     figures.mkdir(parents=True, exist_ok=True)
@@ -132,7 +79,7 @@ def build_report(out="validation/REPORT.md", figures="validation/figures", quick
     if not quick:
         mm_cases.insert(3, (32, "walsh"))
     mm_rows, mm_json = [], []
-    for K, g in mm_cases:
+    for K, g in track(mm_cases, "report: max-margin", unit="case"):
         t0 = time.perf_counter()
         r = maxmargin.solve(K, 3.0, g)
         sec = time.perf_counter() - t0
@@ -175,7 +122,7 @@ def build_report(out="validation/REPORT.md", figures="validation/figures", quick
     mc_eps = (1e-3, 1e-1, 10.0)
     n_mc = 64 if quick else 400
     d2_rows = []
-    for K in (4, 8, 16):
+    for K in track((4, 8, 16), "report: depth-2 Monte Carlo", unit="K"):
         for eps in mc_eps:
             r = basins.monte_carlo(K, 2, eps, n_mc, seed=1)
             d2_rows.append([K, eps, n_mc, f"{r['nc_fraction']:.3f}", r["undecided"],
@@ -189,11 +136,11 @@ def build_report(out="validation/REPORT.md", figures="validation/figures", quick
     crit_eps = (1.0, 0.1, 0.01, 0.001)
     crit_depths = (2, 3, 4, 5, 6, 7, 8)
     crit = {}
-    for L in crit_depths:
+    for L in track(crit_depths, "report: critical ratios", unit="depth"):
         for eps in crit_eps:
             crit[(L, eps)] = basins.k4_critical_ratio(L, eps, tol=1e-4)
     maps = {}
-    for L in DEPTHS_MAP:
+    for L in track(DEPTHS_MAP, "report: basin maps", unit="map"):
         m = basins.k4_map(L, eps_grid, r_grid)
         m["critical"] = [crit[(L, e)] for e in crit_eps]
         maps[L] = m
@@ -239,7 +186,7 @@ def build_report(out="validation/REPORT.md", figures="validation/figures", quick
     mc_rows = []
     n_mc2 = 64 if quick else 500
     mc_json = []
-    for K in (8, 16):
+    for K in track((8, 16), "report: Monte Carlo over depth", unit="K"):
         for eps in (0.1, 0.01):
             row = [K, eps]
             for L in range(2, 9):
@@ -272,7 +219,7 @@ def build_report(out="validation/REPORT.md", figures="validation/figures", quick
     # ---------------------------------------------------------------- 5. softmax codes
     code_cases = [(2, 4), (3, 4), (2, 5), (2, 8), (3, 8)] + ([] if quick else [(4, 16)])
     code_rows, code_json = [], []
-    for d, K in code_cases:
+    for d, K in track(code_cases, "report: softmax codes", unit="code"):
         c = codes.compare(d, K, restarts=4 if quick else 8)
         code_json.append(c)
         for s in c["spectral"]:
@@ -293,7 +240,7 @@ def build_report(out="validation/REPORT.md", figures="validation/figures", quick
         ws = (4, 16) if quick else (4, 8, 16, 32, 64, 128)
         seeds = (0,) if quick else (0, 1)
         steps = 1000 if quick else 4000
-        for L in (3, 4):
+        for L in track((3, 4), "report: width (torch)", unit="depth"):
             for w in ws:
                 for sd in seeds:
                     r = validate_random(ModelSpec(4, L), w, 0.3 / math.sqrt(w), 0.5, steps,

@@ -90,15 +90,9 @@ def _g(x) -> str:
 
 
 def _progress(quiet: bool, label: str):
-    if quiet:
-        return None
-    t0 = time.monotonic()
-
-    def cb(step, steps, loss):
-        sys.stderr.write(f"svdyn validate [{label}]: step {step}/{steps} loss {loss:.6g} "
-                         f"({time.monotonic() - t0:.0f} s)\n")
-        sys.stderr.flush()
-    return cb
+    """A tqdm bar on stderr (only on a terminal, or with SVDYN_PROGRESS=1; off with --quiet)."""
+    from ..progress import step_callback
+    return None if quiet else step_callback(f"svdyn validate [{label}]")
 
 
 def run(args) -> int:
@@ -193,72 +187,17 @@ def run(args) -> int:
         print(f"device {out['device']}, {fm.DTYPE_NAME}: max_rel_dev {out['max_rel_dev']:.3e}, "
               f"max_leakage {out['max_leakage']:.3e}, loss_gap {out['loss_gap']:.3e}")
         if args.plot:
-            _plot_spectral(spec, runs[0], args.plot)
+            _plot_spectral(spec, runs[0], args.plot, out.get("order_check"))
     if args.json:
         write_json(args.json, out)
     return 0
 
 
-def _plt():
-    from ..plotting import plt  # Agg backend
-    return plt
-
-
-def _plot_spectral(spec, r, path) -> None:
-    """Left: z_j over the steps, reduced (lines) and full (circles); right: deviation and
-    leakage over the steps."""
-    plt = _plt()
-    fig, (a1, a2) = plt.subplots(1, 2, figsize=(9, 3.6))
-    steps = np.asarray(r["saved_steps"])
-    if r.get("z_reduced_series") is not None:
-        zr, zf = np.asarray(r["z_reduced_series"]), np.asarray(r["z_full_series"])
-        seen = set()
-        for j in range(1, spec.K):
-            p = int(spec.G.partner[j])
-            if p in seen:
-                continue
-            seen.add(j)
-            line, = a1.plot(steps, zr[:, j], "-", lw=1)
-            a1.plot(steps, zf[:, j], "o", ms=3, mfc="none", color=line.get_color())
-        a1.set_ylabel("z_j (lines reduced, circles full)")
-    else:
-        a1.plot(steps, r["loss_reduced"], "-", lw=1.5, label="reduced")
-        a1.plot(steps, r["loss_full"], "o", ms=3, mfc="none", label="full (torch)")
-        a1.set_yscale("log")
-        a1.set_ylabel("loss")
-        a1.legend(fontsize=8)
-    a1.set_xlabel("GD step")
-    a2.semilogy(steps, np.maximum(r["rel_dev_series"], 1e-18), "-o", ms=2,
-                label="max rel. deviation (s, z)")
-    a2.semilogy(steps, np.maximum(r["leakage_series"], 1e-18), "-s", ms=2, label="leakage")
-    a2.set_xlabel("GD step")
-    a2.legend(fontsize=8)
-    fig.suptitle(f"K={spec.K} L={spec.L} {spec.group} {spec.loss}, device {r['device']}: "
-                 f"max rel dev {r['max_rel_dev']:.1e}, leakage {r['max_leakage']:.1e}",
-                 fontsize=9)
-    from ..plotting import save_figure
-    save_figure(fig, path)
+def _plot_spectral(spec, r, path, order=None) -> None:
+    from ..plotting import save_spectral_validation
+    save_spectral_validation(spec, r, path, order)
 
 
 def _plot_random(out, path) -> None:
-    plt = _plt()
-    fig, ax = plt.subplots(figsize=(5, 3.6))
-    xs, means, stds = [], [], []
-    for key, v in out["effective_rank_by_width"].items():
-        w = max(int(t) for t in key.split(":"))
-        xs.append(w)
-        means.append(v["mean"])
-        stds.append(v["std"])
-        ax.plot([w] * len(v["values"]), v["values"], "o", color="0.6", ms=3)
-    ax.errorbar(xs, means, yerr=stds, fmt="-s", color="C0", capsize=3, label="mean +- std")
-    K = out["spec"]["classes"]
-    ax.axhline(K - 1, ls=":", color="k", lw=1, label=f"NC (K-1 = {K - 1})")
-    ax.set_xscale("log", base=2)
-    ax.set_xlabel("hidden width d")
-    ax.set_ylabel("effective rank of centred logits")
-    sig = f"{out['init_scale']}/sqrt(fan-in)" if out.get("fan_in") else f"{out['init_scale']}"
-    ax.set_title(f"random init, K={K}, L={out['spec']['depth']}, sigma={sig}, "
-                 f"{out['steps']} steps", fontsize=8)
-    ax.legend(fontsize=8)
-    from ..plotting import save_figure
-    save_figure(fig, path)
+    from ..plotting import save_random_validation
+    save_random_validation(out, path)
