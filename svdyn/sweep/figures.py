@@ -97,6 +97,8 @@ def _rank_hists(summ, grid_params, fig_dir):
         if not ranks:
             continue
         cmap = plt.get_cmap("tab10" if len(ranks) <= 10 else "viridis")
+        colour = ((lambda i: cmap(i)) if len(ranks) <= 10 else
+                  (lambda i: cmap(i / max(len(ranks) - 1, 1))))  # spread over the map
         cols = min(len(Ls), 4)
         nrow = (len(Ls) + cols - 1) // cols
         fig, axes = plt.subplots(nrow, cols, figsize=(3.4 * cols, 2.7 * nrow + 0.6),
@@ -111,7 +113,7 @@ def _rank_hists(summ, grid_params, fig_dir):
                         continue
                     d = dict(map(int, p.split(":")) for p in r["rank_hist"].split())
                     h[es.index(_val(r, "eps", grid_params))] = d.get(rank, 0) / r["count"]
-                ax.bar(range(len(es)), h, bottom=bottom, color=cmap(ri % cmap.N),
+                ax.bar(range(len(es)), h, bottom=bottom, color=colour(ri),
                        label=f"rank {rank}")
                 bottom += h
             ax.set_xticks(range(len(es)), [_eps_label(e) for e in es], fontsize=7,
