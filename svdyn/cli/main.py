@@ -24,6 +24,7 @@ COMMAND_MODULES = [
     "svdyn.cli.derive",     # derive, lyapunov
     "svdyn.cli.stability",  # stability (off-manifold perturbations under torch optimizers)
     "svdyn.cli.warmup",     # warmup (fill the numba cache)
+    "svdyn.cli.sweep",      # sweep run / status / collect
 ]
 
 _ARG = re.compile(r"^argument (?P<opt>[^:]+?): (?P<msg>.*)$", re.S)
