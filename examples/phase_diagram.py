@@ -47,10 +47,14 @@ def main(argv=None) -> dict:
     cells = [(i, L, j, e) for i, L in enumerate(depths) for j, e in enumerate(scales)]
     for i, L, j, eps in track(cells, "phase diagram", unit="cell"):
         mc = svdyn.monte_carlo(a.classes, L, eps, a.samples, seed=a.seed)
-        frac[i, j], mean_rank[i, j] = mc.nc_fraction, mc.mean_rank
+        # NC fraction over the certified (decided) starts; undecided ones are counted apart
+        frac[i, j] = np.nan if mc.nc_fraction is None else mc.nc_fraction
+        mean_rank[i, j] = np.nan if mc.mean_rank is None else mc.mean_rank
         runs.append(mc.to_dict())
-        print(f"L={L} eps={eps:g}: NC fraction {mc.nc_fraction:.3f}, mean rank "
-              f"{mc.mean_rank:.2f}, undecided {mc.undecided}")
+        lo, hi = mc.nc_wilson95
+        print(f"L={L} eps={eps:g}: NC fraction {frac[i, j]:.3f} [95% Wilson {lo:.3f}, "
+              f"{hi:.3f}] of {mc.decided} decided, mean rank {mean_rank[i, j]:.2f}, "
+              f"undecided {mc.undecided}")
 
     import matplotlib.pyplot as plt
     fig, ax = plt.subplots(figsize=(1.4 + 1.1 * len(scales), 1.2 + 0.7 * len(depths)))
@@ -63,13 +67,14 @@ def main(argv=None) -> dict:
     ax.set_yticks(range(len(depths)), [str(L) for L in depths])
     ax.set_xlabel("init scale $\\varepsilon$")
     ax.set_ylabel("depth L")
-    ax.set_title(f"K = {a.classes}: fraction of {a.samples} inits reaching NC", fontsize=9)
+    ax.set_title(f"K = {a.classes}: NC fraction of the certified limits ({a.samples} inits "
+                 "per cell)", fontsize=9)
     fig.colorbar(im, ax=ax, label="NC fraction")
     save_figure(fig, out / "phase.png")
-    (out / "phase.json").write_text(json.dumps({"depths": depths, "scales": scales,
-                                                "nc_fraction": frac.tolist(),
-                                                "mean_rank": mean_rank.tolist(),
-                                                "runs": runs}))
+    from svdyn.io import write_json       # non-finite -> null, atomic
+    write_json(out / "phase.json", {"depths": depths, "scales": scales,
+                                    "nc_fraction": frac.tolist(),
+                                    "mean_rank": mean_rank.tolist(), "runs": runs})
     return {"depths": depths, "scales": scales, "nc_fraction": frac, "mean_rank": mean_rank,
             "classes": a.classes, "samples": a.samples, "seed": a.seed, "out": out}
 

@@ -28,6 +28,9 @@ _LAZY = {
     "descend": "svdyn.descent",
     "vector_field": "svdyn.field",
     "Trajectory": "svdyn.result",
+    "flow_y": "svdyn.integrate",
+    "YFlow": "svdyn.integrate",
+    "optimize": "svdyn.optimizers",
     # science entry points (typed results)
     "classify_limit": "svdyn.studies",
     "LimitClassification": "svdyn.studies",
@@ -47,6 +50,11 @@ _LAZY = {
     "FullModelValidation": "svdyn.studies",
     "gd_flow_order": "svdyn.studies",
     "OrderCheck": "svdyn.studies",
+    "certify_limit": "svdyn.analysis.certify",
+    "CertifiedLimit": "svdyn.analysis.certify",
+    "kkt_certificate": "svdyn.analysis.certify",
+    "run_stability": "svdyn.stability",
+    "StabilityResult": "svdyn.stability",
 }
 
 __all__ = ["__version__", *_LAZY]

@@ -55,22 +55,24 @@ class _Result:
 # ----------------------------------------------------------------------------- limits
 @dataclass(repr=False)
 class LimitClassification(_Result):
-    """Which modes survive in the limit of the unregularised flow (NC or a rank-r code).
+    """Certified limit (NC, a rank-r softmax code, or undecided) of the unregularised flow.
 
     Shapes: ``B`` states for a batch; for one state the leading axis is dropped (scalars).
 
     Attributes
     ----------
-    label : str or list of str, (B,)      ``"NC"`` or ``"rank-r code"``
-    nc : bool or ndarray of bool, (B,)
-    rank : int or ndarray of int, (B,)    number of live non-constant modes
-    live : ndarray of bool, (K-1,) or (B, K-1)   live flag of modes 1..K-1
-    exponents : ndarray, (K-1,) or (B, K-1)      growth exponents d log z_j / d log m_min
-    error : float or ndarray, (B,)        max_j min(|e_j|, |1 - e_j|) (0 = clean decision)
-    decided : bool or ndarray of bool, (B,)
-    horizon : float or ndarray, (B,)      margin reached by the continuation
+    label : str or list of str, (B,)      ``"NC"``, ``"rank-r code"`` or ``"undecided"``
+    nc : bool or ndarray of bool, (B,)    certified NC
+    rank : int or ndarray of int, (B,)    number of surviving non-constant modes (0 if undecided)
+    live : ndarray of bool, (K-1,) or (B, K-1)   surviving flag of modes 1..K-1
+    exponents : ndarray, (K-1,) or (B, K-1)      y-ratio exponents over the last stop pair
+    error : float or ndarray, (B,)        distance of the direction from the certified vertex
+    decided : bool or ndarray of bool, (B,)  a KKT certificate was found
+    reason : str or list of str, (B,)     why undecided ('' when decided)
+    support_class : str or list of str, (B,)  value profile of the vertex, e.g. ``"rank-4 {2 x4}"``
     status : str or list of str, (B,)     ``"ok"`` or the integrator's reason
-    raw : dict                            the dict of :func:`svdyn.analysis.geometry.classify_states`
+    raw : CertifiedLimit                  the full result of
+                                          :func:`svdyn.analysis.certify.certify_limit`
     """
 
     label: object
@@ -80,9 +82,10 @@ class LimitClassification(_Result):
     exponents: np.ndarray
     error: object
     decided: object
-    horizon: object
+    reason: object
+    support_class: object
     status: object
-    raw: dict = field(default_factory=dict)
+    raw: object = None
 
     @property
     def support(self):
@@ -92,12 +95,14 @@ class LimitClassification(_Result):
         return [(np.nonzero(row)[0] + 1).tolist() for row in self.live]
 
 
-def classify_limit(spec_or_traj, s=None, *, m_mid: float = 1e2, m_end: float = 1e4,
-                   max_end: float = 1e6) -> LimitClassification:
-    """Classify the limit (NC or a rank-r softmax code) of the flow from a state or a batch.
+def classify_limit(spec_or_traj, s=None, **kw) -> LimitClassification:
+    """Certified limit (NC or a rank-r softmax code, or undecided with a reason) of the flow
+    from a state or a batch.
 
-    Continues each state in normalised time to large margins and reads each mode's growth
-    exponent (live -> 1, dead -> 0); see :mod:`svdyn.analysis.geometry`.
+    Integrates the certification clock (``y_j = z_j^{-(L-2)/L}``, ``dtau = e^{-m_min} dt``) to
+    a few stops, reads which modes survive from the y ratios and certifies the limit direction
+    as a KKT point of the spectral max-margin problem; see :mod:`svdyn.analysis.certify`.
+    Depth 2 is NC by the theorem of [H] (checked numerically). Unregularised ce only.
 
     Parameters
     ----------
@@ -105,17 +110,15 @@ def classify_limit(spec_or_traj, s=None, *, m_mid: float = 1e2, m_end: float = 1
         A spec (then pass ``s``) or a trajectory (its last finite state, or each batch member's).
     s : array_like, shape (L, K) or (B, L, K), optional
         Factor singular values.
-    m_mid, m_end : float, optional
-        Margin window over which exponents are read.
-    max_end : float, optional
-        Largest margin an undecided state is pushed to.
+    **kw
+        ``z_final``, ``n_stops``, ``rtol`` of :func:`svdyn.analysis.certify.certify_limit`.
 
     Returns
     -------
     LimitClassification
         Scalars per field for one state; ``(B,)`` leading axes for a batch.
     """
-    from .analysis.geometry import DECIDED, classify_states
+    from .analysis.certify import certify_limit
     from .result import Trajectory
 
     if isinstance(spec_or_traj, Trajectory):
@@ -133,20 +136,16 @@ def classify_limit(spec_or_traj, s=None, *, m_mid: float = 1e2, m_end: float = 1
             raise TypeError("classify_limit(spec, s): pass the state s (L, K) or (B, L, K)")
     s = spec.check_state(s)
     single = s.ndim == 2
-    from .analysis import normtime
     from .progress import compile_notice
 
-    kernels = [k for k in (getattr(normtime, "_run_batch", None),) if hasattr(k, "signatures")]
-    with compile_notice("limit-classifier", CLASSIFIER_COMPILE_S, kernels or None):
-        c = classify_states(spec, s[None] if single else s, m_mid, m_end, max_end=max_end)
-    rank = np.asarray(c["rank"], int)
-    nc = np.asarray(c["nc"], bool)
-    err = np.asarray(c["error"], float)
-    labels = ["NC" if x else f"rank-{r} code" for x, r in zip(nc, rank)]
-    res = dict(label=labels, nc=nc, rank=rank, live=np.asarray(c["live"], bool),
-               exponents=np.asarray(c["exponents"], float), error=err,
-               decided=err <= DECIDED, horizon=np.asarray(c["horizon"], float),
-               status=list(c["status"]))
+    with compile_notice("limit-classifier", CLASSIFIER_COMPILE_S):
+        c = certify_limit(spec, s[None] if single else s, is_z=False, **kw)
+    res = dict(label=list(c.label), nc=np.asarray(c.nc, bool), rank=np.asarray(c.rank, int),
+               live=np.asarray(c.support, bool)[:, 1:],
+               exponents=np.asarray(c.exponents, float)[:, 1:],
+               error=np.asarray(c.direction_error, float), decided=np.asarray(c.decided, bool),
+               reason=list(c.reason), support_class=list(c.support_class),
+               status=list(c.status))
     if single:
         res = {k: (v[0].item() if isinstance(v, np.ndarray) and v.ndim == 1 else v[0])
                for k, v in res.items()}
@@ -226,9 +225,10 @@ class BasinMap(_Result):
     depth : int
     eps : ndarray, (E,)        init scales (rows)
     r : ndarray, (R,)          ratios (columns)
-    rank : ndarray of int, (E, R)   3 = NC, 2 = the square code
-    error : ndarray, (E, R)    classifier error per point
-    nc_fraction : float
+    rank : ndarray of int, (E, R)   3 = NC, 2 = the square code (0 where undecided)
+    decided : ndarray of bool, (E, R)  certified points
+    nc_fraction : float or None  NC share of the decided points (undecided never folded in)
+    undecided : int
     raw : dict                 the dict of :func:`svdyn.analysis.basins.k4_map`
     """
 
@@ -236,8 +236,9 @@ class BasinMap(_Result):
     eps: np.ndarray
     r: np.ndarray
     rank: np.ndarray
-    error: np.ndarray
-    nc_fraction: float
+    decided: np.ndarray
+    nc_fraction: object
+    undecided: int
     raw: dict = field(default_factory=dict)
 
 
@@ -250,7 +251,7 @@ def basin_map(depth: int, eps_grid, r_grid, **kw) -> BasinMap:
     eps_grid : array_like, shape (E,)
     r_grid : array_like, shape (R,)
     **kw
-        ``m_mid``, ``m_end``, ``max_end`` of the classifier.
+        ``z_final`` of the certified classifier.
 
     Returns
     -------
@@ -260,8 +261,8 @@ def basin_map(depth: int, eps_grid, r_grid, **kw) -> BasinMap:
 
     d = k4_map(depth, eps_grid, r_grid, **kw)
     return BasinMap(depth, np.asarray(d["eps"]), np.asarray(d["r"]),
-                    np.asarray(d["rank"], int), np.asarray(d["error"], float),
-                    float(d["nc_fraction"]), d)
+                    np.asarray(d["rank"], int), np.asarray(d["decided"], bool),
+                    d["nc_fraction"], int(d["undecided"]), d)
 
 
 @dataclass(repr=False)
@@ -272,16 +273,16 @@ class CriticalRatio(_Result):
     ----------
     depth : int
     init_scale : float
-    critical_ratio : float     extrapolated over classifier horizons
-    horizon_error : float or None
-    bracket : list of 2 floats  bracket at the largest horizon
+    critical_ratio : float     midpoint of the certified bracket
+    width : float              bracket width (every r below is certified square, above NC)
+    bracket : list of 2 floats  the certified bracket
     raw : dict                 the dict of :func:`svdyn.analysis.basins.k4_critical_ratio`
     """
 
     depth: int
     init_scale: float
     critical_ratio: float
-    horizon_error: object
+    width: float
     bracket: list
     raw: dict = field(default_factory=dict)
 
@@ -295,7 +296,7 @@ def critical_ratio(depth: int, eps: float, **kw) -> CriticalRatio:
     eps : float
         Init scale.
     **kw
-        ``r_max``, ``tol``, ``points``, ``horizons`` of
+        ``r_max``, ``width``, ``points``, ``max_rounds``, ``z_final`` of
         :func:`svdyn.analysis.basins.k4_critical_ratio`.
 
     Returns
@@ -305,7 +306,7 @@ def critical_ratio(depth: int, eps: float, **kw) -> CriticalRatio:
     from .analysis.basins import k4_critical_ratio
 
     d = k4_critical_ratio(depth, eps, **kw)
-    return CriticalRatio(depth, float(eps), float(d["critical_ratio"]), d["horizon_error"],
+    return CriticalRatio(depth, float(eps), float(d["critical_ratio"]), float(d["width"]),
                          list(d["bracket"]), d)
 
 
@@ -316,10 +317,13 @@ class MonteCarlo(_Result):
     Attributes
     ----------
     classes, depth, init_scale, samples, seed
-    nc_fraction : float
-    rank_histogram : dict int -> int
-    mean_rank : float
-    undecided : int            starts whose classifier error stayed > 0.25
+    nc_fraction : float or None  NC share of the decided starts (undecided never folded in)
+    nc_wilson95 : list of 2 floats  95% Wilson interval of the NC fraction
+    limit_histogram : dict str -> int  certified limits by support class
+    rank_histogram : dict int -> int   over decided starts
+    mean_rank : float or None
+    decided : int
+    undecided : int            starts without a certificate (reasons in ``raw``)
     failed : int
     raw : dict                 the dict of :func:`svdyn.analysis.basins.monte_carlo`
     """
@@ -329,9 +333,12 @@ class MonteCarlo(_Result):
     init_scale: float
     samples: int
     seed: int
-    nc_fraction: float
+    nc_fraction: object
+    nc_wilson95: list
+    limit_histogram: dict
     rank_histogram: dict
-    mean_rank: float
+    mean_rank: object
+    decided: int
     undecided: int
     failed: int
     raw: dict = field(default_factory=dict)
@@ -349,7 +356,7 @@ def monte_carlo(classes: int, depth: int, eps: float, samples: int, seed: int = 
     samples : int
     seed : int, optional
     **kw
-        ``group``, ``m_mid``, ``m_end``, ``max_end``.
+        ``group``, ``z_final`` of :func:`svdyn.analysis.basins.monte_carlo`.
 
     Returns
     -------
@@ -358,9 +365,10 @@ def monte_carlo(classes: int, depth: int, eps: float, samples: int, seed: int = 
     from .analysis.basins import monte_carlo as _mc
 
     d = _mc(classes, depth, eps, samples, seed, **kw)
-    return MonteCarlo(classes, depth, float(eps), samples, seed, float(d["nc_fraction"]),
-                      dict(d["rank_histogram"]), float(d["mean_rank"]), int(d["undecided"]),
-                      int(d["failed"]), d)
+    return MonteCarlo(classes, depth, float(eps), samples, seed, d["nc_fraction"],
+                      list(d["nc_wilson95"]), dict(d["limit_histogram"]),
+                      dict(d["rank_histogram"]), d["mean_rank"], int(d["decided"]),
+                      int(d["undecided"]), int(d["failed"]), d)
 
 
 # ----------------------------------------------------------------------------- Lyapunov

@@ -296,10 +296,26 @@ def _profile_label(G: Group, zv: np.ndarray) -> str:
 def kkt_certificate(G: Group, L: float, z, n: int = 1, support=None) -> dict:
     """KKT certificate of the direction z (K,) for ``min sum z^(2/L)`` s.t. margins >= 1.
 
-    ``support`` (K,) bool defaults to ``z > 0``. Returns ``{vertex (bool), z_v (K,) (the
-    vertex on the active face, min margin 1, n = 1 units; the scaled z where not a vertex),
-    active (list of classes c >= 1), mu (multipliers on the unique active rows),
-    stationarity, slackness, min_multiplier, gap, direction_error, feasible}``."""
+    Parameters
+    ----------
+    G : Group
+    L : float
+        Depth (the exponent of the objective is 2/L).
+    z : array_like, shape (K,)
+        Candidate limit direction (any scale).
+    n : int, optional
+        Samples per class.
+    support : array_like of bool, shape (K,), optional
+        Surviving modes; defaults to ``z > 0``.
+
+    Returns
+    -------
+    dict
+        ``vertex`` (bool), ``z_v`` (K,) (the vertex on the active face, min margin 1, n = 1
+        units; the scaled z where not a vertex), ``active`` (classes c >= 1), ``mu``
+        (multipliers on the unique active rows), ``stationarity``, ``slackness``,
+        ``min_multiplier``, ``gap``, ``direction_error``, ``feasible``.
+    """
     from scipy.optimize import linprog, nnls
     z = np.asarray(z, float)
     A, cls, mult, uniq = _reduced(G)
@@ -409,9 +425,35 @@ def _moving(spec, z):
 def certify_limit(spec: ModelSpec, state, *, z_final: float = Z_FINAL, q: float = Q,
                   n_stops: int = N_STOPS, rtol: float = 1e-8, atol: float = 1e-30,
                   is_z: bool | None = None) -> CertifiedLimit:
-    """Certified limit of the gradient flow from ``state``: factors (L, K) / (B, L, K), or
-    balanced logit singular values z (K,) / (B, K) (``is_z``; inferred from the shape when
-    None). Unregularised CE only. See the module docstring for the method and tolerances."""
+    """Certified limit of the gradient flow from ``state`` (unregularised ce only).
+
+    See the module docstring for the method and tolerances; conventions in
+    ``docs/conventions.md``.
+
+    Parameters
+    ----------
+    spec : ModelSpec
+        Depth L >= 2, loss ce, no weight decay.
+    state : array_like, shape (L, K) or (B, L, K), or (K,) or (B, K)
+        Factor singular values, or balanced logit singular values z (``is_z``).
+    z_final : float, optional
+        The last stop of the certification clock sits at y_min = z_final^(-(L-2)/L).
+    q : float, optional
+        Ratio between consecutive stops in y.
+    n_stops : int, optional
+        Number of stops (2-3 suffice to tell dying from surviving modes).
+    rtol, atol : float, optional
+        Tolerances of the clock's integrator.
+    is_z : bool or None, optional
+        Whether ``state`` holds z; inferred from the shape when None.
+
+    Returns
+    -------
+    CertifiedLimit
+        Per start: decided, nc, support (B, K), rank, direction (B, K), the KKT residuals,
+        label ("NC", "rank-r code" or "undecided"), support class and reason. The same type
+        for one start (B = 1, ``single`` True) and for a batch.
+    """
     from .normtime import check_spec
     check_spec(spec)
     L, K, G = spec.L, spec.K, spec.G
