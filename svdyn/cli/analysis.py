@@ -72,6 +72,9 @@ def register(sub) -> None:
     p.add_argument("--figures", default="validation/figures")
     p.add_argument("--quick", action="store_true", help="small grids (smoke test, minutes)")
     p.add_argument("--device", default="auto", help="torch device for the width study")
+    p.add_argument("--only", metavar="SECTIONS", help="regenerate only these sections, comma "
+                   "separated (h, mm, d2, basins, rep, codes, width, pu; aliases d, p, u); the "
+                   "others are kept from the existing report")
     p.set_defaults(func=cmd_report)
 
 
@@ -206,7 +209,11 @@ def cmd_classify(args) -> int:
 
 
 def cmd_report(args) -> int:
-    from ..analysis.report import build_report
-    path = build_report(args.out, args.figures, quick=args.quick, device=args.device)
+    from ..analysis.report import build_report, parse_only
+    try:
+        keys = parse_only(args.only)
+    except ValueError as e:
+        raise SpecError(f"--only: {e}") from None
+    path = build_report(args.out, args.figures, quick=args.quick, device=args.device, only=keys)
     print(f"wrote {path}")
     return 0

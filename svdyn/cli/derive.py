@@ -52,10 +52,13 @@ def _lyapunov(args) -> int:
     if args.spread <= 0 and args.unbalanced:
         raise SpecError("--spread must be > 0 with --unbalanced")
     res = check(spec, args.trials, args.init_scale, unbalanced=args.unbalanced,
-                spread=args.spread, seed=args.seed, t_end=args.t_end)
+                spread=args.spread, seed=args.seed, t_end=args.t_end,
+                **{k: v for k, v in (("abs_floor", args.abs_floor),
+                                     ("rel_floor", args.rel_floor)) if v is not None})
     if args.json:
         write_json(args.json, res)
-    keys = ("trials", "violations", "max_increase", "derivative_rel_err")
+    keys = ("trials", "violations", "floors", "raw_rises", "max_increase",
+            "derivative_rel_err")
     extra = ("closed_form_rel_err", "max_rate_closed_form", "failed_trajectories")
     print(json.dumps({k: res[k] for k in keys + extra if k in res}))
     return 0
@@ -86,5 +89,9 @@ def register(sub) -> None:
                    help="std of the log imbalance for --unbalanced (0.5)")
     q.add_argument("--seed", type=int, default=0)
     q.add_argument("--t-end", type=float, default=200.0, help="final time (200)")
+    q.add_argument("--abs-floor", type=float, default=None, help="a rise of V counts as "
+                   "a violation only above this absolute size (default 1e-20) ...")
+    q.add_argument("--rel-floor", type=float, default=None,
+                   help="... and above this fraction of V (default 1e-9)")
     q.add_argument("--json", help="write the full result here")
     q.set_defaults(func=_lyapunov)
