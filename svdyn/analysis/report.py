@@ -498,9 +498,9 @@ def sec_codes(ctx: Context) -> Section:
 
 
 # ---------------------------------------------------------------------------- 6. width
-WIDTHS = (4, 8, 16, 32, 64, 128)
-WIDTH_SEEDS = tuple(range(8))
-WIDTH_CHECKPOINTS = (1000, 4000, 16000)
+WIDTHS = (4, 8, 16, 32, 64)
+WIDTH_SEEDS = tuple(range(6))
+WIDTH_CHECKPOINTS = (1000, 4000, 10000)
 
 
 def sec_width(ctx: Context) -> Section:
@@ -637,8 +637,9 @@ def _summary_table(summ: dict) -> str:
     for key, _ in SECTIONS:
         rows += summ.get(key, [[SECTION_TITLES[key].split(" ")[0], SECTION_TITLES[key],
                                 "not generated", "-", f"`svdyn report --only {key}`"]])
-    order = {"[H]": 0, "[H], [D]": 1, "[D]": 2, "[P]": 3, "[U]": 4}
-    rows.sort(key=lambda r: order.get(r[0], 5))
+    order = {"[H]": 0, "[H] (map)": 0, "[H], [D]": 1, "[D]": 2, "[P]": 3, "[P], [U]": 4,
+             "[U]": 4, "(training)": 5}
+    rows.sort(key=lambda r: order.get(r[0], 6))   # stable: section order within a paper
     return _md_table(SUMMARY_HEADER, rows)
 
 
