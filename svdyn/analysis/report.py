@@ -115,7 +115,8 @@ def _strip_seconds(obj):
     """Drop wall times (``seconds`` and ``*_seconds`` keys) from data written to tracked files."""
     if isinstance(obj, dict):
         return {k: _strip_seconds(v) for k, v in obj.items()
-                if not (k == "seconds" or k.endswith("_seconds") or k == "wall")}
+                if not (isinstance(k, str) and (k == "seconds" or k.endswith("_seconds")
+                                                or k == "wall"))}
     if isinstance(obj, (list, tuple)):
         return [_strip_seconds(v) for v in obj]
     return obj
