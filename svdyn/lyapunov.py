@@ -108,7 +108,7 @@ def check(spec: ModelSpec, trials: int, init_scale: float, *, unbalanced: bool =
     ``trials``; ``violations`` (trajectories where V rose between two consecutive saved times by
     more than ``abs_floor`` AND by more than ``rel_floor * V``: both floors, so integration noise
     near NC, where V ~ 1e-25, is not counted); ``floors`` ({"abs", "rel"});
-    ``raw_rises`` (trajectories with any rise at all, floors ignored); ``max_increase`` (largest relative rise ``(V_{k+1} - V_k)/V_k`` over all
+    ``raw_rises`` (trajectories with any rise at all, floors ignored); ``max_increase`` (largest relative rise ``(V_{k+1} - V_k)/max(V_k, abs_floor)`` over all
     intervals and trajectories; negative means V fell on every interval);
     ``derivative_rel_err`` (largest ``|a - f| / |a|`` between the analytic dV/dt ``a`` at a
     checkpoint and the fourth-order finite difference ``f`` of V along the integrated
@@ -143,7 +143,9 @@ def check(spec: ModelSpec, trials: int, init_scale: float, *, unbalanced: bool =
     V = value(Z)                                   # (B, T)
     ok = np.array([x == "ok" for x in traj.status])
     dV = np.diff(V, axis=1)
-    rel_inc = dV / np.maximum(np.abs(V[:, :-1]), 1e-300)
+    # relative rise, measured against V or the absolute floor, whichever is larger (V can be
+    # exactly 0 at NC, where a 1e-26 rise would otherwise read as a relative rise of 1e274)
+    rel_inc = dV / np.maximum(np.abs(V[:, :-1]), max(abs_floor, 1e-300))
     big = (dV > abs_floor) & (dV > rel_floor * np.abs(V[:, :-1]))
     viol = np.any(big, axis=1) & ok
     raw = np.any(dV > 0, axis=1) & ok

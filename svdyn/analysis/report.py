@@ -636,8 +636,8 @@ def _existing_sections(text: str) -> dict:
 def _summary_table(summ: dict) -> str:
     rows = []
     for key, _ in SECTIONS:
-        rows += summ.get(key, [[SECTION_TITLES[key].split(" ")[0], SECTION_TITLES[key],
-                                "not generated", "-", f"`svdyn report --only {key}`"]])
+        rows += summ.get(key) or [[SECTION_TITLES[key].split(" ")[0], SECTION_TITLES[key],
+                                   "not generated", "-", f"`svdyn report --only {key}`"]]
     order = {"[H]": 0, "[H] (map)": 0, "[H], [D]": 1, "[D]": 2, "[P]": 3, "[P], [U]": 4,
              "[U]": 4, "(training)": 5}
     rows.sort(key=lambda r: order.get(r[0], 6))   # stable: section order within a paper
@@ -664,7 +664,11 @@ def build_report(out="validation/REPORT.md", figures="validation/figures", quick
         if key not in keys:
             continue
         t0 = time.perf_counter()
-        sec = fn(ctx)
+        try:
+            sec = fn(ctx)
+        except ImportError as e:      # an optional extra (torch) missing: say so, go on
+            sec = Section(key, f"## {SECTION_TITLES[key]}\n\nThis section is not generated: "
+                               f"`{type(e).__name__}: {e}` (install the extra it needs).")
         bodies[key] = sec.markdown.strip("\n")
         summ[key] = sec.summary
         for name, data in sec.files.items():
