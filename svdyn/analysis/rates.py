@@ -209,6 +209,7 @@ def _plot(rates_: list, dirn: dict, cvm: dict, path):
     ax[1].loglog(td[1:], np.asarray(dirn["V_median"])[1:], "--",
                  label=f"ce, median of {len(dirn['gamma'])} starts (K={dirn['classes']})")
     ax[1].set_ylim(1e-26, 1)
+    ax[1].text(2e2, 1e-20, "mse: integration noise\nfloor (rtol^2)", fontsize=7)
     ax[1].set_xlabel("t")
     ax[1].set_ylabel("V = KL(uniform || z / sum z)")
     ax[1].set_title("Lyapunov function along depth-2 flows (K=8)", fontsize=9)

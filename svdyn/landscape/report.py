@@ -305,7 +305,8 @@ def _basin_part(quick: bool) -> list:
                 f"{min(exc)}..{max(exc)}; where it is 0 the critical set is one symmetry orbit (")
                + f"; orbit tangents are Hessian-null to {inres:.0e}; orbit rank = closed form "
                f"in {'every' if cf_ok else 'NOT every'} cell), of dimension Σ_l (r d − "
-               "r(r+1)/2): it grows with width at rate (L − 1)·r, largest for DNC (r = K − 1). "
+               "r(r+1)/2): it grows with width at rate (L − 1)·r, largest for DNC (r = K − 1; tied only by "
+               "families of the same rank, such as the K = 4 hybrid saddle). "
                "So DNC's critical set is the highest-dimensional one at every width, and the "
                "lead grows with width — while the lower-rank families have the lower loss "
                "where [P] says DNC is not optimal. The share of random *spectral* starts that "
