@@ -156,9 +156,9 @@ RANK_DEPTHS = (2, 3, 4, 6, 8, 12, 16, 24, 32, 48)
 
 def _rank_part(quick: bool) -> list:
     from .manifold import depth_rank_scan
-    Ls = (2, 4, 8, 48) if quick else RANK_DEPTHS
+    Ls = (2, 4, 48) if quick else RANK_DEPTHS
     K, lam0 = 8, 0.02
-    n = 15 if quick else 40
+    n = 6 if quick else 40
     scan = depth_rank_scan(K, Ls, lam0, n_starts=n, seed=0)
     ranks = [r["best_rank"] for r in scan]
     tail = [r["best_rank"] for r in scan if r["depth"] >= 4]
@@ -255,7 +255,7 @@ def _psd_part(quick: bool) -> list:
 
 def _basin_part(quick: bool) -> list:
     from .manifold import family_dimensions
-    cases = [(4, 3, (4, 6, 8))] if quick else [(4, 3, (4, 6, 8, 10)), (8, 4, (8, 10, 12))]
+    cases = [(4, 3, (4, 6))] if quick else [(4, 3, (4, 6, 8, 10)), (8, 4, (8, 10, 12))]
     lam = 1e-3
     out = []
     tabs, ok_all, slopes, exc, cf_ok, inres = [], True, [], [], True, 0.0
