@@ -207,7 +207,7 @@ def sec_maxmargin(ctx: Context) -> Section:
                   "(a node limit, not a time limit, so every run returns the same bound); "
                   "`certified` = the bound meets the search optimum, so the search vertex is "
                   "the global optimum at that depth. Command: `svdyn maxmargin --classes 32 "
-                  "--depth L --certify ...`.\n")
+                  f"--depth L --certify-nodes {K32_NODE_LIMIT}`.\n")
         md.append(_md_table(["L", "search optimum rank", "search optimum cost",
                              "MILP lower bound", "relative gap", "certified"], cert_rows) + "\n")
         ncert = sum(c["certified"] for c in certs)

@@ -24,6 +24,9 @@ def register(sub) -> None:
     p.add_argument("--certify", type=float, metavar="SECONDS", default=None,
                    help="also compute an MILP lower bound at this depth (time limit SECONDS); "
                    "adds \"certificate\" (certifies the search result for walsh K = 32)")
+    p.add_argument("--certify-nodes", type=int, metavar="N", default=None,
+                   help="MILP lower bound with a budget of N branch-and-bound nodes instead "
+                   "(deterministic: the same bound on every run; the report uses this)")
     p.add_argument("--json", help="write the result to this JSON file")
     p.set_defaults(func=cmd_maxmargin)
 
@@ -107,15 +110,18 @@ def _emit(obj, path) -> None:
 def cmd_maxmargin(args) -> int:
     from ..analysis.maxmargin import lower_bound, solve
     r = solve(args.classes, args.depth, args.group, args.samples_per_class, args.depth_max)
-    if args.certify is not None:
-        if not (args.certify > 0):
+    if args.certify is not None or args.certify_nodes is not None:
+        if args.certify is not None and not (args.certify > 0):
             raise SpecError("--certify needs a time limit in seconds > 0")
+        if args.certify_nodes is not None and args.certify_nodes < 1:
+            raise SpecError("--certify-nodes needs a node budget >= 1")
         if args.samples_per_class != 1:
             raise SpecError("--certify works with --samples-per-class 1 (costs scale by "
                             "n^(1/L) otherwise)")
         from ..groups import default_group, make_group
         G = make_group(args.group or default_group(args.classes), args.classes)
-        r["certificate"] = lower_bound(G, args.depth, args.certify)
+        r["certificate"] = lower_bound(G, args.depth, args.certify,
+                                       node_limit=args.certify_nodes)
     _emit(r, args.json)
     o = r["optimum"]
     print(f"maxmargin K={r['classes']} L={r['depth']:g} group={r['group']}: optimum rank "
