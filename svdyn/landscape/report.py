@@ -206,6 +206,13 @@ def _rank_part(quick: bool) -> list:
     return out
 
 
+def _eig_cell(r) -> str:
+    """min eigenvalue / count negative; rounding-level values (|e| < 1e-12, which depend on
+    the BLAS thread count) print as 0 so that regeneration is byte-stable."""
+    e = r["min_eig"]
+    return ("0 (|min| < 1e-12)" if abs(e) < 1e-12 else f"{e:.1e}") + f" / {r['n_negative']}"
+
+
 def _psd_part(quick: bool) -> list:
     from .hessian import min_eig_vs_lambda
     lams = (1e-1, 1e-2, 1e-3) if quick else (1e-1, 3e-2, 1e-2, 1e-3, 1e-4)
@@ -230,8 +237,7 @@ def _psd_part(quick: bool) -> list:
     out.append("|---|" + "---|" * len(lams))
     for K, L, rows in table:
         out.append(f"| {K}, {L} | " + " | ".join(
-            f"{r['min_eig']:.1e} / {r['n_negative']}" if r["min_eig"] is not None else "–"
-            for r in rows) + " |")
+            _eig_cell(r) if r["min_eig"] is not None else "–" for r in rows) + " |")
     out.append("")
     saddles = [f"K = {K}, L = {L}, λ = {r['lambda']:g} ({r['n_negative']} negative, min "
                f"{r['min_eig']:.2g})" for K, L, rows in table for r in rows
@@ -240,7 +246,8 @@ def _psd_part(quick: bool) -> list:
     out.append(("PSD for λ ≤ 1e-2 in every case (the zero eigenvalues are the frame rotations). "
                 if small_ok else "Not PSD for some λ ≤ 1e-2. ")
                + ("Saddles: " + "; ".join(saddles) + "." if saddles else "No saddle on this grid.")
-               + f" Largest reduced gradient norm at these points: {gmax:.1e}.")
+               + " Largest reduced gradient norm at these points: "
+               + (f"{gmax:.1e}." if gmax >= 1e-14 else "< 1e-14."))
     out.append("")
     nsmall = sum(1 for _, _, rows in table for r in rows
                  if r["min_eig"] is not None and r["lambda"] <= 1e-2)
@@ -248,7 +255,7 @@ def _psd_part(quick: bool) -> list:
                     _status(small_ok),
                     f"full Hessian at DNC: 0 negative eigenvalues in {nsmall} cases with "
                     f"λ ≤ 1e-2 (K = 4, 6, 8; L = 2..4); saddles only at λ = 0.1, K = 8; "
-                    f"reduced gradient ≤ {gmax:.0e}",
+                    "reduced gradient " + (f"≤ {gmax:.0e}" if gmax >= 1e-14 else "< 1e-14"),
                     "`svdyn hessian --classes 8 --depth 3 --weight-decay 0.01 --family dnc`"])
     return out
 
