@@ -239,7 +239,7 @@ def sec_depth2(ctx: Context) -> Section:
     d2_all_nc = all(float(r[3]) == 1.0 for r in d2_rows)
     md = ["## [D] 2. Depth 2: NC from every spectral start\n",
           "Balanced spectral starts z_j(0) = eps U(0.5, 1.5) (walsh), limits classified "
-          "(`svdyn basin --mode mc --classes K --depth 2 --init-scale EPS`).\n",
+          "(`svdyn basin --classes K --depth 2 --init-scale EPS --samples 400 --seed 1`).\n",
           _md_table(["K", "eps", "inits", "NC fraction", "undecided"], d2_rows) + "\n"]
     summ = [["[H], [D]", "NC from every spectral start at depth 2", _v(d2_all_nc and depth2_nc),
              f"max-margin optimum at L=2 is NC for all {len(mm_cases)} groups; "
@@ -262,7 +262,7 @@ def lowrank_cells(mc_json: list) -> dict:
     deep = [r for r in mc_json if r["depth"] >= 3]
     sup = [r for r in deep if r["nc_fraction"] < 1.0]
     certain = [r for r in sup if r.get("undecided", 0) == 0
-               or r["nc_fraction"] + r.get("undecided", 0) / r["n"] < 1.0]
+               or r["nc_fraction"] + r.get("undecided", 0) / r["samples"] < 1.0]
     by_depth = {}
     for r in deep:
         d = by_depth.setdefault(r["depth"], {"cells": 0, "support": 0, "certain": 0})
@@ -288,13 +288,60 @@ def sec_basins(ctx: Context) -> Section:
         for eps in crit_eps:
             crit[(L, eps)] = basins.k4_critical_ratio(L, eps, tol=1e-4)
     maps = {}
-    files = {}
     for L in DEPTHS_MAP:
         m = basins.k4_map(L, eps_grid, r_grid)
         m["critical"] = [crit[(L, e)] for e in crit_eps]
         maps[L] = m
-        plot_k4_map(m, figures / f"basin_k4_depth{L}.png")
-        files[f"basin_k4_depth{L}.json"] = m
+    rng = np.random.default_rng(3)
+    nchk = 40 if quick else 300
+    spec3 = basins._k4_spec(3)
+    E = 10 ** rng.uniform(-3, 0, nchk)
+    R = rng.uniform(0, 1.5, nchk)
+    S0 = basins.k4_states(spec3, E, R)
+    ca = classify_states(spec3, S0, 1e2, 1e4, adaptive=False)
+    cad = classify_states(spec3, S0, 1e2, 1e4, max_end=1e5)
+    cb = classify_states(spec3, S0, 1e3, 1e5, adaptive=False)
+    agree = float(np.mean(ca["rank"] == cb["rank"]))
+    agree_ad = float(np.mean(cad["rank"] == cb["rank"]))
+
+    mc_json = []
+    n_mc2 = 64 if quick else 500
+    for K in (8, 16):
+        for eps in (0.1, 0.01):
+            for L in range(2, 9):
+                mc_json.append(basins.monte_carlo(K, L, eps, n_mc2 if K == 8 else n_mc2 // 2,
+                                                  seed=2))
+    for L in DEPTHS_MAP:
+        plot_k4_map(maps[L], figures / f"basin_k4_depth{L}.png")
+    return basins_section(crit, maps, mc_json, {"n": nchk, "agree": agree,
+                                                "agree_adaptive": agree_ad}, rel, quick)
+
+
+def basins_from_files(figures, rel) -> Section:
+    """The basin section re-formatted from its saved data files (``critical_ratios_k4.json``,
+    ``basin_k4_depth*.json``, ``monte_carlo.json``, ``basins_check.json``) without rerunning
+    the flows; the maps are redrawn."""
+    figures = Path(figures)
+    crit = {(c["depth"], c["init_scale"]): c
+            for c in json.loads((figures / "critical_ratios_k4.json").read_text())}
+    maps = {L: json.loads((figures / f"basin_k4_depth{L}.json").read_text())
+            for L in DEPTHS_MAP}
+    mc = json.loads((figures / "monte_carlo.json").read_text())
+    check = json.loads((figures / "basins_check.json").read_text())
+    for L in DEPTHS_MAP:
+        plot_k4_map(maps[L], figures / f"basin_k4_depth{L}.png")
+    return basins_section(crit, maps, mc, check, rel)
+
+
+def basins_section(crit: dict, maps: dict, mc_json: list, check: dict, rel, quick=False):
+    """Format the basin / Monte-Carlo section from its data: ``crit[(L, eps)]`` critical-ratio
+    results, ``maps[L]`` basin maps, the Monte-Carlo rows and the classifier check. (Split
+    from the computation so the section can be re-formatted from its saved data files.)"""
+    crit_eps = (1.0, 0.1, 0.01, 0.001)
+    crit_depths = tuple(sorted({L for L, _ in crit}))
+    nchk, agree, agree_ad = check["n"], check["agree"], check["agree_adaptive"]
+    n_mc2 = max(r["samples"] for r in mc_json)
+    files = {f"basin_k4_depth{L}.json": m for L, m in maps.items()}
     rc_tab = [[L] + [f"{crit[(L, e)]['critical_ratio']:.4f} ± {crit[(L, e)]['horizon_error']:.4f}"
                      + " (" + ", ".join(f"{h['critical_ratio']:.4f}"
                                         for h in crit[(L, e)]["by_horizon"]) + ")"
@@ -317,29 +364,17 @@ def sec_basins(ctx: Context) -> Section:
                 for L1, L2 in zip(crit_depths, crit_depths[1:]) if not _incr((L1, e), (L2, e))]
     inc_fail += [f"L={L}, eps={e2} vs {e1}" for L in crit_depths[1:]
                  for e1, e2 in zip(crit_eps, crit_eps[1:]) if not _incr((L, e1), (L, e2))]
-    rng = np.random.default_rng(3)
-    nchk = 40 if quick else 300
-    spec3 = basins._k4_spec(3)
-    E = 10 ** rng.uniform(-3, 0, nchk)
-    R = rng.uniform(0, 1.5, nchk)
-    S0 = basins.k4_states(spec3, E, R)
-    ca = classify_states(spec3, S0, 1e2, 1e4, adaptive=False)
-    cad = classify_states(spec3, S0, 1e2, 1e4, max_end=1e5)
-    cb = classify_states(spec3, S0, 1e3, 1e5, adaptive=False)
-    agree = float(np.mean(ca["rank"] == cb["rank"]))
-    agree_ad = float(np.mean(cad["rank"] == cb["rank"]))
-
-    mc_rows, mc_json = [], []
-    n_mc2 = 64 if quick else 500
+    mc_rows = []
     for K in (8, 16):
         for eps in (0.1, 0.01):
             row = [K, eps]
             for L in range(2, 9):
-                r = basins.monte_carlo(K, L, eps, n_mc2 if K == 8 else n_mc2 // 2, seed=2)
-                mc_json.append(r)
+                r = next(x for x in mc_json if x["classes"] == K and x["init_scale"] == eps
+                         and x["depth"] == L)
                 row.append(f"{r['nc_fraction']:.2f} / {r['mean_rank']:.2f} / {r['undecided']}")
             mc_rows.append(row)
     files["monte_carlo.json"] = mc_json
+    files["basins_check.json"] = check
     lr = lowrank_cells(mc_json)
 
     md = ["## [D] 3. Basins of NC (K = 4, z(0) = eps (0, 1, 1, r))\n",
@@ -351,7 +386,7 @@ def sec_basins(ctx: Context) -> Section:
           "first number is the Aitken extrapolation M -> inf, ± its distance to the "
           "extrapolation with the theoretical ratio 10^(-(L-2)/L) per decade. At L = 2 every "
           "r > 0 gives NC (r_c = 0 up to the tolerance). Command: `svdyn basin --classes 4 "
-          "--depth L --mode critical --init-scale EPS`.\n",
+          "--depth L --init-scale EPS --critical-ratio`.\n",
           _md_table(["L"] + [f"eps={e:g}" for e in crit_eps], rc_tab) + "\n",
           f"Classifier check: {nchk} random points of the L = 3 plane classified with "
           f"fixed margins 1e2..1e4 and again with 1e3..1e5 agree on {agree * 100:.1f} %; "
@@ -373,7 +408,7 @@ def sec_basins(ctx: Context) -> Section:
               f"{n_mc2 // 2} for K = 16): NC fraction / mean limit rank / undecided (exponent "
               "error > 0.25 after the adaptive horizon, up to margin 1e5; these sit near basin "
               "boundaries and are counted with their finite-horizon rank, an over-count). "
-              "Command: `svdyn basin --mode mc --classes K --depth L --init-scale EPS`.\n")
+              "Command: `svdyn basin --classes K --depth L --init-scale EPS --samples N --seed 2`.\n")
     md.append(_md_table(["K", "eps"] + [f"L={L}" for L in range(2, 9)], mc_rows) + "\n")
     bd = lr["by_depth"]
     d3 = bd.get(3, {"cells": 0, "support": 0, "certain": 0})
@@ -402,11 +437,11 @@ def sec_basins(ctx: Context) -> Section:
          "K=4 critical ratio r_c increases with L at each eps (L = 2..8, beyond error bars): "
          + ", ".join(f"eps={e:g}: " + " < ".join(f"{crit[(L, e)]['critical_ratio']:.3f}"
                                                  for L in (2, 3, 4, 8)) for e in (1.0, 0.01)),
-         "`svdyn basin --classes 4 --depth L --mode critical`"],
+         "`svdyn basin --classes 4 --depth L --init-scale EPS --critical-ratio`"],
         ["[D]", "NC basin shrinks with smaller init", _v(inc_eps),
          "K=4 r_c increases as eps decreases at each L >= 3: L=3: "
          + " < ".join(f"{crit[(3, e)]['critical_ratio']:.3f}" for e in crit_eps)
-         + " (eps 1..1e-3)", "`svdyn basin --classes 4 --depth 3 --mode critical`"],
+         + " (eps 1..1e-3)", "`svdyn basin --classes 4 --depth 3 --init-scale EPS --critical-ratio`"],
     ]
     return Section("basins", "\n".join(md), summ, files)
 
@@ -436,7 +471,7 @@ def sec_repulsion(ctx: Context) -> Section:
           "z_2^(1-2/L) g_2), and the small-z expansion (L/(K sqrt n)) (phi(z_1) - "
           "phi(z_2)), phi(z) = z^(1-2/L) (1 - z/(K sqrt n)). Sign change scale z* = K "
           f"sqrt(n) (L-2)/(2(L-1)). sympy check of mu_j = z_j/K + O(z^2): {sym_ok}. "
-          "Command: `svdyn repulsion --classes 4 --depth L`.\n",
+          "Command: `svdyn report --only rep`.\n",
           _md_table(["L", "measured", "exact formula", "small-z", "sign", "z*"], rep_rows)
           + "\n"]
     summ = [["[D]", "Early repulsion among singular values at depth >= 3 (attraction at "
