@@ -61,8 +61,8 @@ def _torch():
     try:
         import torch
     except ImportError:  # pragma: no cover - depends on the environment
-        raise SpecError("full-model validation needs torch; install it with `pip install torch`"
-                        ) from None
+        raise SpecError("full-model validation needs torch; install it with "
+                        'pip install "svdyn[torch]"') from None
     return torch
 
 
@@ -277,18 +277,25 @@ def full_grads(spec: ModelSpec, factors):
     return loss, grads
 
 
+class Diverged(ArithmeticError):
+    """Full GD produced a non-finite loss (the step size is too large)."""
+
+
 def gd(spec: ModelSpec, factors, lr: float, steps: int, save_every: int = 1, callback=None,
        progress=None):
     """Full-batch GD ``F_l <- F_l - lr dloss/dF_l`` (all factors at once). Returns the factors.
 
     ``callback(step, factors, loss_before_step)`` is called at step 0, every ``save_every``
-    steps and at the last step; ``progress(step, steps, loss)`` at most every 5 s.
+    steps and at the last step; ``progress(step, steps, loss)`` at most every 5 s. Raises
+    :class:`Diverged` when the loss becomes non-finite.
     """
     factors = [F.clone() for F in factors]
     last = time.monotonic()
     loss = None
     for k in range(steps + 1):
         loss, grads = full_grads(spec, factors)
+        if not math.isfinite(float(loss)):
+            raise Diverged(f"full GD loss became {float(loss)} at step {k}")
         if callback is not None and (k % save_every == 0 or k == steps):
             callback(k, factors, loss)
         if k == steps:
@@ -619,3 +626,164 @@ def validate_random(spec: ModelSpec, widths, scale: float, lr: float, steps: int
             "seconds": time.perf_counter() - t0, "series": series,
             "final": {k: last[k] for k in SERIES_KEYS},
             "final_centred_logit_singular_values": last["centred_logit_singular_values"]}
+
+
+# ----------------------------------------------------------------------------- optimizers
+def signed_permutation_frames(spec: ModelSpec, widths, seed: int = 0, device="cpu") -> list:
+    """``[B, R_1, ..., R_{L-1}, Q]`` with hidden frames that are signed partial permutations
+    (column j of ``R_l`` is ``+-e_{pi_l(j)}``, ``pi_l`` a random injection, random signs;
+    numpy ``default_rng(seed)``). With the walsh basis these are the frames under which
+    element-wise optimizers (Adam, RMSprop, sign-GD) keep the spectral form exactly."""
+    torch = _torch()
+    dev = resolve_device(device) if isinstance(device, str) else device
+    ws = hidden_widths(spec, widths)
+    Q = spec.G.Q
+    B = np.kron(Q, np.ones((spec.n, 1))) / math.sqrt(spec.n)
+    rng = np.random.default_rng(seed)
+    mats = [B]
+    for d in ws:
+        R = np.zeros((d, spec.K))
+        rows = rng.permutation(d)[:spec.K]
+        R[rows, np.arange(spec.K)] = rng.choice([-1.0, 1.0], spec.K)
+        mats.append(R)
+    mats.append(Q)
+    return [torch.as_tensor(np.ascontiguousarray(m), dtype=torch.float64, device=dev)
+            for m in mats]
+
+
+def make_frames(spec: ModelSpec, widths, kind: str = "random", seed: int = 0, device="cpu"):
+    """``kind``: ``random`` (orthonormal, :func:`spectral_frames`) or ``signed-permutation``."""
+    if kind == "random":
+        return spectral_frames(spec, widths, seed, device)
+    if kind in ("signed-permutation", "permutation"):
+        return signed_permutation_frames(spec, widths, seed, device)
+    raise SpecError(f"--frames {kind!r}: use random or signed-permutation")
+
+
+def data_spec(spec: ModelSpec) -> ModelSpec:
+    """The same model without weight decay (the optimizer applies it)."""
+    return ModelSpec.from_dict({**spec.to_dict(), "weight_decay": 0.0})
+
+
+def make_torch_optimizer(name: str, params, lr: float, weight_decay, momentum: float = 0.9,
+                         betas=(0.9, 0.999), eps: float = 1e-8, alpha: float = 0.99):
+    """A torch optimizer with one parameter group per factor (``weight_decay[l]`` each).
+
+    ``gd``/``momentum``/``nesterov``: ``torch.optim.SGD`` (dampening 0); ``adam``, ``adamw``,
+    ``rmsprop``: torch's own; ``sign-gd``: ``F <- F - lr sign(g + lambda F)`` (no torch class)."""
+    torch = _torch()
+    groups = [{"params": [p], "weight_decay": float(w)} for p, w in zip(params, weight_decay)]
+    if name == "gd":
+        return torch.optim.SGD(groups, lr=lr)
+    if name in ("momentum", "nesterov"):
+        return torch.optim.SGD(groups, lr=lr, momentum=momentum, nesterov=name == "nesterov")
+    if name == "adam":
+        return torch.optim.Adam(groups, lr=lr, betas=tuple(betas), eps=eps)
+    if name == "adamw":
+        return torch.optim.AdamW(groups, lr=lr, betas=tuple(betas), eps=eps)
+    if name == "rmsprop":
+        return torch.optim.RMSprop(groups, lr=lr, alpha=alpha, eps=eps)
+    if name == "sign-gd":
+        return _sign_gd_class()(groups, lr=lr)
+    raise SpecError(f"--optimizer {name!r}: use gd, momentum, nesterov, adam, adamw, rmsprop "
+                    "or sign-gd")
+
+
+def _sign_gd_class():
+    torch = _torch()
+
+    class SignGD(torch.optim.Optimizer):
+        """``p <- p - lr sign(grad + weight_decay p)``."""
+
+        def __init__(self, params, lr):
+            super().__init__(params, {"lr": lr, "weight_decay": 0.0})
+
+        @torch.no_grad()
+        def step(self, closure=None):
+            for grp in self.param_groups:
+                for p in grp["params"]:
+                    g = p.grad
+                    if grp["weight_decay"]:
+                        g = g + grp["weight_decay"] * p
+                    p.add_(torch.sign(g), alpha=-grp["lr"])
+
+    return SignGD
+
+
+def train(spec: ModelSpec, factors, optimizer: str, lr: float, steps: int, save_every: int = 1,
+          callback=None, progress=None, **hyper):
+    """Full-batch training with a torch optimizer (:func:`make_torch_optimizer`); the spec's
+    weight decay is handed to the optimizer per factor (coupled for SGD/Adam/RMSprop/sign-GD,
+    decoupled for AdamW), gradients are those of the data loss (:func:`full_grads`, stable
+    softmax residual). ``callback(step, factors, loss)`` as in :func:`gd`. Returns the factors."""
+    params = [F.detach().clone() for F in factors]
+    opt = make_torch_optimizer(optimizer, params, lr, spec.weight_decay, **hyper)
+    dspec = data_spec(spec)
+    last = time.monotonic()
+    for k in range(steps + 1):
+        loss, grads = full_grads(dspec, params)
+        if callback is not None and (k % save_every == 0 or k == steps):
+            callback(k, params, loss)
+        if k == steps:
+            break
+        for p, g in zip(params, grads):
+            p.grad = g
+        opt.step()
+        if progress is not None and time.monotonic() - last > 5.0:
+            progress(k + 1, steps, loss)
+            last = time.monotonic()
+    return params
+
+
+def validate_optimizer(spec: ModelSpec, s0, widths, optimizer: str, lr: float, steps: int,
+                       save_every: int = 1, seed: int = 0, device="auto", frames: str = "random",
+                       progress=None, **hyper) -> dict:
+    """Full training with the torch optimizer from a spectral init vs the exact reduced map
+    (:func:`svdyn.optimizers.optimize`); projections on the frozen frames at every save point.
+
+    Returns ``{"device", "max_rel_dev", "max_abs_dev_normwise", "max_leakage", "loss_gap", ...}``
+    (deviation as :func:`_rel_dev`; the loss compared is the data loss, plus the coupled weight
+    decay term except for adamw).
+    """
+    from .optimizers import optimize
+    s0 = spec.check_state(s0, "initial state")
+    dev = resolve_device(device) if isinstance(device, str) else device
+    t0 = time.perf_counter()
+    tr = optimize(spec, s0, lr, steps, optimizer, save_every=save_every, **hyper)
+    reduced_seconds = time.perf_counter() - t0
+    if tr.status != "ok":
+        raise SpecError(f"reduced {optimizer} failed: {tr.status}")
+    fr = make_frames(spec, widths, frames, seed, dev)
+    F0 = build_spectral_factors(spec, s0, widths, frames=fr)
+    rec = {"s": [], "leak": [], "loss": []}
+    wd = [0.0 if optimizer == "adamw" else w for w in spec.weight_decay]
+
+    def cb(k, factors, loss):
+        sp, lk = project(factors, fr)
+        rec["s"].append(sp)
+        rec["leak"].append(float(np.max(lk)))
+        with _torch().no_grad():
+            reg = sum(0.5 * w * float((F * F).sum()) for w, F in zip(wd, factors))
+        rec["loss"].append(loss + reg)
+
+    _sync(dev)
+    t0 = time.perf_counter()
+    train(spec, F0, optimizer, lr, steps, save_every, cb, progress, **hyper)
+    _sync(dev)
+    full_seconds = time.perf_counter() - t0
+    s_full = np.array(rec["s"])
+    dev_series = [_rel_dev(a, b) for a, b in zip(s_full, tr.s)]
+    gap = np.abs(np.array(rec["loss"]) - tr.loss)
+    return {"kind": "optimizer", "optimizer": optimizer, "hyper": dict(hyper),
+            "frames": frames, "device": device_name(dev), "dtype": DTYPE_NAME,
+            "spec": spec.to_dict(), "widths": hidden_widths(spec, widths), "lr": lr,
+            "steps": steps, "save_every": save_every, "seed": seed,
+            "max_rel_dev": float(max(dev_series)),
+            "max_abs_dev_normwise": float(np.max(np.abs(s_full - tr.s)
+                                                 / np.max(np.abs(tr.s), axis=-1, keepdims=True))),
+            "max_leakage": float(max(rec["leak"])),
+            "loss_gap": float(np.max(gap)),
+            "loss_rel_gap": float(np.max(gap / np.maximum(np.abs(tr.loss), 1e-300))),
+            "reduced_seconds": reduced_seconds, "full_seconds": full_seconds,
+            "saved_steps": tr.times.tolist(), "rel_dev_series": dev_series,
+            "leakage_series": rec["leak"]}

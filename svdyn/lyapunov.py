@@ -95,9 +95,10 @@ def _fd_stencil(times_c: np.ndarray, h: np.ndarray) -> np.ndarray:
 def check(spec: ModelSpec, trials: int, init_scale: float, *, unbalanced: bool = False,
           spread: float = 0.5, seed: int = 0, t_end: float = 200.0, n_save: int = 80,
           n_check: int = 20, fd_frac: float = 0.005, rtol: float = 1e-12,
-          atol: float = 1e-14, abs_floor: float = ABS_FLOOR,
+          atol: float = 1e-14, s0=None, abs_floor: float = ABS_FLOOR,
           rel_floor: float = REL_FLOOR) -> dict:
-    """Integrate ``trials`` random spectral starts and test V along them.
+    """Integrate ``trials`` random spectral starts (or the given starts ``s0``, shape (L, K) or
+    (B, L, K), in place of the random ones) and test V along them.
 
     Starts: ``z_j(0) = init_scale * U(0.5, 1.5)`` (paired modes equal, z_0 = 0), balanced, or
     unbalanced by :func:`unbalanced_start`. Saved on a geometric grid of ``n_save`` times in
@@ -130,8 +131,13 @@ def check(spec: ModelSpec, trials: int, init_scale: float, *, unbalanced: bool =
 
     t0 = time.perf_counter()
     rng = np.random.default_rng(seed)
-    z0 = random_init_z(spec, init_scale, rng, batch=trials)
-    s0 = unbalanced_start(spec, z0, rng, spread) if unbalanced else spec.balanced(z0)
+    if s0 is None:
+        z0 = random_init_z(spec, init_scale, rng, batch=trials)
+        s0 = unbalanced_start(spec, z0, rng, spread) if unbalanced else spec.balanced(z0)
+    else:
+        s0 = spec.check_state(s0, "initial state")
+        s0 = s0[None] if s0.ndim == 2 else s0
+        trials, z0 = s0.shape[0], np.prod(s0, axis=-2)
     base = np.geomspace(t_end * 1e-4, t_end, n_save)
     centers = base[np.linspace(1, n_save - 2, n_check).astype(int)]
     h = fd_frac * centers
@@ -153,6 +159,7 @@ def check(spec: ModelSpec, trials: int, init_scale: float, *, unbalanced: bool =
     idx_c = np.searchsorted(times, centers)
     idx_st = np.searchsorted(times, st)
     closed_l2 = spec.L == 2 and spec.loss_code[0] == LOSS_CE and not unbalanced \
+        and bool(np.allclose(s0, s0[:, :1, :], rtol=1e-12, atol=0)) \
         and len(set(spec.weight_decay)) == 1
     errs, errs_sc, cf_errs, cf_max = [], [], [], -np.inf
     for b in np.flatnonzero(ok):

@@ -1,7 +1,7 @@
 """The model specification: what is trained, with which loss and regularisation.
 
-Conventions (binding, see ``MODEL.md``): depth ``L`` counts *all* trainable factor matrices
-(``L = 2`` is the plain UFM; [P] and [U] count only the W's, so their L is ours minus one);
+Conventions (binding, see ``docs/conventions.md``): depth ``L`` counts *all* trainable factor
+matrices (``L = 2`` is the plain UFM; [P] and [U] count only the W's, so their L is ours minus one);
 the loss is the mean over the ``N = nK`` samples plus ``sum_l lambda_l/2 ||F_l||_F^2``.
 """
 from __future__ import annotations
@@ -106,10 +106,21 @@ class ModelSpec:
         return np.asarray(self.weight_decay, dtype=np.float64)
 
     def kernel_args(self):
-        """Tuple passed to every numba kernel after the state (see ``field.py``)."""
+        """Legacy positional tuple ``(kind, dims, cos_tab, sin_tab, offs, loss_code, eps, n,
+        lam)``; the kernels now take :meth:`bundle` instead."""
         kind, dims, c, s, o = self.G.tables
         code, eps = self.loss_code
         return (kind, dims, c, s, o, code, eps, float(self.n), self.lam)
+
+    def bundle(self, clock: int = 0):
+        """The model as one named bundle for the numba kernels (``svdyn.bundle.Model``)."""
+        cache = self.__dict__.setdefault("_bundle_cache", {})  # per instance: no hashing
+        b = cache.get(clock)
+        if b is None:
+            from .bundle import make_bundle
+
+            b = cache[clock] = make_bundle(self, clock)
+        return b
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -155,7 +166,26 @@ class ModelSpec:
 
 def random_init_z(spec: ModelSpec, scale: float, rng: np.random.Generator,
                   batch: int | None = None, mode0: float = 0.0) -> np.ndarray:
-    """z(0) = scale * U(0.5, 1.5) on modes 1..K-1, paired modes equal; shape (K,) or (B, K)."""
+    """Random logit singular values ``z_j(0) = scale * U(0.5, 1.5)`` on modes 1..K-1.
+
+    Paired modes (cyclic partners j, K - j) get equal values; mode 0 gets ``mode0``. Split them
+    over the factors with :func:`svdyn.balanced_init` or :func:`svdyn.unbalanced_init`.
+
+    Parameters
+    ----------
+    spec : ModelSpec
+    scale : float
+        Init scale (> 0).
+    rng : numpy.random.Generator
+    batch : int, optional
+        Number of independent draws B (default: one state).
+    mode0 : float, optional
+        Value of the constant mode (default 0).
+
+    Returns
+    -------
+    z : ndarray, shape (K,) or (B, K)
+    """
     if not (math.isfinite(scale) and scale > 0):
         raise SpecError(f"init scale (--init-scale) must be a finite number > 0, got {scale}")
     shape = (spec.K,) if batch is None else (batch, spec.K)

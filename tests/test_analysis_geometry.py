@@ -90,8 +90,10 @@ def test_cli_classify(tmp_path, capsys):
                  "--t-end", "1e4", "--json", str(traj)]) == 0
     capsys.readouterr()
     out = tmp_path / "c.json"
-    assert main(["classify", "--json", str(traj), "--out", str(out)]) == 0
+    assert main(["classify", str(traj), "--json", str(out)]) == 0
     d = json.loads(out.read_text())
     assert d["classification"]["rank"] == 2 and d["classification"]["support"] == [1, 2]
     assert d["geometry"]["numerical_rank"] in (2, 3)
-    assert main(["classify", "--json", str(tmp_path / "missing.json")]) == 2
+    assert main(["classify", str(tmp_path / "missing.json")]) == 2
+    assert main(["classify", "--json", str(traj)]) == 2     # the old form names the new one
+    assert "svdyn classify TRAJ.json" in capsys.readouterr().err

@@ -54,8 +54,11 @@ def margin_matrix(G: Group, n: int = 1) -> np.ndarray:
 
 
 def margins(G: Group, z, n: int = 1) -> np.ndarray:
-    """Margins ``m_c``, c = 1..K-1, of logit singular values ``z`` (..., K)."""
-    return np.asarray(z, float) @ margin_matrix(G, n).T
+    """Margins ``m_c``, c = 1..K-1, of logit singular values ``z`` (..., K), by the fast
+    transform (``svdyn.softmax.margins``; no K x K matrix)."""
+    from ..softmax import margins as fast_margins
+
+    return fast_margins(G, z, n)
 
 
 def mode_classes(G: Group) -> list:

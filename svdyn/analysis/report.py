@@ -26,30 +26,9 @@ def _plt():
 
 
 def plot_k4_map(m: dict, path) -> Path:
-    """PNG of a K = 4 basin map (eps log axis, r linear axis): NC vs square code."""
-    plt = _plt()
-    eps, r = np.asarray(m["eps"]), np.asarray(m["r"])
-    rank = np.asarray(m["rank"], float)
-    err = np.asarray(m["error"], float)
-    fig, ax = plt.subplots(figsize=(5, 4))
-    img = np.where(rank >= 3, 1.0, 0.0)
-    ax.pcolormesh(eps, r, img.T, shading="nearest", cmap="coolwarm", vmin=0, vmax=1)
-    und = err > 0.25
-    if und.any():
-        E, R = np.meshgrid(eps, r, indexing="ij")
-        ax.plot(E[und], R[und], "k.", ms=1.5, label="undecided (exponent error > 0.25)")
-        ax.legend(loc="lower right", fontsize=7)
-    if "critical" in m:
-        ce = [c["init_scale"] for c in m["critical"]]
-        cr = [c["critical_ratio"] for c in m["critical"]]
-        ax.plot(ce, cr, "wo-", ms=3, lw=1)
-    ax.set_xscale("log")
-    ax.set_xlabel("init scale eps")
-    ax.set_ylabel("ratio r   (z(0) = eps (0, 1, 1, r))")
-    ax.set_title(f"K=4 walsh, depth {m['depth']}: red = NC, blue = square (rank 2)\n"
-                 f"{m['n']} inits", fontsize=9)
-    from ..plotting import save_figure
-    return save_figure(fig, path, dpi=110)
+    """Figure of a K = 4 basin map (eps log axis, r linear axis): NC vs square code."""
+    from ..plotting import save_basin_map
+    return save_basin_map(m, path)
 
 
 def _plot_crossovers(tables: dict, path) -> Path:
@@ -152,7 +131,8 @@ def sec_maxmargin(ctx: Context) -> Section:
     if not quick:
         mm_cases.insert(3, (32, "walsh"))
     mm_rows, mm_json = [], []
-    for K, g in mm_cases:
+    from ..progress import track
+    for K, g in track(mm_cases, "report: max-margin", unit="case"):
         r = maxmargin.solve(K, 3.0, g)
         mm_json.append(r)
         xs = "; ".join(f"{c['depth']:.6f} ({c['from_rank']}->{c['to_rank']}"
@@ -488,7 +468,8 @@ def sec_codes(ctx: Context) -> Section:
     from .geometry import classify_states
     code_cases = [(2, 4), (3, 4), (2, 5), (2, 8), (3, 8)] + ([] if ctx.quick else [(4, 16)])
     code_rows, code_json = [], []
-    for d, K in code_cases:
+    from ..progress import track
+    for d, K in track(code_cases, "report: softmax codes", unit="code"):
         c = codes.compare(d, K, restarts=4 if ctx.quick else 8)
         code_json.append(c)
         for s in c["spectral"]:

@@ -12,14 +12,13 @@ final effective rank against width.
 """
 from __future__ import annotations
 
-import math
 import sys
-import time
 
 import numpy as np
 
 from ..groups import SpecError
-from .common import add_init_args, add_model_args, init_from_args, spec_from_args, write_json
+from .common import (SEED_T, Num, OutFile, Widths, add_init_args, add_model_args, add_plot_out,
+                     check_save_plan, init_from_args, save_plot, spec_from_args, write_json)
 
 DEFAULT_SPECTRAL_SCALE = 1.0
 DEFAULT_RANDOM_SCALE = 0.1
@@ -32,57 +31,49 @@ def register(sub) -> None:
         description="Train the full deep linear UFM with torch (float64) and compare with the "
         "reduced engine (spectral init), or measure NC / rank metrics (random init).")
     add_model_args(p)
-    p.add_argument("--width", required=True,
+    p.add_argument("--width", type=Widths(sweep=True), required=True,
                    help="hidden width d: one value for all hidden layers, or one per hidden "
                    "layer joined by ':' (e.g. 20:32); a comma list (e.g. 8,64,512) runs a sweep")
-    p.add_argument("--lr", type=float, required=True, help="GD step size eta")
-    p.add_argument("--steps", type=int, required=True, help="number of GD steps")
-    p.add_argument("--save-every", type=int, default=0,
+    p.add_argument("--lr", type=Num(float, lo=0.0, lo_open=True, hi=1e300), required=True,
+                   help="GD step size eta")
+    p.add_argument("--steps", type=Num(int, lo=0, hi=10 ** 9), required=True,
+                   help="number of GD steps")
+    p.add_argument("--save-every", type=Num(int, lo=1), default=None,
                    help="compare / record every k-th step (default: about 100 save points)")
-    p.add_argument("--svd-every", type=int, default=1,
+    p.add_argument("--svd-every", type=Num(int, lo=1), default=1,
                    help="spectral: independent SVD at every k-th save point and the last "
                    "(default 1; dense SVDs of large factors are slow)")
-    add_init_args(p, required=False)
+    add_init_args(p, required=False, seed_help="seed of the init: the --init-scale draw "
+                  "(spectral) or the Gaussian factors (random)")
+    p.add_argument("--frame-seed", type=SEED_T, default=None,
+                   help="spectral: seed of the random orthonormal hidden frames (default: "
+                   "--seed); --seeds R uses frame seeds FRAME_SEED..FRAME_SEED+R-1")
     p.add_argument("--init-kind", choices=("spectral", "random"), default="spectral",
                    help="spectral (frozen frames; compared with the reduced engine) or random "
                    "(Gaussian entries of size --init-scale)")
     p.add_argument("--fan-in", action="store_true",
                    help="random init: entries --init-scale x N(0,1) / sqrt(fan-in) instead of "
                    "--init-scale x N(0,1)")
-    p.add_argument("--seeds", type=int, default=1,
-                   help="runs per width with seeds seed, seed+1, ... (default 1)")
-    p.add_argument("--order-check", type=float, default=None, metavar="T",
+    p.add_argument("--seeds", type=Num(int, lo=1, hi=10 ** 4), default=1,
+                   help="runs per width: random init with seeds seed, seed+1, ...; spectral "
+                   "with frame seeds frame-seed, frame-seed+1, ... (default 1)")
+    p.add_argument("--order-check", type=Num(float, lo=0.0, lo_open=True, hi=1e12),
+                   default=None, metavar="T",
                    help="spectral only: also run GD at lr, lr/2, ... up to time T and fit the "
                    "order of convergence to the reduced flow")
-    p.add_argument("--order-levels", type=int, default=4,
+    p.add_argument("--order-levels", type=Num(int, lo=2, hi=20), default=4,
                    help="number of halvings of lr in --order-check (default 4)")
+    from .dynamics import add_optimizer_args
+    add_optimizer_args(p)
+    p.add_argument("--frames", default="random", choices=("random", "signed-permutation"),
+                   help="spectral, --optimizer other than gd: hidden frames (default random)")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda (default auto: cuda "
                    "when available)")
-    p.add_argument("--json", help="write the results to this JSON file")
-    p.add_argument("--plot", help="write a figure (png/pdf): z(t) full vs reduced (spectral) or "
-                   "final effective rank against width (random)")
+    p.add_argument("--json", type=OutFile(".json"), help="write the results to this JSON file")
+    add_plot_out(p, "z(t) full vs reduced (spectral) or final effective rank against width "
+                 "(random)")
     p.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     p.set_defaults(func=run)
-
-
-def parse_widths(text: str) -> list:
-    """``"8,64"`` -> [[8], [64]]; ``"20:32"`` -> [[20, 32]]."""
-    out = []
-    for item in str(text).split(","):
-        item = item.strip()
-        if not item:
-            continue
-        try:
-            ws = [int(t) for t in item.split(":")]
-        except ValueError:
-            raise SpecError(f"--width {text!r}: expected integers such as 20, 20:32 or "
-                            "8,64,512") from None
-        if min(ws) < 1:
-            raise SpecError(f"--width {text!r}: widths must be >= 1")
-        out.append(ws)
-    if not out:
-        raise SpecError("--width needs at least one value")
-    return out
 
 
 def _g(x) -> str:
@@ -90,43 +81,43 @@ def _g(x) -> str:
 
 
 def _progress(quiet: bool, label: str):
-    if quiet:
-        return None
-    t0 = time.monotonic()
-
-    def cb(step, steps, loss):
-        sys.stderr.write(f"svdyn validate [{label}]: step {step}/{steps} loss {loss:.6g} "
-                         f"({time.monotonic() - t0:.0f} s)\n")
-        sys.stderr.flush()
-    return cb
+    """A tqdm bar on stderr (only on a terminal, or with SVDYN_PROGRESS=1; off with --quiet)."""
+    from ..progress import step_callback
+    return None if quiet else step_callback(f"svdyn validate [{label}]")
 
 
 def run(args) -> int:
     from .. import fullmodel as fm
 
     spec = spec_from_args(args)
-    if not (math.isfinite(args.lr) and args.lr > 0):
-        raise SpecError(f"--lr must be a finite number > 0, got {args.lr}")
-    if args.steps < 0:
-        raise SpecError(f"--steps must be >= 0, got {args.steps}")
-    if args.seeds < 1:
-        raise SpecError(f"--seeds must be >= 1, got {args.seeds}")
-    widths = parse_widths(args.width)
+    widths = args.width
+    for ws in widths:
+        if len(ws) not in (1, spec.L - 1):
+            raise SpecError(f"--width {':'.join(map(str, ws))}: give one width or one per "
+                            f"hidden layer (L - 1 = {spec.L - 1}, joined by ':')")
     save_every = args.save_every or max(1, args.steps // 100)
-    if save_every < 0:
-        raise SpecError("--save-every must be >= 1")
-    if args.svd_every < 1:
-        raise SpecError("--svd-every must be >= 1")
+    check_save_plan(args.steps // save_every + 2, spec.L, spec.K, steps=args.steps,
+                    what=f"--steps {args.steps} --save-every {save_every}: ")
+    if args.order_check is not None and args.init_kind == "random":
+        raise SpecError("--order-check: spectral init only; drop --init-kind random")
+    s0 = init_desc = None
+    if args.init_kind == "random":
+        if args.init is not None or args.init_file is not None:
+            raise SpecError("--init-kind random takes --init-scale SIGMA (entry std), not "
+                            "--init / --init-file")
+    else:
+        if args.init is None and args.init_file is None and args.init_scale is None:
+            args.init_scale = DEFAULT_SPECTRAL_SCALE
+        s0, init_desc = init_from_args(args, spec)      # checked before torch is loaded
     dev = fm.resolve_device(args.device)
     seeds = [args.seed + i for i in range(args.seeds)]
+    frame_seed = args.seed if args.frame_seed is None else args.frame_seed
+    frame_seeds = [frame_seed + i for i in range(args.seeds)]
     fm.small_cpu_threads(dev, spec, max(max(w) for w in widths))
     out = {"command": "validate", "kind": args.init_kind, "device": fm.device_name(dev),
            "dtype": fm.DTYPE_NAME, "spec": spec.to_dict(), "lr": args.lr, "steps": args.steps,
            "save_every": save_every, "seeds": seeds}
     if args.init_kind == "random":
-        if args.init is not None or args.init_file is not None:
-            raise SpecError("--init-kind random takes --init-scale SIGMA (entry std), not "
-                            "--init / --init-file")
         scale = args.init_scale if args.init_scale is not None else DEFAULT_RANDOM_SCALE
         out["init_scale"] = scale
         out["fan_in"] = bool(args.fan_in)
@@ -135,8 +126,11 @@ def run(args) -> int:
             eff = []
             for sd in seeds:
                 label = f"width {':'.join(map(str, ws))} seed {sd}"
-                r = fm.validate_random(spec, ws, scale, args.lr, args.steps, save_every, sd, dev,
-                                       _progress(args.quiet, label), args.fan_in)
+                try:
+                    r = fm.validate_random(spec, ws, scale, args.lr, args.steps, save_every, sd,
+                                           dev, _progress(args.quiet, label), args.fan_in)
+                except fm.Diverged as e:
+                    return _diverged(out, args, f"{label}: {e}")
                 runs.append(r)
                 eff.append(r["final"]["effective_rank"])
                 f = r["final"]
@@ -153,15 +147,26 @@ def run(args) -> int:
         out["runs"] = runs
         print(f"device {out['device']}, {fm.DTYPE_NAME}")
         if args.plot:
-            _plot_random(out, args.plot)
+            save_plot(args.plot, _plot_random, out)
     else:
-        if args.init is None and args.init_file is None and args.init_scale is None:
-            args.init_scale = DEFAULT_SPECTRAL_SCALE
-        s0, init_desc = init_from_args(args, spec)
         out["init"] = init_desc
+        out["frame_seeds"] = frame_seeds
+        if args.optimizer != "gd" or args.frames != "random":
+            return _run_optimizer(args, spec, s0, widths, frame_seeds, save_every, dev, out)
+        from ..descent import descend
+        red = descend(spec, s0, args.lr, args.steps, save_every)
+        if red.status != "ok":
+            return _diverged(out, args, f"the reduced GD map: {red.status}")
+        if args.order_check is not None:
+            lrs = [args.lr / 2 ** i for i in range(args.order_levels)]
+            steps_needed = int(round(args.order_check / lrs[-1]))
+            if steps_needed > 10 ** 7:
+                raise SpecError(f"--order-check {args.order_check:g}: the smallest step "
+                                f"{lrs[-1]:g} needs {steps_needed:,} GD steps (limit 10,000,000);"
+                                " lower T or --order-levels")
         runs = []
         for ws in widths:
-            for sd in seeds:
+            for sd in frame_seeds:
                 label = f"width {':'.join(map(str, ws))} frame seed {sd}"
                 r = fm.validate_spectral(spec, s0, ws, args.lr, args.steps, save_every, sd, dev,
                                          _progress(args.quiet, label), args.svd_every)
@@ -177,12 +182,8 @@ def run(args) -> int:
         out["reduced_seconds"] = sum(r["reduced_seconds"] for r in runs)
         out["full_seconds"] = sum(r["full_seconds"] for r in runs)
         if args.order_check is not None:
-            if not (math.isfinite(args.order_check) and args.order_check > 0):
-                raise SpecError("--order-check T needs a time T > 0")
-            if args.order_levels < 2:
-                raise SpecError("--order-levels must be >= 2")
             oc = fm.order_check(spec, s0, widths[0], args.lr, args.order_check,
-                                args.order_levels, seeds[0], dev,
+                                args.order_levels, frame_seeds[0], dev,
                                 progress=_progress(args.quiet, "order check"))
             out["order_check"] = oc
             out["order"] = oc["order"]
@@ -193,72 +194,61 @@ def run(args) -> int:
         print(f"device {out['device']}, {fm.DTYPE_NAME}: max_rel_dev {out['max_rel_dev']:.3e}, "
               f"max_leakage {out['max_leakage']:.3e}, loss_gap {out['loss_gap']:.3e}")
         if args.plot:
-            _plot_spectral(spec, runs[0], args.plot)
+            save_plot(args.plot, _plot_spectral, spec, runs[0], order=out.get("order_check"))
+    out["status"] = "ok"
+    if args.json:
+        write_json(args.json, out)
+        print(f"wrote {args.json}")
+    return 0
+
+
+def _run_optimizer(args, spec, s0, widths, seeds, save_every, dev, out) -> int:
+    """``--optimizer``: full training with the torch optimizer vs the reduced map."""
+    from .. import fullmodel as fm
+    from .dynamics import optimizer_hyper
+    hyper = optimizer_hyper(args)
+    keep = {"gd": (), "sign-gd": (), "momentum": ("momentum",), "nesterov": ("momentum",),
+            "adam": ("betas", "eps"), "adamw": ("betas", "eps"),
+            "rmsprop": ("alpha", "eps")}[args.optimizer]
+    hyper = {k: v for k, v in hyper.items() if k in keep}
+    runs = []
+    for ws in widths:
+        for sd in seeds:
+            label = f"{args.optimizer} width {':'.join(map(str, ws))} frame seed {sd}"
+            r = fm.validate_optimizer(spec, s0, ws, args.optimizer, args.lr, args.steps,
+                                      save_every, sd, dev, args.frames,
+                                      _progress(args.quiet, label), **hyper)
+            runs.append(r)
+            print(f"{label}: max_rel_dev {r['max_rel_dev']:.3e} max_leakage "
+                  f"{r['max_leakage']:.3e} loss_rel_gap {r['loss_rel_gap']:.3e}")
+    for key in ("max_rel_dev", "max_abs_dev_normwise", "max_leakage", "loss_gap",
+                "loss_rel_gap"):
+        out[key] = max(r[key] for r in runs)
+    out.update(optimizer=args.optimizer, hyper={k: list(v) if isinstance(v, tuple) else v
+                                                for k, v in hyper.items()},
+               frames=args.frames, runs=runs)
+    print(f"device {out['device']}, {fm.DTYPE_NAME}: {args.optimizer} max_rel_dev "
+          f"{out['max_rel_dev']:.3e}, max_leakage {out['max_leakage']:.3e}")
     if args.json:
         write_json(args.json, out)
     return 0
 
 
-def _plt():
-    from ..plotting import plt  # Agg backend
-    return plt
+def _diverged(out, args, why) -> int:
+    """A divergent run is a status: summary line, JSON with the status, exit 1."""
+    out["status"] = f"diverged: {why}" + ("" if why.endswith("lower --lr") else "; lower --lr")
+    print(f"validate: status {out['status']}")
+    if args.json:
+        write_json(args.json, out)
+    sys.stderr.write(f"svdyn validate: {out['status']}\n")
+    return 1
 
 
-def _plot_spectral(spec, r, path) -> None:
-    """Left: z_j over the steps, reduced (lines) and full (circles); right: deviation and
-    leakage over the steps."""
-    plt = _plt()
-    fig, (a1, a2) = plt.subplots(1, 2, figsize=(9, 3.6))
-    steps = np.asarray(r["saved_steps"])
-    if r.get("z_reduced_series") is not None:
-        zr, zf = np.asarray(r["z_reduced_series"]), np.asarray(r["z_full_series"])
-        seen = set()
-        for j in range(1, spec.K):
-            p = int(spec.G.partner[j])
-            if p in seen:
-                continue
-            seen.add(j)
-            line, = a1.plot(steps, zr[:, j], "-", lw=1)
-            a1.plot(steps, zf[:, j], "o", ms=3, mfc="none", color=line.get_color())
-        a1.set_ylabel("z_j (lines reduced, circles full)")
-    else:
-        a1.plot(steps, r["loss_reduced"], "-", lw=1.5, label="reduced")
-        a1.plot(steps, r["loss_full"], "o", ms=3, mfc="none", label="full (torch)")
-        a1.set_yscale("log")
-        a1.set_ylabel("loss")
-        a1.legend(fontsize=8)
-    a1.set_xlabel("GD step")
-    a2.semilogy(steps, np.maximum(r["rel_dev_series"], 1e-18), "-o", ms=2,
-                label="max rel. deviation (s, z)")
-    a2.semilogy(steps, np.maximum(r["leakage_series"], 1e-18), "-s", ms=2, label="leakage")
-    a2.set_xlabel("GD step")
-    a2.legend(fontsize=8)
-    fig.suptitle(f"K={spec.K} L={spec.L} {spec.group} {spec.loss}, device {r['device']}: "
-                 f"max rel dev {r['max_rel_dev']:.1e}, leakage {r['max_leakage']:.1e}",
-                 fontsize=9)
-    from ..plotting import save_figure
-    save_figure(fig, path)
+def _plot_spectral(spec, r, path, order=None) -> None:
+    from ..plotting import save_spectral_validation
+    save_spectral_validation(spec, r, path, order)
 
 
 def _plot_random(out, path) -> None:
-    plt = _plt()
-    fig, ax = plt.subplots(figsize=(5, 3.6))
-    xs, means, stds = [], [], []
-    for key, v in out["effective_rank_by_width"].items():
-        w = max(int(t) for t in key.split(":"))
-        xs.append(w)
-        means.append(v["mean"])
-        stds.append(v["std"])
-        ax.plot([w] * len(v["values"]), v["values"], "o", color="0.6", ms=3)
-    ax.errorbar(xs, means, yerr=stds, fmt="-s", color="C0", capsize=3, label="mean +- std")
-    K = out["spec"]["classes"]
-    ax.axhline(K - 1, ls=":", color="k", lw=1, label=f"NC (K-1 = {K - 1})")
-    ax.set_xscale("log", base=2)
-    ax.set_xlabel("hidden width d")
-    ax.set_ylabel("effective rank of centred logits")
-    sig = f"{out['init_scale']}/sqrt(fan-in)" if out.get("fan_in") else f"{out['init_scale']}"
-    ax.set_title(f"random init, K={K}, L={out['spec']['depth']}, sigma={sig}, "
-                 f"{out['steps']} steps", fontsize=8)
-    ax.legend(fontsize=8)
-    from ..plotting import save_figure
-    save_figure(fig, path)
+    from ..plotting import save_random_validation
+    save_random_validation(out, path)
