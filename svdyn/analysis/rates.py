@@ -191,8 +191,8 @@ def monotonicity_map(K: int = 8, trials: int = 40, scales=(0.01, 1.0), seed: int
 
 
 def _plot(rates_: list, dirn: dict, cvm: dict, path):
-    from ..plotting import plt, save_figure
-    fig, ax = plt.subplots(1, 2, figsize=(9, 3.6))
+    from ..plotting import _plt, save_figure
+    fig, ax = _plt().subplots(1, 2, figsize=(9, 3.6))
     for r in rates_:
         t = np.asarray(r["t"])
         ax[0].plot(np.log(t), np.asarray(r["m"]) - np.log(t), label=f"L={r['depth']}: "

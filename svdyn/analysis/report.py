@@ -21,8 +21,8 @@ DEPTHS_MAP = (2, 3, 4, 6)
 
 
 def _plt():
-    from ..plotting import plt  # Agg backend
-    return plt
+    from ..plotting import _plt as plt_
+    return plt_()
 
 
 def plot_k4_map(m: dict, path) -> Path:
