@@ -27,7 +27,13 @@ from .field import vector_field
 from .groups import SpecError
 from .spec import LOSS_CE, ModelSpec
 
-INCREASE_TOL = 1e-12   # relative increase of V counted as a violation
+# A rise of V between consecutive saved times counts as a violation only if it exceeds BOTH
+# floors: the absolute floor sits above the integration noise of V near NC (V ~ |delta|^2/2, so
+# an rtol-level error in z moves V by ~ rtol^2 = 1e-24 at rtol 1e-12), the relative floor above
+# the rounding of V itself (a few ulps of V).
+ABS_FLOOR = 1e-20
+REL_FLOOR = 1e-9
+INCREASE_TOL = REL_FLOOR   # old name
 
 
 def value(z) -> np.ndarray | float:
@@ -89,7 +95,8 @@ def _fd_stencil(times_c: np.ndarray, h: np.ndarray) -> np.ndarray:
 def check(spec: ModelSpec, trials: int, init_scale: float, *, unbalanced: bool = False,
           spread: float = 0.5, seed: int = 0, t_end: float = 200.0, n_save: int = 80,
           n_check: int = 20, fd_frac: float = 0.005, rtol: float = 1e-12,
-          atol: float = 1e-14, s0=None) -> dict:
+          atol: float = 1e-14, s0=None, abs_floor: float = ABS_FLOOR,
+          rel_floor: float = REL_FLOOR) -> dict:
     """Integrate ``trials`` random spectral starts (or the given starts ``s0``, shape (L, K) or
     (B, L, K), in place of the random ones) and test V along them.
 
@@ -99,8 +106,10 @@ def check(spec: ModelSpec, trials: int, init_scale: float, *, unbalanced: bool =
     ``t +- h, t +- h/2`` with ``h = fd_frac t``.
 
     Returns a dict with
-    ``trials``; ``violations`` (trajectories where V rose between consecutive saved times by more
-    than 1e-12 relative); ``max_increase`` (largest relative rise ``(V_{k+1} - V_k)/V_k`` over all
+    ``trials``; ``violations`` (trajectories where V rose between two consecutive saved times by
+    more than ``abs_floor`` AND by more than ``rel_floor * V``: both floors, so integration noise
+    near NC, where V ~ 1e-25, is not counted); ``floors`` ({"abs", "rel"});
+    ``raw_rises`` (trajectories with any rise at all, floors ignored); ``max_increase`` (largest relative rise ``(V_{k+1} - V_k)/max(V_k, abs_floor)`` over all
     intervals and trajectories; negative means V fell on every interval);
     ``derivative_rel_err`` (largest ``|a - f| / |a|`` between the analytic dV/dt ``a`` at a
     checkpoint and the fourth-order finite difference ``f`` of V along the integrated
@@ -114,6 +123,9 @@ def check(spec: ModelSpec, trials: int, init_scale: float, *, unbalanced: bool =
         raise SpecError(f"--init-scale must be a finite number > 0, got {init_scale}")
     if not (math.isfinite(t_end) and t_end > 0):
         raise SpecError(f"--t-end must be a finite number > 0, got {t_end}")
+    for nm, fl in (("--abs-floor", abs_floor), ("--rel-floor", rel_floor)):
+        if not (math.isfinite(fl) and fl >= 0):
+            raise SpecError(f"{nm} must be a finite number >= 0, got {fl}")
     from .spec import random_init_z
     from .integrate import flow
 
@@ -137,8 +149,12 @@ def check(spec: ModelSpec, trials: int, init_scale: float, *, unbalanced: bool =
     V = value(Z)                                   # (B, T)
     ok = np.array([x == "ok" for x in traj.status])
     dV = np.diff(V, axis=1)
-    rel_inc = dV / np.maximum(np.abs(V[:, :-1]), 1e-300)
-    viol = np.any(rel_inc > INCREASE_TOL, axis=1) & ok
+    # relative rise, measured against V or the absolute floor, whichever is larger (V can be
+    # exactly 0 at NC, where a 1e-26 rise would otherwise read as a relative rise of 1e274)
+    rel_inc = dV / np.maximum(np.abs(V[:, :-1]), max(abs_floor, 1e-300))
+    big = (dV > abs_floor) & (dV > rel_floor * np.abs(V[:, :-1]))
+    viol = np.any(big, axis=1) & ok
+    raw = np.any(dV > 0, axis=1) & ok
     # analytic vs finite difference at the checkpoints
     idx_c = np.searchsorted(times, centers)
     idx_st = np.searchsorted(times, st)
@@ -164,6 +180,8 @@ def check(spec: ModelSpec, trials: int, init_scale: float, *, unbalanced: bool =
     out = {
         "trials": int(trials),
         "violations": int(viol.sum()),
+        "floors": {"abs": float(abs_floor), "rel": float(rel_floor)},
+        "raw_rises": int(raw.sum()),
         "max_increase": float(np.max(rel_inc[ok])) if ok.any() else None,
         "derivative_rel_err": float(np.max(errs)) if errs else None,
         "config": {**spec.to_dict(), "init_scale": init_scale, "unbalanced": bool(unbalanced),
@@ -182,6 +200,11 @@ def check(spec: ModelSpec, trials: int, init_scale: float, *, unbalanced: bool =
                   "z_init": z0[worst].tolist(), "s_init": s0[worst].tolist()},
         "seconds": time.perf_counter() - t0,
     }
+    if (ok & viol).any():      # the largest rise that counts, for the record
+        bigd = np.where(big & ok[:, None], dV, -np.inf)
+        bi, bk = np.unravel_index(int(np.argmax(bigd)), bigd.shape)
+        out["max_counted_increase"] = {"abs": float(dV[bi, bk]), "V0": float(V[bi, bk]),
+                                       "rel": float(rel_inc[bi, bk])}
     if closed_l2:
         out["closed_form_rel_err"] = float(np.max(cf_errs)) if cf_errs else None
         out["max_rate_closed_form"] = float(cf_max)

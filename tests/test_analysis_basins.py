@@ -56,9 +56,10 @@ def test_cli_basin(tmp_path, capsys):
     assert d["decided"] + d["undecided"] == 8 and "undecided" in capsys.readouterr().out
 
 
-def test_report_landscape_section_fallback(monkeypatch):
+def test_report_landscape_section_fallback(monkeypatch, tmp_path):
     import sys
     from svdyn.analysis import report
     monkeypatch.setitem(sys.modules, "svdyn.landscape.report", None)  # import fails
-    txt = report._landscape_section()
-    assert "not yet generated" in txt
+    out = report.build_report(tmp_path / "R.md", tmp_path / "f", quick=True, only="pu",
+                              log=lambda m: None)
+    assert "not generated" in out.read_text()

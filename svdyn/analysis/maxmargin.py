@@ -411,7 +411,8 @@ def solve(K: int, L: float, group: str = "", n: int = 1, L_max: float = 1000.0,
             "method": method}
 
 
-def lower_bound(G: Group, L: float, time_limit: float = 60.0, breakpoints=None) -> dict:
+def lower_bound(G: Group, L: float, time_limit: float | None = None, breakpoints=None,
+                node_limit: int | None = None) -> dict:
     """Certified lower bound on the depth-L optimum by mixed-integer linear programming.
 
     Every chord of the concave ``x^p`` (p = 2/L) lies below it, so the piecewise-linear
@@ -424,6 +425,9 @@ def lower_bound(G: Group, L: float, time_limit: float = 60.0, breakpoints=None) 
     branches without cutting off any orbit. Breakpoints default to every coordinate value of
     the known vertices; when the optimum is a vertex whose values are breakpoints the bound is
     tight, and ``certified`` (lower bound >= best known vertex cost * (1 - 1e-9)) follows.
+    Budget: ``node_limit`` (branch-and-bound nodes; deterministic, so the bound is the same on
+    every run) and/or ``time_limit`` (seconds; machine-dependent, not for tracked results). With
+    neither, 60 s as before.
     Returns ``{"lower_bound", "upper_bound", "gap", "certified", "status", "seconds"}`` (in
     the units of z, n = 1).
     """
@@ -480,7 +484,7 @@ def lower_bound(G: Group, L: float, time_limit: float = 60.0, breakpoints=None) 
     t0 = _time.perf_counter()
     res = milp(c, constraints=LinearConstraint(Ac.tocsr(), lo, hi),
                integrality=np.r_[np.zeros(nl), np.ones(nb)], bounds=Bounds(0, 1),
-               options={"time_limit": float(time_limit), "mip_rel_gap": 1e-10})
+               options=_milp_options(time_limit, node_limit))
     sec = _time.perf_counter() - t0
     lb = getattr(res, "mip_dual_bound", None)
     if lb is None or not np.isfinite(lb):
@@ -489,7 +493,17 @@ def lower_bound(G: Group, L: float, time_limit: float = 60.0, breakpoints=None) 
     zs = (G.K / 2.0) ** p  # z = K x / 2 (n = 1), so the cost scales by (K/2)^p
     return {"depth": L, "lower_bound": float(lb) * zs, "upper_bound": ub * zs,
             "gap": float((ub - lb) / ub), "certified": bool(lb >= ub * (1 - 1e-9)),
-            "status": res.message, "seconds": sec, "breakpoints": b.tolist()}
+            "status": res.message, "seconds": sec, "breakpoints": b.tolist(),
+            "node_limit": node_limit, "time_limit": time_limit}
+
+
+def _milp_options(time_limit, node_limit) -> dict:
+    opts = {"mip_rel_gap": 1e-10}
+    if node_limit is not None:
+        opts["node_limit"] = int(node_limit)
+    if time_limit is not None or node_limit is None:
+        opts["time_limit"] = float(60.0 if time_limit is None else time_limit)
+    return opts
 
 
 def k4_crossover() -> float:

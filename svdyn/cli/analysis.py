@@ -37,6 +37,9 @@ def register(sub) -> None:
                    metavar="SECONDS", default=None,
                    help="also compute an MILP lower bound at this depth (time limit SECONDS); "
                    "adds \"certificate\" (certifies the search result for walsh K = 32)")
+    p.add_argument("--certify-nodes", type=Num(int, lo=1, hi=10**9), metavar="N", default=None,
+                   help="MILP lower bound with a budget of N branch-and-bound nodes instead "
+                   "(deterministic: the same bound on every run; the report uses this)")
     add_json_out(p)
     p.set_defaults(func=cmd_maxmargin)
 
@@ -102,6 +105,9 @@ def register(sub) -> None:
                    help="figures folder (default validation/figures)")
     p.add_argument("--quick", action="store_true", help="small grids (smoke test, minutes)")
     p.add_argument("--device", default="auto", help="torch device for the width study")
+    p.add_argument("--only", metavar="SECTIONS", help="regenerate only these sections, comma "
+                   "separated (h, mm, d2, basins, rep, codes, width, pu; aliases d, p, u); the "
+                   "others are kept from the existing report")
     p.set_defaults(func=cmd_report)
 
 
@@ -145,8 +151,12 @@ def cmd_maxmargin(args) -> int:
         raise SpecError("--certify works with --samples-per-class 1 (costs scale by "
                         "n^(1/L) otherwise)")
     r = solve(args.classes, args.depth, args.group, args.samples_per_class, args.depth_max)
-    if args.certify is not None:
-        r["certificate"] = lower_bound(G, args.depth, args.certify)
+    if args.certify is not None or args.certify_nodes is not None:
+        if args.samples_per_class != 1:
+            raise SpecError("--certify-nodes works with --samples-per-class 1 (costs scale "
+                            "by n^(1/L) otherwise)")
+        r["certificate"] = lower_bound(G, args.depth, args.certify,
+                                       node_limit=args.certify_nodes)
     o = r["optimum"]
     print(f"maxmargin K={r['classes']} L={r['depth']:g} group={r['group']}: optimum rank "
           f"{o['rank']} support {o['support']} cost {o['cost']:.10g} (NC {r['nc_cost']:.10g})"
@@ -287,16 +297,25 @@ def cmd_classify(args) -> int:
 def cmd_report(args) -> int:
     from .common import need_torch
     need_torch("svdyn report (its width study trains full models)")
-    from ..analysis.report import build_report
+    from ..analysis.report import build_report, parse_only
+    try:
+        keys = parse_only(args.only)
+    except ValueError as e:
+        raise SpecError(f"--only: {e}") from None
     out, figures = Path(args.out), Path(args.figures)
     if figures.parent.resolve() != out.parent.resolve():   # cannot stage: write in place
-        path = build_report(out, figures, quick=args.quick, device=args.device)
+        path = build_report(out, figures, quick=args.quick, device=args.device, only=keys)
         print(f"wrote {path} and {figures}/")
         return 0
     stage = Path(tempfile.mkdtemp(prefix=".svdyn-report-", dir=out.parent))
     try:
+        # --only keeps the other sections: stage a copy of the existing report and figures
+        if out.exists():
+            shutil.copy2(out, stage / out.name)
+        if figures.is_dir():
+            shutil.copytree(figures, stage / figures.name)
         build_report(stage / out.name, stage / figures.name, quick=args.quick,
-                     device=args.device)
+                     device=args.device, only=keys)
         figures.mkdir(exist_ok=True)
         for f in sorted((stage / figures.name).iterdir()):
             os.replace(f, figures / f.name)

@@ -68,7 +68,9 @@ def _lyapunov(args) -> int:
         one = argparse.Namespace(**{**vars(args), "init_scale": None})
         s0, _ = init_from_args(one, spec, "lyapunov")
     res = check(spec, args.trials, args.init_scale, unbalanced=args.unbalanced,
-                spread=args.spread, seed=args.seed, t_end=args.t_end, s0=s0)
+                spread=args.spread, seed=args.seed, t_end=args.t_end, s0=s0,
+                **{k: v for k, v in (("abs_floor", args.abs_floor),
+                                     ("rel_floor", args.rel_floor)) if v is not None})
     res["fail_on_violation"] = bool(args.fail_on_violation)
     if args.json:
         write_json(args.json, res)
@@ -78,7 +80,9 @@ def _lyapunov(args) -> int:
     print(f"lyapunov: K={spec.K} L={spec.L} loss={spec.loss} group={spec.group}, "
           f"{res['trials']} trajectories to t = {args.t_end:g} ({start})")
     mi = res["max_increase"]
-    print(f"  violations (V rose by > 1e-12 relative): {res['violations']}, max relative "
+    fl = res["floors"]
+    print(f"  violations (V rose by > {fl['abs']:g} and > {fl['rel']:g} V): "
+          f"{res['violations']} (raw rises, floors ignored: {res['raw_rises']}), max relative "
           f"change {'n/a' if mi is None else f'{mi:.3g}'}, failed trajectories "
           f"{res['failed_trajectories']}")
     de = res["derivative_rel_err"]
@@ -134,5 +138,9 @@ def register(sub) -> None:
     q.add_argument("--fail-on-violation", action="store_true",
                    help="exit 1 when any trajectory violates the decrease of V (or fails), "
                    "so that a script can check it; default: report and exit 0")
+    q.add_argument("--abs-floor", type=float, default=None, help="a rise of V counts as "
+                   "a violation only above this absolute size (default 1e-20) ...")
+    q.add_argument("--rel-floor", type=float, default=None,
+                   help="... and above this fraction of V (default 1e-9)")
     add_json_out(q, "the full result")
     q.set_defaults(func=_lyapunov)
