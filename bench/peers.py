@@ -325,8 +325,7 @@ QUICK_SINGLE = [("scipy", "RK45"), ("numbalsoda", "lsoda"), ("numbalsoda", "dop8
 QUICK_BATCH = [("numbalsoda", "dop853"), ("cyrk", "RK45"), ("diffrax", "Tsit5")]
 
 BATCH_METHODS = [("numbalsoda", "lsoda"), ("numbalsoda", "dop853"), ("cyrk", "RK45"),
-                 ("cyrk", "DOP853"), ("diffrax", "Dopri5"), ("diffrax", "Tsit5"),
-                 ("diffrax", "Dopri8")]
+                 ("cyrk", "DOP853"), ("diffrax", "Tsit5"), ("diffrax", "Dopri8")]
 
 
 def batch_case(K, L, B, have, refs, repeats, budget, cache, methods):
@@ -584,6 +583,14 @@ def machine_meta(have):
     if have["diffrax"] is not None:
         import jax
         threads += f", jax devices {jax.devices()}"
+    import subprocess
+    try:
+        head = subprocess.run(["git", "-C", str(Path(__file__).parent), "log", "-1",
+                               "--format=%h %s"], capture_output=True, text=True,
+                              timeout=10).stdout.strip()[:90]
+    except Exception:  # noqa: BLE001
+        head = "?"
+    versions.insert(0, f"svdyn at {head}; svdyn methods {svdyn_methods()}")
     return {"machine": f"{platform.machine()}, {os.cpu_count()} cores, "
                        f"{platform.python_implementation()} {platform.python_version()}",
             "versions": ", ".join(versions),
@@ -624,12 +631,26 @@ def main(argv=None):
         gd_ks, repeats, budget = (64, 256), 7, 10.0
         single_methods, batch_methods = SINGLE_METHODS, BATCH_METHODS
     singles, batches, gds = [], [], []
+    meta = machine_meta(have)
+    meta["load_start"] = load_start
+
+    def write(final=False):
+        meta["load_end"] = " ".join(f"{x:.2f}" for x in os.getloadavg())
+        meta["wall_s"] = time.perf_counter() - t_start
+        text = report(meta, singles, batches, gds)
+        if a.out:
+            tmp = Path(a.out + ".tmp")
+            tmp.write_text(text + ("\n" if final else "\n\n(run still in progress)\n"))
+            tmp.replace(a.out)
+        return text
+
     if "single" in parts:
         for L in single_ls:
             for K in single_ks:
                 log(f"single K={K} L={L}")
                 singles.append(single_case(K, L, have, repeats, budget,
                                            single_methods))
+                write()
     if "batch" in parts:
         refs, cache = {}, {}
         for K in sorted({k for k, _ in batch_cases}):
@@ -640,20 +661,12 @@ def main(argv=None):
             log(f"batch K={K} B={B}")
             batches.append(batch_case(K, 4, B, have, refs, repeats, budget, cache,
                                       batch_methods))
+            write()
     if "gd" in parts:
         for K in gd_ks:
             log(f"gd K={K}")
             gds.append(gd_case(K, 3, 20, have, repeats, budget))
-    meta = machine_meta(have)
-    meta["load_start"] = load_start
-    meta["load_end"] = " ".join(f"{x:.2f}" for x in os.getloadavg())
-    meta["wall_s"] = time.perf_counter() - t_start
-    text = report(meta, singles, batches, gds)
-    print(text)
-    if a.out:
-        tmp = Path(a.out + ".tmp")
-        tmp.write_text(text + "\n")
-        tmp.replace(a.out)
+    print(write(final=True))
 
 
 if __name__ == "__main__":

@@ -22,6 +22,7 @@ Each peer gets the field in the form that peer runs fastest, written independent
 """
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
@@ -147,6 +148,7 @@ def numba_kernels():
     return fwht, field
 
 
+@functools.lru_cache(maxsize=None)
 def numbalsoda_rhs(K: int, L: int, n: int = 1):
     """numbalsoda cfunc ``(t, u*, du*, p*)``; ``p`` = data array of :func:`numbalsoda_data`
     (p[0] counts evaluations, p[1:1+2K] is scratch). Returns the cfunc."""
@@ -172,6 +174,7 @@ def numbalsoda_data(K: int) -> np.ndarray:
     return np.zeros(1 + 2 * K)
 
 
+@functools.lru_cache(maxsize=None)
 def cyrk_rhs(K: int, L: int, n: int = 1):
     """CyRK cfunc ``(dy*, t, y*, args*)`` for ``nbsolve2_ivp``. Returns the cfunc."""
     import numba as nb
