@@ -61,19 +61,20 @@ def log(msg: str) -> None:
 
 # ----------------------------------------------------------------------------- timing
 def timed(fn, repeats: int, budget: float):
-    """(warmup seconds, median seconds, n repeats, last result) of ``fn()``."""
+    """(warmup s, median wall s, median CPU s, n repeats, last result) of ``fn()``."""
     t0 = time.perf_counter()
     out = fn()
     warm = time.perf_counter() - t0
-    times = []
+    times, cpus = [], []
     spent = 0.0
     while len(times) < repeats and (len(times) < 2 or spent < budget):
-        t0 = time.perf_counter()
+        c0, t0 = time.process_time(), time.perf_counter()
         out = fn()
         dt = time.perf_counter() - t0
+        cpus.append(time.process_time() - c0)
         times.append(dt)
         spent += dt
-    return warm, statistics.median(times), len(times), out
+    return warm, statistics.median(times), statistics.median(cpus), len(times), out
 
 
 def rel_err(y, ref) -> float:
@@ -244,17 +245,65 @@ SINGLE_METHODS = [("scipy", "RK45"), ("scipy", "DOP853"), ("scipy", "LSODA"),
                   ("diffrax", "Dopri5"), ("diffrax", "Tsit5"), ("diffrax", "Dopri8")]
 
 
-def run_method(make, have_ver, err_of, repeats, budget):
-    """One row: dict with warmup, time, steps, nfev, err (``err_of(y)``), status."""
+def prepare(make, have_ver):
+    """A row being measured: build the runner and make its first (warm-up) call."""
     if have_ver is None:
         return {"status": "missing"}
     try:
         run, build, how = make()
-        warm, med, n, (y, steps, nfev) = timed(run, repeats, budget)
-        return {"status": "ok", "field": how, "warmup_s": build + warm, "time_s": med,
-                "repeats": n, "steps": steps, "nfev": nfev, "err": err_of(y)}
+        t0 = time.perf_counter()
+        out = run()
+        return {"status": "ok", "field": how, "warmup_s": build + time.perf_counter() - t0,
+                "_run": run, "_out": out, "_wall": [], "_cpu": []}
     except Exception as exc:  # noqa: BLE001 -- a failing peer is reported, not fatal
-        return {"status": f"failed: {type(exc).__name__}: {str(exc).splitlines()[0][:80]}"}
+        return _failed(exc)
+
+
+def _failed(exc):
+    msg = str(exc).splitlines()[0][:80] if str(exc) else ""
+    return {"status": f"failed: {type(exc).__name__}: {msg}"}
+
+
+def measure(rows, err_of, repeats, budget):
+    """Time the prepared rows in interleaved rounds (each round runs every row once, so load
+    from other processes hits all of them alike); fill time_s (median wall), cpu_s (median
+    process CPU time), repeats, steps, nfev and err."""
+    live = [r for r in rows if r["status"] == "ok"]
+    spent, rounds = 0.0, 0
+    while live and rounds < repeats and (rounds < 3 or spent < budget):
+        for r in live:
+            try:
+                c0, t0 = time.process_time(), time.perf_counter()
+                r["_out"] = r["_run"]()
+                r["_wall"].append(time.perf_counter() - t0)
+                r["_cpu"].append(time.process_time() - c0)
+                spent += r["_wall"][-1]
+            except Exception as exc:  # noqa: BLE001
+                r.clear()
+                r.update(_failed(exc))
+        live = [r for r in live if r["status"] == "ok"]
+        rounds += 1
+    for r in live:
+        y, steps, nfev = r.pop("_out")
+        r.pop("_run")
+        wall, cpu = r.pop("_wall"), r.pop("_cpu")
+        r.update(time_s=statistics.median(wall), cpu_s=statistics.median(cpu),
+                 repeats=len(wall), steps=steps, nfev=nfev, err=err_of(y))
+    for r in rows:
+        for k in [k for k in r if k.startswith("_")]:
+            r.pop(k)
+
+
+def add_ratios(rows, key, extra=None):
+    """ratio = row[key] / fastest svdyn row[key]; also cpu_ratio from cpu_s."""
+    for k, name in ((key, "ratio"), ("cpu_s", "cpu_ratio")):
+        ok = [r[k] for r in rows if r["peer"] == "svdyn" and r["status"] == "ok"]
+        best = min(ok) if ok else float("nan")
+        for r in rows:
+            if r["status"] == "ok":
+                r[name] = r[k] / best
+                if extra:
+                    extra(r)
 
 
 def single_case(K, L, have, repeats, budget, methods):
@@ -269,18 +318,14 @@ def single_case(K, L, have, repeats, budget, methods):
 
     rows = []
     for m in svdyn_methods():
-        r = run_method(lambda m=m: case.svdyn(m), "yes", err_of, repeats, budget)
-        rows.append({"peer": "svdyn", "method": m or "default", **r})
+        rows.append({"peer": "svdyn", "method": m or "default",
+                     **prepare(lambda m=m: case.svdyn(m), "yes")})
     for peer, m in methods:
         log(f"  K={K} L={L} {peer} {m}")
-        r = run_method(lambda p=peer, m=m: getattr(case, p)(m), have[peer], err_of, repeats,
-                       budget)
-        rows.append({"peer": peer, "method": m, **r})
-    ok = [r["time_s"] for r in rows if r["peer"] == "svdyn" and r["status"] == "ok"]
-    best = min(ok) if ok else float("nan")
-    for r in rows:
-        if r["status"] == "ok":
-            r["ratio"] = r["time_s"] / best
+        rows.append({"peer": peer, "method": m,
+                     **prepare(lambda p=peer, m=m: getattr(case, p)(m), have[peer])})
+    measure(rows, err_of, repeats, budget)
+    add_ratios(rows, "time_s")
     return {"K": K, "L": L, "rows": rows, "ref_s": ref_s, "ref_vs_svdyn_1e-13": ref_check}
 
 
@@ -343,30 +388,29 @@ def batch_case(K, L, B, have, refs, repeats, budget, cache, methods):
         kw = {} if m is None else {"method": m}
 
         def make(kw=kw):
-            warm = flow(spec, S0[:16], save_at=[T_END], rtol=RTOL, atol=ATOL, **kw)  # compile
-            del warm
+            t0 = time.perf_counter()
+            flow(spec, S0[:16], save_at=[T_END], rtol=RTOL, atol=ATOL, **kw)  # compile
+            build = time.perf_counter() - t0
 
             def run():
                 tr = flow(spec, S0, save_at=[T_END], rtol=RTOL, atol=ATOL, **kw)
                 if any(st != "ok" for st in tr.status):
                     raise RuntimeError("a trajectory failed")
                 return tr.s[:nchk, -1].reshape(nchk, -1), None, None
-            return run, 0.0, ""
-        rows.append({"peer": "svdyn", "method": m or "default",
-                     **run_method(make, "yes", err_of, repeats, budget)})
+            return run, build, ""
+        rows.append({"peer": "svdyn", "method": m or "default", **prepare(make, "yes")})
     for peer, m in methods:
         log(f"  K={K} L={L} B={B} {peer} {m}")
 
         def make(peer=peer, m=m):
             return _batch_runner(peer, m, K, L, Y0, cache)
-        rows.append({"peer": peer, "method": m,
-                     **run_method(make, have[peer], err_of, repeats, budget)})
-    ok = [r["time_s"] for r in rows if r["peer"] == "svdyn" and r["status"] == "ok"]
-    best = min(ok) if ok else float("nan")
-    for r in rows:
-        if r["status"] == "ok":
-            r["ratio"] = r["time_s"] / best
-            r["traj_per_s"] = B / r["time_s"]
+        rows.append({"peer": peer, "method": m, **prepare(make, have[peer])})
+    measure(rows, err_of, repeats, budget)
+
+    def tput(r):
+        r["traj_per_s"] = B / r["time_s"]
+        r["traj_per_cpu_s"] = B / r["cpu_s"]
+    add_ratios(rows, "time_s", tput)
     return {"K": K, "L": L, "B": B, "rows": rows}
 
 
@@ -440,10 +484,11 @@ def gd_case(K, L, steps, have, repeats, budget):
     s0 = start(spec)
     lr = 0.5
     rows = []
-    warm, med, n, tr = timed(lambda: descend(spec, s0, lr, steps, save_every=steps), repeats,
-                             budget)
+    warm, med, cpu, n, tr = timed(lambda: descend(spec, s0, lr, steps, save_every=steps),
+                                  repeats, budget)
     rows.append({"peer": "svdyn", "method": "descend", "status": "ok", "warmup_s": warm,
-                 "time_s": med, "repeats": n, "threads": "numba serial (B = 1)"})
+                 "time_s": med, "cpu_s": cpu, "repeats": n,
+                 "threads": "numba serial (B = 1)"})
     loss_red = float(tr.loss[-1])
     if have["torch"] is None:
         rows.append({"peer": "torch", "method": "full GD", "status": "missing"})
@@ -461,19 +506,19 @@ def gd_case(K, L, steps, have, repeats, budget):
 
                 def run():
                     return fullmodel.gd(spec, factors, lr, steps, save_every=steps)
-                w, m, n, out = timed(run, min(repeats, 3), budget)
+                w, m, c, n, out = timed(run, min(repeats, 3), budget)
                 loss_full = float(fullmodel.full_loss(spec, out))
                 sv = fullmodel.svd_values(out)[:L]
                 red = np.sort(tr.s[-1], axis=1)[:, ::-1]
                 sv_dev = max(float(np.abs(sv[l][:K] - red[l]).max() / red[l].max())
                              for l in range(L))
                 rows.append({"peer": "torch", "method": "full GD (cpu)", "status": "ok",
-                             "warmup_s": w, "time_s": m, "repeats": n,
+                             "warmup_s": w, "time_s": m, "cpu_s": c, "repeats": n,
                              "threads": f"{th}" + (" (default)" if th == default_threads
                                                    else ""),
                              "loss_rel_diff": abs(loss_full - loss_red) / abs(loss_red),
                              "sv_rel_diff": sv_dev,
-                             "ratio": m / med})
+                             "ratio": m / med, "cpu_ratio": c / cpu})
             except Exception as exc:  # noqa: BLE001
                 rows.append({"peer": "torch", "method": "full GD", "threads": th,
                              "status": f"failed: {type(exc).__name__}: {exc}"[:100]})
@@ -509,9 +554,11 @@ def report(meta, singles, batches, gds) -> str:
            f"wall {meta['wall_s']:.0f} s", ""]
     if singles:
         out.append(f"### One trajectory (walsh CE, t_end {T_END:g}, rtol {RTOL:g}, atol "
-                   f"{ATOL:g}; ratio = peer time / fastest svdyn time, > 1: svdyn faster)\n")
+                   f"{ATOL:g})\n\nCell: wall ratio (CPU ratio) = peer time / fastest svdyn "
+                   "time in the same case, medians; > 1: svdyn faster. The CPU ratio uses "
+                   "process CPU time, which load from other processes disturbs less.\n")
         labels = [label(r) for r in singles[0]["rows"]]
-        head = ["K", "L", "svdyn fastest", "svdyn s"] + [lb for lb in labels
+        head = ["K", "L", "svdyn fastest", "svdyn wall s"] + [lb for lb in labels
                                                          if not lb.startswith("svdyn")]
         rows = []
         for c in singles:
@@ -528,25 +575,29 @@ def report(meta, singles, batches, gds) -> str:
         for c in singles:
             for r in c["rows"]:
                 rows.append([c["K"], c["L"], label(r), r["status"], r.get("field"),
-                             r.get("time_s"), r.get("warmup_s"), r.get("repeats"),
-                             r.get("steps"), r.get("nfev"), r.get("err"), r.get("ratio")])
-        out += [md_table(["K", "L", "method", "status", "field", "time_s", "warmup_s",
-                          "repeats", "steps", "nfev", "err", "ratio"], rows), ""]
+                             r.get("time_s"), r.get("cpu_s"), r.get("warmup_s"),
+                             r.get("repeats"), r.get("steps"), r.get("nfev"), r.get("err"),
+                             r.get("ratio"), r.get("cpu_ratio")])
+        out += [md_table(["K", "L", "method", "status", "field", "time_s", "cpu_s",
+                          "warmup_s", "repeats", "steps", "nfev", "err", "ratio",
+                          "cpu_ratio"], rows), ""]
         out.append("Reference check (scipy DOP853 rtol 1e-13 vs svdyn rtol 1e-13): "
                    + ", ".join(f"K={c['K']} L={c['L']}: {c['ref_vs_svdyn_1e-13']:.1e}"
                                for c in singles) + "\n")
     if batches:
-        out.append("### Batches (L = 4; throughput in trajectories/s; ratio = peer time / "
-                   "fastest svdyn time, > 1: svdyn faster)\n")
+        out.append("### Batches (L = 4; throughput in trajectories/s; ratio = peer wall time / "
+                   "fastest svdyn wall time, medians, > 1: svdyn faster; cpu_s = process CPU "
+                   "time summed over threads, cpu_ratio from it)\n")
         rows = []
         for c in batches:
             for r in c["rows"]:
                 rows.append([c["K"], c["B"], label(r), r["status"], r.get("field"),
-                             r.get("traj_per_s"), r.get("time_s"), r.get("warmup_s"),
-                             r.get("repeats"), r.get("err"), r.get("ratio")])
-        out += [md_table(["K", "B", "method", "status", "field", "traj_per_s", "time_s",
-                          "warmup_s", "repeats", f"err (first {N_CHECK})", "ratio"], rows),
-                ""]
+                             r.get("traj_per_s"), r.get("traj_per_cpu_s"), r.get("time_s"),
+                             r.get("cpu_s"), r.get("warmup_s"), r.get("repeats"),
+                             r.get("err"), r.get("ratio"), r.get("cpu_ratio")])
+        out += [md_table(["K", "B", "method", "status", "field", "traj_per_s",
+                          "traj_per_cpu_s", "time_s", "cpu_s", "warmup_s", "repeats",
+                          f"err (first {N_CHECK})", "ratio", "cpu_ratio"], rows), ""]
     if gds:
         out.append("### Gradient descent: reduced svdyn vs full-matrix torch (cpu, float64, "
                    "d = K, lr 0.5; ratio = torch time / svdyn time)\n")
@@ -554,18 +605,19 @@ def report(meta, singles, batches, gds) -> str:
         for c in gds:
             for r in c["rows"]:
                 rows.append([c["K"], c["L"], c["steps"], label(r), r.get("threads"),
-                             r["status"], r.get("time_s"), r.get("warmup_s"),
-                             r.get("loss_rel_diff"), r.get("sv_rel_diff"), r.get("ratio")])
-        out += [md_table(["K", "L", "steps", "method", "threads", "status", "time_s",
+                             r["status"], r.get("time_s"), r.get("cpu_s"), r.get("warmup_s"),
+                             r.get("loss_rel_diff"), r.get("sv_rel_diff"), r.get("ratio"),
+                             r.get("cpu_ratio")])
+        out += [md_table(["K", "L", "steps", "method", "threads", "status", "time_s", "cpu_s",
                           "warmup_s", "final loss rel diff", "singular values rel diff",
-                          "ratio"], rows), ""]
+                          "ratio", "cpu_ratio"], rows), ""]
     return "\n".join(out)
 
 
 def _ratio_cell(r):
     if r["status"] != "ok":
         return r["status"]
-    return f"{r['ratio']:.3g}"
+    return f"{r['ratio']:.3g} ({r['cpu_ratio']:.3g})"
 
 
 def machine_meta(have):
