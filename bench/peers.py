@@ -109,7 +109,8 @@ def svdyn_methods() -> list[str | None]:
         return [None]
     try:
         from svdyn.tableaux import TABLEAUX
-        return sorted(TABLEAUX)
+        # implicit (Rosenbrock) tableaux serve other clocks, not ``flow``
+        return sorted(m for m, t in TABLEAUX.items() if not getattr(t, "implicit", False))
     except Exception:  # noqa: BLE001
         return [inspect.signature(flow).parameters["method"].default]
 
