@@ -271,7 +271,7 @@ def measure(rows, err_of, repeats, budget):
     process CPU time), repeats, steps, nfev and err."""
     live = [r for r in rows if r["status"] == "ok"]
     spent, rounds = 0.0, 0
-    while live and rounds < repeats and (rounds < 3 or spent < budget):
+    while live and rounds < repeats and (rounds < 2 or spent < budget):
         for r in live:
             try:
                 c0, t0 = time.process_time(), time.perf_counter()
@@ -555,9 +555,10 @@ def report(meta, singles, batches, gds) -> str:
            f"wall {meta['wall_s']:.0f} s", ""]
     if singles:
         out.append(f"### One trajectory (walsh CE, t_end {T_END:g}, rtol {RTOL:g}, atol "
-                   f"{ATOL:g})\n\nCell: wall ratio (CPU ratio) = peer time / fastest svdyn "
-                   "time in the same case, medians; > 1: svdyn faster. The CPU ratio uses "
-                   "process CPU time, which load from other processes disturbs less.\n")
+                   f"{ATOL:g})\n\nCell: CPU ratio (wall ratio) = peer time / fastest svdyn "
+                   "time in the same case, medians; > 1: svdyn faster. All these runs are "
+                   "single-threaded, so process CPU time is their cost; wall time also counts "
+                   "preemption by other processes, which inflates the longer runs most.\n")
         labels = [label(r) for r in singles[0]["rows"]]
         head = ["K", "L", "svdyn fastest", "svdyn wall s"] + [lb for lb in labels
                                                          if not lb.startswith("svdyn")]
@@ -618,7 +619,7 @@ def report(meta, singles, batches, gds) -> str:
 def _ratio_cell(r):
     if r["status"] != "ok":
         return r["status"]
-    return f"{r['ratio']:.3g} ({r['cpu_ratio']:.3g})"
+    return f"{r['cpu_ratio']:.3g} ({r['ratio']:.3g})"
 
 
 def machine_meta(have):
