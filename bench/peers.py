@@ -371,7 +371,7 @@ QUICK_SINGLE = [("scipy", "RK45"), ("numbalsoda", "lsoda"), ("numbalsoda", "dop8
 QUICK_BATCH = [("numbalsoda", "dop853"), ("cyrk", "RK45"), ("diffrax", "Tsit5")]
 
 BATCH_METHODS = [("numbalsoda", "lsoda"), ("numbalsoda", "dop853"), ("cyrk", "RK45"),
-                 ("cyrk", "DOP853"), ("diffrax", "Tsit5"), ("diffrax", "Dopri8")]
+                 ("cyrk", "DOP853"), ("diffrax", "Tsit5")]
 
 
 def batch_case(K, L, B, have, refs, repeats, budget, cache, methods):
