@@ -19,15 +19,15 @@ from common import header, table  # noqa: E402
 
 import numba as nb  # noqa: E402
 
-from svdyn.field import new_work, rhs  # noqa: E402
+from svdyn.field import new_scratch, rhs  # noqa: E402
 from svdyn.spec import ModelSpec  # noqa: E402
 
 
 @nb.njit
-def _loop(reps, s, out, work, kind, dims, c, sn, o, code, eps, n, lam):
+def _loop(reps, s, out, sc, m):
     acc = 0.0
     for _ in range(reps):
-        lo, mm = rhs(s, out, work, kind, dims, c, sn, o, code, eps, n, lam)
+        lo, mm = rhs(s, out, sc, m)
         acc += lo
     return acc
 
@@ -37,13 +37,13 @@ def per_eval_ns(spec, min_time=0.3):
     z = np.r_[0.0, np.linspace(0.2, 2.0, spec.K - 1)]
     s = spec.balanced(0.5 * (z + z[spec.G.partner]))
     out = np.empty_like(s)
-    work = new_work(spec.K)
-    args = spec.kernel_args()
-    _loop(1, s, out, work, *args)
+    m = spec.bundle()
+    args = (new_scratch(spec.K, m.tmax), m)
+    _loop(1, s, out, *args)
     reps = 1
     while True:
         t0 = time.perf_counter()
-        _loop(reps, s, out, work, *args)
+        _loop(reps, s, out, *args)
         dt = time.perf_counter() - t0
         if dt > min_time:
             break
@@ -51,7 +51,7 @@ def per_eval_ns(spec, min_time=0.3):
     best = dt
     for _ in range(2):
         t0 = time.perf_counter()
-        _loop(reps, s, out, work, *args)
+        _loop(reps, s, out, *args)
         best = min(best, time.perf_counter() - t0)
     return best / reps * 1e9
 

@@ -19,7 +19,7 @@ from scipy.integrate import solve_ivp
 sys.path.insert(0, str(Path(__file__).parent))
 from common import best_of, header, table  # noqa: E402
 
-from svdyn.field import new_work, rhs  # noqa: E402
+from svdyn.field import new_scratch, rhs  # noqa: E402
 from svdyn.integrate import flow  # noqa: E402
 from svdyn.spec import ModelSpec  # noqa: E402
 
@@ -39,11 +39,12 @@ def main(argv=None):
     z0[0] = 0
     s0 = spec.balanced(z0)
     shape = s0.shape
-    work, args = new_work(spec.K), spec.kernel_args()
+    m = spec.bundle()
+    sc = new_scratch(spec.K, m.tmax)
 
     def f(t, y):  # the leanest Python callable of the same compiled field
         out = np.empty(shape)
-        rhs(y.reshape(shape), out, work, *args)
+        rhs(y.reshape(shape), out, sc, m)
         return out.ravel()
 
     C = spec.G.char_table

@@ -1,4 +1,5 @@
-"""The exact gradient-descent map of the reduced model (numba, batched, parallel over the batch).
+"""The exact gradient-descent map of the reduced model (batched; the map itself is
+``stepper.gd_advance``, run in interruptible slices by the one batch wrapper).
 
 Under spectral initialisation full-batch gradient descent on all factors at once,
 ``F_l <- F_l - lr dloss/dF_l``, keeps the frames frozen for *any* step size, so
@@ -7,78 +8,14 @@ full matrices to 1e-12).
 """
 from __future__ import annotations
 
-import time
-
-import numba as nb
 import numpy as np
 
-from .field import N_WORK, rhs
+from .bundle import CLOCK_T, I_NACC, I_STATUS, JOB_GD, make_ctrl, new_run
 from .groups import SpecError
 from .result import Trajectory
 from .spec import ModelSpec
-
-
-@nb.njit(cache=True)
-def _descend_one(y0, lr, steps, save_every, out_s, out_loss, out_mm,
-                 kind, dims, cs, sn, offs, code, eps, n, lam):
-    """Run ``steps`` GD steps; save at steps 0, k, 2k, ... and the last. Returns (status, step)."""
-    L, K = y0.shape
-    work = np.empty((N_WORK + 2, K))
-    y = y0.copy()
-    d = np.empty((L, K))
-    idx = 0
-    status = 0
-    done = 0
-    for it in range(steps + 1):
-        loss, mm = rhs(y, d, work, kind, dims, cs, sn, offs, code, eps, n, lam)
-        if it % save_every == 0 or it == steps:
-            out_s[idx] = y
-            out_loss[idx] = loss
-            out_mm[idx] = mm
-            idx += 1
-        if it == steps:
-            break
-        finite = True
-        for l in range(L):
-            for j in range(K):
-                v = y[l, j] + lr * d[l, j]
-                y[l, j] = v
-                if not np.isfinite(v):
-                    finite = False
-        done = it + 1
-        if not finite:
-            status = 3
-            break
-    while idx < out_s.shape[0]:
-        out_s[idx] = np.nan
-        out_loss[idx] = np.nan
-        out_mm[idx] = np.nan
-        idx += 1
-    return status, done
-
-
-@nb.njit(cache=True)
-def _descend_into(i, Y0, lr, steps, save_every, out_s, out_loss, out_mm, info,
-                  kind, dims, cs, sn, offs, code, eps, n, lam):
-    st, done = _descend_one(Y0[i], lr, steps, save_every, out_s[i], out_loss[i], out_mm[i],
-                            kind, dims, cs, sn, offs, code, eps, n, lam)
-    info[i, 0] = st
-    info[i, 1] = done
-
-
-@nb.njit(cache=True, parallel=True)
-def _descend_batch_par(Y0, *args):
-    for i in nb.prange(Y0.shape[0]):
-        _descend_into(i, Y0, *args)
-
-
-@nb.njit(cache=True)
-def _descend_batch_ser(Y0, *args):
-    for i in range(Y0.shape[0]):
-        _descend_into(i, Y0, *args)
-
-
-PARALLEL_MIN_BATCH = 8  # entering a parallel region costs ~15 ms here (see integrate.py)
+from .stepper import drive
+from .tableaux import DOPRI5
 
 
 def save_steps(steps: int, save_every: int) -> np.ndarray:
@@ -89,7 +26,8 @@ def save_steps(steps: int, save_every: int) -> np.ndarray:
     return t.astype(float)
 
 
-def descend(spec: ModelSpec, s0, lr: float, steps: int, save_every: int = 1) -> Trajectory:
+def descend(spec: ModelSpec, s0, lr: float, steps: int, save_every: int = 1, *,
+            progress=None) -> Trajectory:
     """Exact reduced gradient descent.
 
     Parameters
@@ -99,6 +37,7 @@ def descend(spec: ModelSpec, s0, lr: float, steps: int, save_every: int = 1) -> 
     lr : step size eta > 0
     steps : number of steps >= 0
     save_every : save every k-th step (the last step is always saved)
+    progress : None (a bar on stderr iff it is a terminal), True or False
 
     Returns
     -------
@@ -116,20 +55,19 @@ def descend(spec: ModelSpec, s0, lr: float, steps: int, save_every: int = 1) -> 
     times = save_steps(steps, save_every)
     single = s0.ndim == 2
     Y0 = s0[None] if single else s0
-    B, T = Y0.shape[0], times.size
-    out_s = np.empty((B, T, spec.L, spec.K))
-    out_loss = np.empty((B, T))
-    out_mm = np.empty((B, T))
-    info = np.zeros((B, 2), dtype=np.int64)
-    t0 = time.perf_counter()
-    kernel = _descend_batch_par if B >= PARALLEL_MIN_BATCH else _descend_batch_ser
-    kernel(Y0, float(lr), steps, save_every, out_s, out_loss, out_mm, info,
-                   *spec.kernel_args())
-    wall = time.perf_counter() - t0
+    B = Y0.shape[0]
+    run = new_run(Y0, 1, times)
+    ctrl = make_ctrl(JOB_GD, slice_steps=1 << 30, lr=lr, gd_steps=steps, save_every=save_every)
+    from .progress import progress_bar
+
+    with progress_bar(B * times.size, "descend", enabled=progress, unit="save") as bar:
+        wall = drive(run, spec.bundle(CLOCK_T), DOPRI5, ctrl, bar=bar,
+                     work_per_step=spec.L * spec.K, what="descend")
     status = ["ok" if st == 0 else f"state became non-finite after step {done}; lower --lr"
-              for st, done in info]
+              for st, done in zip(run.ist[:, I_STATUS], run.ist[:, I_NACC])]
     stats = {"steps": steps, "lr": lr, "seconds": wall}
     if single:
-        return Trajectory(spec, times, out_s[0], out_loss[0], out_mm[0], status[0], stats,
-                          kind="descent")
-    return Trajectory(spec, times, out_s, out_loss, out_mm, status, stats, kind="descent")
+        return Trajectory(spec, times, run.out_s[0], run.out_loss[0], run.out_mm[0], status[0],
+                          stats, kind="descent")
+    return Trajectory(spec, times, run.out_s, run.out_loss, run.out_mm, status, stats,
+                      kind="descent")

@@ -6,13 +6,18 @@ in the frozen spectral frames, and ``z_j = prod_l s[l, j]``. With ``g = -d loss_
     ds[l, j]/dt = g_j * prod_{m != l} s[m, j] - lambda_l s[l, j].
 
 For cross-entropy ``g_j = (1 - mu_j) / (K sqrt n)`` with ``mu = C softmax(C z / (K sqrt n))``
-(``C`` the real character table, applied by a fast transform). ``1 - mu`` is computed as
-``C (e_0 - p)`` with ``(e_0 - p)_0 = sum_{c != 0} p_c`` and ``p_c = exp(-m_c) / (1 + sum
-exp(-m))`` from the margins ``m_c = u_0 - u_c``, so late-time values such as ``e^{-65}`` keep
+(``C`` the real character table, applied by a fast transform). Margins and the stable residual
+``1 - mu = C (e_0 - p)`` live in ``svdyn.softmax``: late-time values such as ``e^{-65}`` keep
 full relative precision and logits of 1e4 neither overflow nor produce NaN.
 
-Every kernel takes, after the state, the tuple ``ModelSpec.kernel_args()``:
-``(kind, dims, cos_tab, sin_tab, offs, loss_code, eps, n, lam)``.
+Kernels take the state, an output, a :class:`svdyn.bundle.Scratch` (``new_scratch``) and the
+model bundle ``m`` (:class:`svdyn.bundle.Model`, ``spec.bundle(clock)``):
+
+* ``rhs(s, out, sc, m)``      ds/dclock for the t and normalised clocks -> (loss, min margin)
+* ``y_rhs(y, out, sc, m)``    dy/dtau of the certification clock (state (1, K))
+* ``field(y, out, sc, m)``    dispatch on ``m.clock`` (what the stepper calls)
+* ``loss_margin(y, sc, m)``   (loss, min margin) only: one transform instead of two
+* ``logit_grad(z, g, sc, m)`` ``g = -d loss_data / d z`` -> (data loss, min margin)
 """
 from __future__ import annotations
 
@@ -21,26 +26,25 @@ import math
 import numba as nb
 import numpy as np
 
+from .bundle import CLOCK_T, CLOCK_Y, Scratch
 from .groups import WALSH
 from .kernels import ce_grad, ls_grad, ls_loss_extra, mse_grad, mse_loss_term
-from .spec import LOSS_CE, LOSS_LS, LOSS_MSE, ModelSpec
-from .transforms import char_transform, fwht
+from .softmax import EXP_FLOOR, class_margins, softmax_residual
+from .spec import LOSS_CE, LOSS_MSE, ModelSpec
 
-N_WORK = 8  # rows of the (N_WORK, K) work array
-
-
-@nb.njit(cache=True)
-def group_transform(x, out, work, kind, dims, cos_tab, sin_tab, offs):
-    """``out = C x`` (real character transform); uses work rows 4..7."""
-    if kind == WALSH:
-        for i in range(x.shape[0]):
-            out[i] = x[i]
-        fwht(out)
-    else:
-        char_transform(x, out, dims, cos_tab, sin_tab, offs, work[4], work[5], work[6], work[7])
+_njit = nb.njit(cache=True, error_model="numpy")
+_inline = nb.njit(cache=True, error_model="numpy", inline="always")  # see softmax.py
 
 
-@nb.njit(cache=True)
+@_njit
+def new_scratch(K, tmax):
+    """A fresh :class:`svdyn.bundle.Scratch` for K classes (``tmax = m.tmax``)."""
+    return Scratch(np.empty(K), np.empty(K), np.empty(K), np.empty(K), np.empty(K),
+                   np.empty(K), np.empty(K), np.empty(K), np.empty(K), np.empty(tmax),
+                   np.empty(tmax))
+
+
+@_njit
 def conjugate(j, dims):
     """Index of the conjugate character of ``j`` on ``Z_{dims[0]} x ...`` (row-major)."""
     out = 0
@@ -55,7 +59,7 @@ def conjugate(j, dims):
     return out
 
 
-@nb.njit(cache=True)
+@_njit
 def symmetrise_pairs(g, dims):
     """Average paired (conjugate) modes in place so they stay bitwise equal.
 
@@ -71,91 +75,54 @@ def symmetrise_pairs(g, dims):
             g[p] = v
 
 
-@nb.njit(cache=True)
-def logit_grad(z, g, work, kind, dims, cos_tab, sin_tab, offs, code, eps, n):
-    """``g = -d loss_data / d z`` at logit singular values ``z`` (K,); returns (loss, min margin).
-
-    Uses work rows 0..7; ``g`` must not alias ``z``.
-    """
+@_inline
+def logit_grad(z, g, sc, m):
+    """``g = -d loss_data / d z`` at logit singular values ``z`` (K,), scaled by the clock of
+    ``m`` (see ``svdyn.softmax``); returns (data loss, min margin). ``g`` may be ``sc.g``,
+    not ``z``."""
     K = z.shape[0]
-    rn = math.sqrt(n)
-    u = work[0]
-    w = work[1]
-    omm = work[2]
-    group_transform(z, u, work, kind, dims, cos_tab, sin_tab, offs)
-    scale = 1.0 / (K * rn)
-    for c in range(K):
-        u[c] *= scale
-    # margins m_c = u_0 - u_c, stored in w for now
-    u0 = u[0]
-    mmin = np.inf
-    for c in range(1, K):
-        m = u0 - u[c]
-        w[c] = m
-        mmin = min(mmin, m)
-    msum = 0.0
-    if code == LOSS_LS:
-        for c in range(1, K):
-            msum += w[c]
-    if code == LOSS_MSE:
+    rn = math.sqrt(m.n)
+    mmin, msum = class_margins(z, sc, m)
+    if m.code == LOSS_MSE:
         loss = 0.0
         for j in range(K):
             g[j] = mse_grad(z[j], K, rn)
             loss += mse_loss_term(z[j], K, rn)
-        if kind != WALSH:
-            symmetrise_pairs(g, dims)
+        if m.kind != WALSH:
+            symmetrise_pairs(g, m.dims)
         return loss, mmin
-    # softmax with shift a = max(0, max_c -m_c): q_c = exp(-m_c - a), q_0 = exp(-a)
-    a = max(0.0, -mmin)
-    q0 = math.exp(-a)
-    S = 0.0
-    for c in range(1, K):
-        qc = math.exp(-w[c] - a)
-        w[c] = qc
-        S += qc
-    Zp = q0 + S
-    if a == 0.0:
-        loss = math.log1p(S)
-    else:
-        loss = a + math.log(Zp)
-    w[0] = S / Zp
-    ninv = -1.0 / Zp
-    for c in range(1, K):
-        w[c] *= ninv
-    group_transform(w, omm, work, kind, dims, cos_tab, sin_tab, offs)
+    loss = softmax_residual(mmin, sc, m)
+    omm = sc.omm
     g[0] = 0.0
-    if code == LOSS_CE:
+    if m.code == LOSS_CE:
         for j in range(1, K):
             g[j] = ce_grad(omm[j], K, rn)
     else:  # LOSS_LS
         for j in range(1, K):
-            g[j] = ls_grad(omm[j], eps, K, rn)
-        loss += ls_loss_extra(msum, eps, K)
-    if kind != WALSH:
-        symmetrise_pairs(g, dims)
+            g[j] = ls_grad(omm[j], m.eps, K, rn)
+        loss += ls_loss_extra(msum, m.eps, K)
+    if m.kind != WALSH:
+        symmetrise_pairs(g, m.dims)
     return loss, mmin
 
 
-@nb.njit(cache=True)
-def rhs(s, out, work, kind, dims, cos_tab, sin_tab, offs, code, eps, n, lam):
-    """Reduced vector field: ``out = ds/dt`` at ``s`` (L, K). Returns (total loss, min margin).
-
-    The total loss includes ``sum_l lambda_l / 2 ||s_l||^2``. Uses work rows 0..7 and needs
-    ``work`` of shape (N_WORK + 2, K): rows 8 (z) and 9 (g).
-    """
+@_inline
+def rhs(s, out, sc, m):
+    """Reduced vector field ``out = ds/dclock`` at ``s`` (L, K) (t or normalised clock).
+    Returns (total loss incl. ``sum_l lambda_l / 2 ||s_l||^2``, min margin)."""
     L, K = s.shape
-    z = work[8]
-    g = work[9]
+    z = sc.z
+    g = sc.g
     for j in range(K):
         z[j] = s[0, j]
     for l in range(1, L):
         for j in range(K):
             z[j] *= s[l, j]
-    loss, mmin = logit_grad(z, g, work, kind, dims, cos_tab, sin_tab, offs, code, eps, n)
-    # prefix / suffix products (no division by s, which may be 0); rows 0, 1 are free again.
+    loss, mmin = logit_grad(z, g, sc, m)
+    # prefix / suffix products (no division by s, which may be 0).
     # Row-wise loops over contiguous memory: 2x faster than per-mode loops at K = 64, L = 4.
-    pre = work[0]
-    suf = work[1]
+    pre = sc.pre
+    suf = sc.suf
     for j in range(K):
         pre[j] = 1.0
         suf[j] = g[j]
@@ -164,6 +131,7 @@ def rhs(s, out, work, kind, dims, cos_tab, sin_tab, offs, code, eps, n, lam):
             out[l, j] = pre[j]
             pre[j] *= s[l, j]
     reg = 0.0
+    lam = m.lam
     for l in range(L - 1, -1, -1):
         lm = lam[l]
         for j in range(K):
@@ -174,41 +142,122 @@ def rhs(s, out, work, kind, dims, cos_tab, sin_tab, offs, code, eps, n, lam):
     return loss + reg, mmin
 
 
-def new_work(K: int) -> np.ndarray:
-    """Work array for :func:`rhs` (shape (N_WORK + 2, K))."""
-    return np.empty((N_WORK + 2, K))
+@_inline
+def y_of_z(zj, L):
+    """``y = z^{-(L-2)/L}`` for a moving mode (z > 0); -1 marks a mode that does not move."""
+    return zj ** (-(L - 2.0) / L) if zj > 0.0 else -1.0
 
 
-@nb.njit(cache=True, parallel=True)
-def rhs_batch(S, out, kind, dims, cos_tab, sin_tab, offs, code, eps, n, lam):
+@_inline
+def z_of_y(yj, L):
+    """Inverse of :func:`y_of_z` (0 for the marker -1)."""
+    return yj ** (-L / (L - 2.0)) if yj > 0.0 else 0.0
+
+
+@_inline
+def y_rhs(y, out, sc, m):
+    """The certification clock: ``dy_j/dtau = -(L-2) g_j e^{m_min}`` at ``y`` (1, K) with
+    ``z_j = y_j^{-L/(L-2)}`` (balanced, ce, no weight decay); modes marked ``y_j < 0`` (z_j = 0
+    and mode 0) do not move. Returns (data loss, min margin)."""
+    K = y.shape[1]
+    L = m.depth
+    z = sc.z
+    for j in range(K):
+        z[j] = z_of_y(y[0, j], L)
+    loss, mmin = logit_grad(z, sc.g, sc, m)
+    c = -(L - 2.0)
+    for j in range(K):
+        out[0, j] = c * sc.g[j] if y[0, j] > 0.0 else 0.0
+    return loss, mmin
+
+
+@_njit
+def field(y, out, sc, m):
+    """The stepper's right-hand side for the bundle's clock; returns (loss, min margin)."""
+    if m.clock == CLOCK_Y:
+        return y_rhs(y, out, sc, m)
+    return rhs(y, out, sc, m)
+
+
+@_inline
+def loss_margin(y, sc, m):
+    """(loss, min margin) of a state for the bundle's clock, without the gradient's second
+    transform (saved points of a dense-output grid)."""
+    L, K = y.shape
+    z = sc.z
+    if m.clock == CLOCK_Y:
+        for j in range(K):
+            z[j] = z_of_y(y[0, j], m.depth)
+    else:
+        for j in range(K):
+            z[j] = y[0, j]
+        for l in range(1, L):
+            for j in range(K):
+                z[j] *= y[l, j]
+    mmin, msum = class_margins(z, sc, m)
+    rn = math.sqrt(m.n)
+    if m.code == LOSS_MSE:
+        loss = 0.0
+        for j in range(K):
+            loss += mse_loss_term(z[j], K, rn)
+    else:
+        w = sc.w
+        S = 0.0
+        a = max(0.0, -mmin)
+        for c in range(1, K):
+            x = -w[c] - a
+            if x > EXP_FLOOR:
+                S += math.exp(x)
+        loss = math.log1p(S) if a == 0.0 else a + math.log(math.exp(-a) + S)
+        if m.code != LOSS_CE:
+            loss += ls_loss_extra(msum, m.eps, K)
+    if m.clock != CLOCK_Y:
+        lam = m.lam
+        for l in range(L):
+            for j in range(K):
+                loss += 0.5 * lam[l] * y[l, j] * y[l, j]
+    return loss, mmin
+
+
+@_njit
+def rhs_batch(S, out, m):
     """Batched field: ``S`` (B, L, K) -> ``out`` (B, L, K); returns (loss (B,), min margin (B,))."""
     B, L, K = S.shape
     loss = np.empty(B)
     mm = np.empty(B)
-    for b in nb.prange(B):
-        work = np.empty((N_WORK + 2, K))
-        lo, m = rhs(S[b], out[b], work, kind, dims, cos_tab, sin_tab, offs, code, eps, n, lam)
+    sc = new_scratch(K, m.tmax)
+    for b in range(B):
+        lo, mg = field(S[b], out[b], sc, m)
         loss[b] = lo
-        mm[b] = m
+        mm[b] = mg
     return loss, mm
 
 
 # ---------------------------------------------------------------------- python API
-def vector_field(spec: ModelSpec, s: np.ndarray):
+def vector_field(spec: ModelSpec, s: np.ndarray, clock: int = CLOCK_T):
     """ds/dt for a state (L, K) or a batch (B, L, K).
 
     Returns ``(ds, loss, min_margin)`` with ``ds`` shaped like ``s`` and loss / margin scalars
-    (or (B,) arrays for a batch).
+    (or (B,) arrays for a batch). ``clock=CLOCK_NORM`` gives the normalised-time field.
     """
     s = spec.check_state(s)
-    args = spec.kernel_args()
-    if s.ndim == 2:
-        out = np.empty_like(s)
-        loss, mm = rhs(s, out, new_work(spec.K), *args)
-        return out, loss, mm
+    m = spec.bundle(clock)
     out = np.empty_like(s)
-    loss, mm = rhs_batch(s, out, *args)
+    if s.ndim == 2:
+        loss, mm = field(s, out, new_scratch(spec.K, m.tmax), m)
+        return out, loss, mm
+    loss, mm = rhs_batch(s, out, m)
     return out, loss, mm
+
+
+def y_field(spec: ModelSpec, y: np.ndarray):
+    """The certification-clock field ``dy/dtau`` at ``y`` (K,) (entries < 0 mark modes that do
+    not move, as in ``svdyn.integrate.flow_y``); returns ``(dy, loss, min_margin)``."""
+    y = np.ascontiguousarray(y, dtype=np.float64).reshape(1, spec.K)
+    out = np.empty_like(y)
+    m = spec.bundle(CLOCK_Y)
+    loss, mm = field(y, out, new_scratch(spec.K, m.tmax), m)
+    return out[0], loss, mm
 
 
 def logit_gradient(spec: ModelSpec, z: np.ndarray):
@@ -217,8 +266,8 @@ def logit_gradient(spec: ModelSpec, z: np.ndarray):
     if z.shape != (spec.K,):
         raise ValueError(f"z must have shape ({spec.K},), got {z.shape}")
     g = np.empty(spec.K)
-    kind, dims, c, s_, o, code, eps, n, _ = spec.kernel_args()
-    loss, mm = logit_grad(z, g, new_work(spec.K), kind, dims, c, s_, o, code, eps, n)
+    m = spec.bundle()
+    loss, mm = logit_grad(z, g, new_scratch(spec.K, m.tmax), m)
     return g, loss, mm
 
 

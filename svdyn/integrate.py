@@ -1,270 +1,36 @@
-"""Adaptive gradient-flow integration of the reduced dynamics (numba, batched).
+"""Adaptive gradient-flow integration of the reduced dynamics, and the certification clock.
 
-One generic embedded explicit Runge--Kutta engine (:func:`_integrate_one`) driven by a tableau
-held as data (``tableaux.py``; default Dormand--Prince 5(4)). Step control follows
-scipy.integrate.RK45: error norm ``rms(err / (atol + rtol max(|y|, |y_new|)))``, new step
-``h * clip(SAFETY err^(-1/(q+1)), MIN_FACTOR, MAX_FACTOR)``. Save times are hit exactly (the
-step is shortened to land on them), so log-spaced grids cost nothing extra: late-time CE
-dynamics slow down like 1/t, the accepted step grows like t, and the number of steps grows like
-``log(t_end)``.
+Both run on the one stepper (``svdyn.stepper``): an embedded explicit Runge--Kutta pair held as
+data (``svdyn.tableaux``: ``dopri5`` default, ``tsit5``, ``dop853``), step control as
+scipy.integrate.RK45, save grids read off the tableau's dense output (no extra steps; only the
+last save time is hit exactly unless ``hit_save_times=True``). Late-time CE dynamics slow down
+like 1/t, the accepted step grows like t, and the number of steps grows like ``log(t_end)``.
 
-Failures never raise inside the compiled loop: each trajectory returns a status code
-(:data:`STATUS_MESSAGES`), and saved points after a failure are NaN with the status saying why.
+Failures never raise inside the compiled loop: each trajectory returns a status
+(``stepper.STATUS_MESSAGES``), and saved points after a failure are NaN with the status saying
+why. Every attempted step counts toward ``max_steps``; compiled work runs in slices so Ctrl-C
+stops a run within about a second.
+
+:func:`flow_y` integrates the balanced ce flow at depth L >= 3 in the coordinates ``y_j =
+z_j^{-(L-2)/L}`` and the time ``dtau = e^{-m_min} dt`` (``dy_j/dtau = -(L-2) g_j e^{m_min}``,
+O(1) at any margin), stopping where ``min_j y_j`` reaches given thresholds.
 """
 from __future__ import annotations
 
-import time
+from dataclasses import dataclass, field as dc_field
 
-import numba as nb
 import numpy as np
 
-from .field import N_WORK, rhs
+from .bundle import (CLOCK_T, CLOCK_Y, F_T, F_TSTEADY, I_NACC, I_NREJ, I_STATUS, JOB_RK,
+                     STOP_TIME, STOP_YMIN, make_ctrl, new_run)
 from .groups import SpecError
 from .result import Trajectory
-from .spec import ModelSpec
-from .steady import newton_steady
-from .tableaux import TABLEAUX
+from .spec import LOSS_CE, ModelSpec
+from .stepper import (MAX_STEPS, NON_FINITE, OK, PARALLEL_MIN_BATCH, PRECISION,  # noqa: F401
+                      STATUS_MESSAGES, STEP_TOO_SMALL, STOP_PASSED, drive)
+from .tableaux import IMPLICIT, TABLEAUX
 
-SAFETY = 0.9
-MIN_FACTOR = 0.2
-MAX_FACTOR = 10.0
-#: Every STEADY_WINDOW accepted steps, if at least STEADY_REJECT_FRACTION of the attempts in
-#: that window were rejected (the symptom of stiffness at a fixed point), try the hand-off of
-#: ``steady.newton_steady``.
-STEADY_WINDOW = 256
-STEADY_REJECT_FRACTION = 0.05
-
-OK, MAX_STEPS, STEP_TOO_SMALL, NON_FINITE = 0, 1, 2, 3
-STATUS_MESSAGES = {
-    OK: "ok",
-    MAX_STEPS: "max_steps reached before the last save time; raise max_steps or loosen rtol. "
-               "Flows that converge to a fixed point (weight decay, mse, label smoothing) are "
-               "stiff there (cost ~ t * largest Hessian eigenvalue): end earlier, or find the "
-               "fixed point directly with `svdyn critical`",
-    STEP_TOO_SMALL: "step size fell below 10 ulp of t; the system is too stiff for this "
-                    "explicit method at this tolerance",
-    NON_FINITE: "the state became non-finite (overflow); shorten t_end or lower the init scale",
-}
-
-
-@nb.njit(cache=True)
-def _rms_scaled(a, y, atol, rtol):
-    acc = 0.0
-    L, K = a.shape
-    for l in range(L):
-        for j in range(K):
-            sc = atol + rtol * abs(y[l, j])
-            r = a[l, j] / sc
-            acc += r * r
-    return np.sqrt(acc / (L * K))
-
-
-@nb.njit(cache=True)
-def _initial_step(y0, f0, t_span, err_order, rtol, atol, work, tmp, ftmp,
-                  kind, dims, cs, sn, offs, code, eps, n, lam):
-    """scipy's heuristic (Hairer, Norsett & Wanner, Sec. II.4) for the first step."""
-    d0 = _rms_scaled(y0, y0, atol, rtol)
-    d1 = _rms_scaled(f0, y0, atol, rtol)
-    if d0 < 1e-5 or d1 < 1e-5:
-        h0 = 1e-6
-    else:
-        h0 = 0.01 * d0 / d1
-    h0 = min(h0, t_span)
-    L, K = y0.shape
-    for l in range(L):
-        for j in range(K):
-            tmp[l, j] = y0[l, j] + h0 * f0[l, j]
-    rhs(tmp, ftmp, work, kind, dims, cs, sn, offs, code, eps, n, lam)
-    for l in range(L):
-        for j in range(K):
-            tmp[l, j] = ftmp[l, j] - f0[l, j]
-    d2 = _rms_scaled(tmp, y0, atol, rtol) / h0
-    if d1 <= 1e-15 and d2 <= 1e-15:
-        h1 = max(1e-6, h0 * 1e-3)
-    else:
-        h1 = (0.01 / max(d1, d2)) ** (1.0 / (err_order + 1))
-    return min(100.0 * h0, h1, t_span)
-
-
-@nb.njit(cache=True)
-def _integrate_one(y0, t_save, rtol, atol, h_init, max_steps, steady, A, b, e, c, err_order,
-                   out_s, out_loss, out_mm, kind, dims, cs, sn, offs, code, eps, n, lam):
-    """Integrate one trajectory from t = 0; fill ``out_*[i]`` at ``t_save[i]`` (sorted, >= 0).
-
-    Returns ``(status, n_accepted, n_rejected, t_reached, t_steady)``; ``t_steady >= 0`` when
-    the run handed off to a stable fixed point at that time (``steady`` enables it).
-    """
-    L, K = y0.shape
-    S = b.shape[0]
-    T = t_save.shape[0]
-    work = np.empty((N_WORK + 2, K))
-    k = np.empty((S, L, K))
-    y = y0.copy()
-    ynew = np.empty((L, K))
-    ytmp = np.empty((L, K))
-    err = np.empty((L, K))
-    loss, mm = rhs(y, k[0], work, kind, dims, cs, sn, offs, code, eps, n, lam)
-    t = 0.0
-    idx = 0
-    while idx < T and t_save[idx] <= 0.0:
-        out_s[idx] = y
-        out_loss[idx] = loss
-        out_mm[idx] = mm
-        idx += 1
-    if idx == T:
-        return OK, 0, 0, t, -1.0
-    if h_init > 0:
-        h = h_init
-    else:
-        h = _initial_step(y, k[0], t_save[T - 1], err_order, rtol, atol, work, ytmp, ynew,
-                          kind, dims, cs, sn, offs, code, eps, n, lam)
-    nacc = 0
-    nrej = 0
-    step_rejected = False
-    inv = -1.0 / (err_order + 1)
-    status = OK
-    t_steady = -1.0
-    win_acc = 0
-    win_rej = 0
-    last_nonfinite = False
-    lo = loss
-    mg = mm
-    while idx < T:
-        if nacc >= max_steps:
-            status = MAX_STEPS
-            break
-        target = t_save[idx]
-        hit = t + h * (1.0 + 1e-10) >= target  # never leave a sliver of 1e-10 h behind
-        h_eff = target - t if hit else h
-        if h_eff <= 10.0 * np.finfo(np.float64).eps * max(abs(t), 1e-300):
-            status = NON_FINITE if last_nonfinite else STEP_TOO_SMALL
-            break
-        # stages (row-wise over contiguous memory so the loops vectorise)
-        for i in range(1, S):
-            for l in range(L):
-                for j in range(K):
-                    ytmp[l, j] = y[l, j]
-            for m in range(i):
-                cm = h_eff * A[i, m]
-                if cm != 0.0:
-                    for l in range(L):
-                        for j in range(K):
-                            ytmp[l, j] += cm * k[m, l, j]
-            lo, mg = rhs(ytmp, k[i], work, kind, dims, cs, sn, offs, code, eps, n, lam)
-        # FSAL: with c[S-1] = 1 and A[S-1] = b, the last stage point is y_new
-        for l in range(L):
-            for j in range(K):
-                ynew[l, j] = 0.0
-                err[l, j] = 0.0
-        for m in range(S):
-            bm = b[m]
-            em = e[m]
-            for l in range(L):
-                for j in range(K):
-                    km = k[m, l, j]
-                    ynew[l, j] += bm * km
-                    err[l, j] += em * km
-        finite = True
-        for l in range(L):
-            for j in range(K):
-                v = y[l, j] + h_eff * ynew[l, j]
-                ynew[l, j] = v
-                err[l, j] *= h_eff
-                if not np.isfinite(v):
-                    finite = False
-        if finite:
-            acc = 0.0
-            for l in range(L):
-                for j in range(K):
-                    sc = atol + rtol * max(abs(y[l, j]), abs(ynew[l, j]))
-                    r = err[l, j] / sc
-                    acc += r * r
-            en = np.sqrt(acc / (L * K))
-        else:
-            en = np.inf
-        if en < 1.0:
-            if en == 0.0:
-                factor = MAX_FACTOR
-            else:
-                factor = min(MAX_FACTOR, SAFETY * en ** inv)
-            if step_rejected:
-                factor = min(1.0, factor)
-            t = target if hit else t + h_eff
-            y[:, :] = ynew
-            k[0, :, :] = k[S - 1]
-            loss = lo
-            mm = mg
-            nacc += 1
-            step_rejected = False
-            h_next = h_eff * factor
-            h = max(h_next, h) if hit else h_next
-            while idx < T and t_save[idx] <= t:
-                out_s[idx] = y
-                out_loss[idx] = loss
-                out_mm[idx] = mm
-                idx += 1
-            win_acc += 1
-            if win_acc >= STEADY_WINDOW:
-                if (steady and idx < T and
-                        win_rej >= STEADY_REJECT_FRACTION * (win_acc + win_rej) and
-                        newton_steady(y, k[0], ytmp, work, rtol, atol, kind, dims, cs, sn, offs,
-                                      code, eps, n, lam)):
-                    t_steady = t
-                    loss, mm = rhs(ytmp, ynew, work, kind, dims, cs, sn, offs, code, eps, n,
-                                   lam)
-                    while idx < T:
-                        out_s[idx] = ytmp
-                        out_loss[idx] = loss
-                        out_mm[idx] = mm
-                        idx += 1
-                win_acc = 0
-                win_rej = 0
-        else:
-            if np.isfinite(en):
-                h = h_eff * max(MIN_FACTOR, SAFETY * en ** inv)
-            else:
-                h = h_eff * MIN_FACTOR
-            nrej += 1
-            win_rej += 1
-            step_rejected = True
-        last_nonfinite = not finite
-    while idx < T:
-        out_s[idx] = np.nan
-        out_loss[idx] = np.nan
-        out_mm[idx] = np.nan
-        idx += 1
-    return status, nacc, nrej, t, t_steady
-
-
-@nb.njit(cache=True)
-def _integrate_into(i, Y0, t_save, rtol, atol, h_init, max_steps, steady, A, b, e, c,
-                    err_order, out_s, out_loss, out_mm, info, kind, dims, cs, sn, offs, code,
-                    eps, n, lam):
-    st, na, nr, tr, ts = _integrate_one(Y0[i], t_save, rtol, atol, h_init, max_steps, steady,
-                                        A, b, e, c, err_order, out_s[i], out_loss[i],
-                                        out_mm[i], kind, dims, cs, sn, offs, code, eps, n, lam)
-    info[i, 0] = st
-    info[i, 1] = na
-    info[i, 2] = nr
-    info[i, 3] = tr
-    info[i, 4] = ts
-
-
-@nb.njit(cache=True, parallel=True)
-def _integrate_batch_par(Y0, *args):
-    for i in nb.prange(Y0.shape[0]):
-        _integrate_into(i, Y0, *args)
-
-
-@nb.njit(cache=True)
-def _integrate_batch_ser(Y0, *args):
-    for i in range(Y0.shape[0]):
-        _integrate_into(i, Y0, *args)
-
-
-# Entering numba's parallel region costs ~15 ms per call on this 2-core machine (a one-step
-# flow took 16 ms in parallel, 0.06 ms serially), so small batches run serially.
-PARALLEL_MIN_BATCH = 8
+__all__ = ["flow", "flow_y", "YFlow", "log_grid", "y_floor", "STATUS_MESSAGES", "Z_LIMIT"]
 
 
 def log_grid(t_end: float, n: int = 200, t_min: float | None = None) -> np.ndarray:
@@ -282,9 +48,31 @@ def _check_tol(rtol, atol):
         raise SpecError(f"atol must be > 0, got {atol}")
 
 
+def _tableau(method, implicit_ok=False):
+    if method not in TABLEAUX:
+        raise SpecError(f"unknown method {method!r}; choose from {sorted(TABLEAUX)}")
+    if TABLEAUX[method].implicit and not implicit_ok:
+        raise SpecError(f"method {method!r} needs the analytic Jacobian of the y clock: use it "
+                        f"with flow_y; choose from {sorted(set(TABLEAUX) - IMPLICIT)} here")
+    return TABLEAUX[method]
+
+
+def _check_max_steps(max_steps):
+    if isinstance(max_steps, bool) or int(max_steps) != max_steps or max_steps < 1:
+        raise SpecError(f"max_steps must be an integer >= 1, got {max_steps}")
+    return int(max_steps)
+
+
+def _bar(progress, total, desc):
+    from .progress import progress_bar
+
+    return progress_bar(total, desc, enabled=progress, unit="save")
+
+
 def flow(spec: ModelSpec, s0, t_end: float | None = None, *, save_at=None, rtol: float = 1e-9,
          atol: float = 1e-12, max_steps: int = 2_000_000, method: str = "dopri5",
-         first_step: float = 0.0, steady_handoff: bool = True) -> Trajectory:
+         first_step: float = 0.0, steady_handoff: bool = True, dense: bool = True,
+         hit_save_times: bool = False, adaptive: bool = True, progress=None) -> Trajectory:
     """Integrate the reduced gradient flow.
 
     Main arguments
@@ -292,25 +80,31 @@ def flow(spec: ModelSpec, s0, t_end: float | None = None, *, save_at=None, rtol:
     spec : ModelSpec
     s0 : (L, K) or (B, L, K) initial singular values (paired modes equal)
     t_end : final time (> 0); with ``save_at=None`` the state is saved on :func:`log_grid`.
-    save_at : sorted times >= 0 to save at (hit exactly); ``t_end`` defaults to its last entry.
+    save_at : sorted times >= 0 to save at; ``t_end`` defaults to its last entry.
 
     Other arguments
     ---------------
     rtol, atol : error tolerances (mixed, per component)
-    max_steps : accepted-step limit per trajectory
-    method : tableau name in ``svdyn.tableaux.TABLEAUX``
+    max_steps : limit on attempted steps (accepted + rejected) per trajectory
+    method : tableau name in ``svdyn.tableaux.TABLEAUX`` (``dopri5``, ``tsit5``, ``dop853``)
     first_step : initial step (0 = automatic)
     steady_handoff : at a stiff stable fixed point, hand off to it (``svdyn.steady``); the time
         it happened is ``stats["t_steady"]`` (-1 when it did not)
+    dense : read intermediate save times off the dense output (default; the last save time is
+        always hit exactly). ``hit_save_times=True`` (or ``dense=False``) shortens steps to land
+        on every save time instead.
+    adaptive : False takes fixed steps of size ``first_step`` (convergence studies)
+    progress : None (a bar on stderr iff it is a terminal), True or False
 
     Returns
     -------
     Trajectory with ``times (T,)``, ``s (T, L, K)`` (or ``(B, T, L, K)``), ``z``, ``loss``,
     ``min_margin``, ``status`` (``"ok"`` or a reason; a list for batches) and ``stats``
-    (accepted / rejected steps, wall time).
+    (accepted / rejected steps, time reached, wall time).
     """
     s0 = spec.check_state(s0, "initial state")
     _check_tol(rtol, atol)
+    max_steps = _check_max_steps(max_steps)
     if save_at is None:
         if t_end is None or not (np.isfinite(t_end) and t_end > 0):
             raise SpecError(f"t_end must be a finite number > 0, got {t_end}")
@@ -328,29 +122,171 @@ def flow(spec: ModelSpec, s0, t_end: float | None = None, *, save_at=None, rtol:
                 raise SpecError(f"save time {times[-1]} lies beyond t_end={t_end}")
             if times[-1] < t_end:
                 times = np.append(times, t_end)
-    if method not in TABLEAUX:
-        raise SpecError(f"unknown method {method!r}; choose from {sorted(TABLEAUX)}")
-    A, b, e, c, q = TABLEAUX[method]
+    if not (np.isfinite(first_step) and first_step >= 0):
+        raise SpecError(f"first_step must be a finite number >= 0, got {first_step}")
+    if not adaptive and not first_step > 0:
+        raise SpecError("adaptive=False needs first_step > 0 (the fixed step size)")
+    tab = _tableau(method)
     single = s0.ndim == 2
     Y0 = s0[None] if single else s0
     B, T = Y0.shape[0], times.size
-    out_s = np.empty((B, T, spec.L, spec.K))
-    out_loss = np.empty((B, T))
-    out_mm = np.empty((B, T))
-    info = np.zeros((B, 5))
-    t0 = time.perf_counter()
-    kernel = _integrate_batch_par if B >= PARALLEL_MIN_BATCH else _integrate_batch_ser
-    kernel(Y0, times, float(rtol), float(atol), float(first_step), int(max_steps),
-           bool(steady_handoff), A, b, e, c, q, out_s, out_loss, out_mm, info,
-           *spec.kernel_args())
-    wall = time.perf_counter() - t0
-    status = [STATUS_MESSAGES[int(st)] for st in info[:, 0]]
-    stats = {"accepted_steps": info[:, 1].astype(int).tolist(),
-             "rejected_steps": info[:, 2].astype(int).tolist(),
-             "t_reached": info[:, 3].tolist(), "t_steady": info[:, 4].tolist(),
-             "seconds": wall, "method": method,
-             "rtol": rtol, "atol": atol}
+    run = new_run(Y0, tab.n_dense, times)
+    ctrl = make_ctrl(JOB_RK, rtol, atol, max_steps, 1 << 30, steady_handoff,
+                     dense and not hit_save_times, STOP_TIME, first_step, adaptive)
+    m = spec.bundle(CLOCK_T)
+    with _bar(progress, B * T, "flow") as bar:
+        wall = drive(run, m, tab, ctrl, bar=bar, work_per_step=tab.n_stages * spec.L * spec.K,
+                     what="flow")
+    status = [STATUS_MESSAGES[int(st)] for st in run.ist[:, I_STATUS]]
+    stats = {"accepted_steps": run.ist[:, I_NACC].tolist(),
+             "rejected_steps": run.ist[:, I_NREJ].tolist(),
+             "t_reached": run.fs[:, F_T].tolist(), "t_steady": run.fs[:, F_TSTEADY].tolist(),
+             "seconds": wall, "method": method, "rtol": rtol, "atol": atol,
+             "dense": bool(ctrl.dense)}
     if single:
-        return Trajectory(spec, times, out_s[0], out_loss[0], out_mm[0], status[0], stats,
-                          kind="flow")
-    return Trajectory(spec, times, out_s, out_loss, out_mm, status, stats, kind="flow")
+        return Trajectory(spec, times, run.out_s[0], run.out_loss[0], run.out_mm[0], status[0],
+                          stats, kind="flow")
+    return Trajectory(spec, times, run.out_s, run.out_loss, run.out_mm, status, stats,
+                      kind="flow")
+
+
+# ------------------------------------------------------------------------- the y clock
+#: Largest logit singular value at which margins (differences of logits of size ~z, each with
+#: absolute rounding error ~1e-16 z) still fix the weights ``e^{-(m_c - m_min)}`` to ~1e-6.
+Z_LIMIT = 1e10
+NO_MOVING_MODE = 6
+STATUS_MESSAGES.setdefault(NO_MOVING_MODE, "no mode moves (every z_j = 0 apart from mode 0); "
+                           "min_j y_j is undefined")
+
+
+def y_floor(L: int) -> float:
+    """Smallest usable stop of :func:`flow_y` at depth L: ``Z_LIMIT^{-(L-2)/L}`` (L = 3:
+    4.6e-4, L = 4: 1e-5, L = 8: 3.2e-8). Stops below it get status ``PRECISION``."""
+    return float(Z_LIMIT ** (-(L - 2.0) / L))
+
+
+@dataclass
+class YFlow:
+    """Result of :func:`flow_y` (B = 1 for a single start).
+
+    Attributes
+    ----------
+    y : (B, S, K) float        y at each stop; +inf for modes that do not move (mode 0 and
+                               z_j = 0); NaN for stops not reached
+    tau : (B, S) float         clock time ``tau`` at each stop
+    z_at_stop : (B, S, K)      logit singular values at each stop (mode 0 keeps its start value)
+    status : (B,) int          0 ok, else a code of ``svdyn.stepper.STATUS_MESSAGES``
+    message : list of str      the status messages
+    steps : (B,) int           accepted steps
+    n_rejected : (B,) int      rejected steps
+    y_stops : (S,) float       the stops asked for
+    method : str               tableau used
+    """
+
+    y: np.ndarray
+    tau: np.ndarray
+    z_at_stop: np.ndarray
+    status: np.ndarray
+    message: list
+    steps: np.ndarray
+    n_rejected: np.ndarray
+    y_stops: np.ndarray = dc_field(default_factory=lambda: np.zeros(0))
+    method: str = "rodas4"
+
+
+def flow_y(spec: ModelSpec, z0, y_stops, *, rtol: float = 1e-10, atol: float = 1e-14,
+           method: str = "rodas4", max_steps: int = 100_000, progress=None) -> YFlow:
+    """Balanced ce flow in the certification clock, stopped where ``min_j y_j`` hits each stop.
+
+    Coordinates ``y_j = z_j^{-(L-2)/L}`` for the modes that move (z_j > 0, j != 0), time
+    ``dtau = e^{-m_min(z)} dt``; then ``dy_j/dtau = -(L-2) g_j(z) e^{m_min(z)}`` with ``g =
+    -d loss / d z`` (mean loss), formed from the scaled stable softmax residual
+    (``svdyn.softmax``), O(1) however large the margins. Paired modes stay bitwise equal.
+
+    Parameters
+    ----------
+    spec : ModelSpec    depth L >= 3, loss ce, no weight decay
+    z0 : (K,) or (B, K) balanced logit singular values, z_j >= 0 (paired modes equal)
+    y_stops : (S,)      decreasing positive thresholds of ``min_j y_j``, each reached exactly
+                        (dense output + root polish); stops below :func:`y_floor` (L) are not
+                        integrated (status ``PRECISION``, NaN there)
+    rtol, atol : error tolerances on y
+    method : tableau name. Default ``rodas4`` (Rosenbrock, analytic Jacobian): the y clock is
+        stiff wherever several margins are nearly active -- the softmax weights switch over
+        ``delta y ~ y^{1 + L/(L-2)}``, so the Jacobian grows like ``y^{-1-L/(L-2)}`` (L = 3:
+        1.4e7 at y = 0.0126). Explicit pairs then crawl: K = 4, L = 3, z0 = (0, .1, .1, .01)
+        with dopri5 stops at y = 0.0126 after 20,000 attempts, while rodas4 reaches y = 5e-4
+        (z = 8e9) in 377 steps; where both run they agree (tau to 1e-9).
+    max_steps : limit on attempted steps per start
+
+    Returns
+    -------
+    YFlow
+    """
+    if spec.L < 3:
+        raise ValueError(f"flow_y needs depth L >= 3 (y = z^(-(L-2)/L) is constant at L = "
+                         f"{spec.L}); got depth {spec.L}")
+    if spec.loss_code[0] != LOSS_CE:
+        raise ValueError(f"flow_y needs loss 'ce', got {spec.loss!r}")
+    if np.any(spec.lam != 0):
+        raise ValueError(f"flow_y needs no weight decay, got {list(spec.weight_decay)}")
+    _check_tol(rtol, atol)
+    max_steps = _check_max_steps(max_steps)
+    tab = _tableau(method, implicit_ok=True)
+    z = np.asarray(z0, dtype=np.float64)
+    if z.ndim not in (1, 2) or z.shape[-1] != spec.K:
+        raise ValueError(f"z0 must have shape (K,) or (B, K) with K = {spec.K}, got {z.shape}")
+    if not np.all(np.isfinite(z)) or np.any(z < 0):
+        raise ValueError("z0 must be finite and >= 0 (logit singular values)")
+    spec.G.check_paired(z, "z0")
+    z = spec.G.symmetrise(z)
+    Z = z[None] if z.ndim == 1 else z
+    stops = np.asarray(y_stops, dtype=np.float64).ravel()
+    if stops.size == 0 or not np.all(np.isfinite(stops)) or np.any(stops <= 0):
+        raise ValueError("y_stops must be finite positive numbers")
+    if np.any(np.diff(stops) >= 0):
+        raise ValueError("y_stops must be strictly decreasing")
+    L, K = spec.L, spec.K
+    B, S = Z.shape[0], stops.size
+    moving = (Z > 0) & (np.arange(K) > 0)
+    with np.errstate(divide="ignore"):
+        Y0 = np.where(moving, Z ** (-(L - 2.0) / L), -1.0)
+    usable = stops >= y_floor(L) * (1 - 1e-12)
+    n_use = int(usable.sum())
+    y = np.full((B, S, K), np.nan)
+    tau = np.full((B, S), np.nan)
+    status = np.zeros(B, dtype=np.int64)
+    steps = np.zeros(B, dtype=np.int64)
+    nrej = np.zeros(B, dtype=np.int64)
+    live = moving.any(axis=1)
+    status[~live] = NO_MOVING_MODE
+    if n_use and live.any():
+        sel = np.nonzero(live)[0]
+        run = new_run(Y0[sel, None, :], tab.n_dense, -stops[:n_use])
+        ctrl = make_ctrl(JOB_RK, rtol, atol, max_steps, 1 << 30, False, True, STOP_YMIN)
+        m = spec.bundle(CLOCK_Y)
+        with _bar(progress, len(sel) * n_use, "flow_y") as bar:
+            drive(run, m, tab, ctrl, bar=bar, work_per_step=tab.n_stages * K, what="flow_y")
+        y[sel, :n_use] = run.out_s[:, :, 0, :]
+        tau[sel, :n_use] = run.out_t
+        status[sel] = run.ist[:, I_STATUS]
+        steps[sel] = run.ist[:, I_NACC]
+        nrej[sel] = run.ist[:, I_NREJ]
+    if n_use < S:
+        status[status == OK] = PRECISION
+    with np.errstate(divide="ignore", invalid="ignore"):
+        zs = np.where(y > 0, y ** (-L / (L - 2.0)), 0.0)
+    zs = np.where(np.isnan(y), np.nan, zs)
+    y = np.where(moving[:, None, :] & ~np.isnan(y), y, np.where(np.isnan(y), np.nan, np.inf))
+    zs[..., 0] = np.where(np.isnan(tau), np.nan, Z[:, None, 0])
+    msgs = []
+    for st in status:
+        msg = STATUS_MESSAGES[int(st)]
+        if st == PRECISION:
+            msg = (f"stops below y = {y_floor(L):.3g} (z > {Z_LIMIT:.0e}, where float64 margins "
+                   f"lose the e^(m_min - m_c) weights) were not integrated; results up to "
+                   f"y = {stops[n_use - 1]:.3g} are kept" if n_use else
+                   f"every stop lies below the usable floor y = {y_floor(L):.3g} at L = {L}")
+        msgs.append(msg)
+    return YFlow(y=y, tau=tau, z_at_stop=zs, status=status, message=msgs, steps=steps,
+                 n_rejected=nrej, y_stops=stops, method=method)

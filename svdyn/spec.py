@@ -106,10 +106,21 @@ class ModelSpec:
         return np.asarray(self.weight_decay, dtype=np.float64)
 
     def kernel_args(self):
-        """Tuple passed to every numba kernel after the state (see ``field.py``)."""
+        """Legacy positional tuple ``(kind, dims, cos_tab, sin_tab, offs, loss_code, eps, n,
+        lam)``; the kernels now take :meth:`bundle` instead."""
         kind, dims, c, s, o = self.G.tables
         code, eps = self.loss_code
         return (kind, dims, c, s, o, code, eps, float(self.n), self.lam)
+
+    def bundle(self, clock: int = 0):
+        """The model as one named bundle for the numba kernels (``svdyn.bundle.Model``)."""
+        cache = self.__dict__.setdefault("_bundle_cache", {})  # per instance: no hashing
+        b = cache.get(clock)
+        if b is None:
+            from .bundle import make_bundle
+
+            b = cache[clock] = make_bundle(self, clock)
+        return b
 
     def to_dict(self) -> dict:
         d = asdict(self)

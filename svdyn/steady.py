@@ -28,11 +28,61 @@ from .field import conjugate, rhs
 from .groups import WALSH
 from .spec import LOSS_MSE
 
+@nb.njit(cache=True, error_model="numpy")
+def _lu(W, piv):
+    """In-place LU with partial pivoting; False when singular (never raises)."""
+    n = W.shape[0]
+    for i in range(n):
+        p = i
+        big = abs(W[i, i])
+        for r in range(i + 1, n):
+            if abs(W[r, i]) > big:
+                big = abs(W[r, i])
+                p = r
+        piv[i] = p
+        if not (big > 0.0) or not np.isfinite(big):
+            return False
+        if p != i:
+            for c in range(n):
+                tmp = W[i, c]
+                W[i, c] = W[p, c]
+                W[p, c] = tmp
+        d = W[i, i]
+        for r in range(i + 1, n):
+            f = W[r, i] / d
+            W[r, i] = f
+            if f != 0.0:
+                for c in range(i + 1, n):
+                    W[r, c] -= f * W[i, c]
+    return True
+
+
+@nb.njit(cache=True, error_model="numpy")
+def _lu_solve(W, piv, b):
+    n = W.shape[0]
+    for i in range(n):
+        p = piv[i]
+        if p != i:
+            tmp = b[i]
+            b[i] = b[p]
+            b[p] = tmp
+    for i in range(n):
+        acc = b[i]
+        for c in range(i):
+            acc -= W[i, c] * b[c]
+        b[i] = acc
+    for i in range(n - 1, -1, -1):
+        acc = b[i]
+        for c in range(i + 1, n):
+            acc -= W[i, c] * b[c]
+        b[i] = acc / W[i, i]
+
+
 STEADY_MAX_DIM = 512
 STEADY_TOL = 1.0  # the Newton step must be within the error tolerance (rms-scaled)
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, error_model="numpy")
 def _coords(L, K, kind, dims, code, lam):
     """(n, 3) int array of (l, j, partner) for the coordinates that move."""
     out = np.empty((L * K, 3), dtype=np.int64)
@@ -51,20 +101,24 @@ def _coords(L, K, kind, dims, code, lam):
     return out[:n]
 
 
-@nb.njit(cache=True)
-def newton_steady(y, f, ystar, work, rtol, atol, kind, dims, cs, sn, offs, code, eps, n, lam):
-    """Try the fixed-point hand-off at state ``y`` (L, K) with field ``f = rhs(y)``.
+@nb.njit(cache=True, error_model="numpy")
+def newton_steady(y, f, ystar, sc, rtol, atol, model):
+    """Try the fixed-point hand-off at state ``y`` (L, K) with field ``f = rhs(y)`` (``sc`` a
+    field scratch, ``model`` the model bundle).
 
     On success writes ``s*`` into ``ystar`` and returns True; returns False when the Hessian on
     the moving coordinates is not positive definite, the Newton step is not small enough, or
     the system is larger than :data:`STEADY_MAX_DIM`.
     """
     L, K = y.shape
-    co = _coords(L, K, kind, dims, code, lam)
+    co = _coords(L, K, model.kind, model.dims, model.code, model.lam)
     m = co.shape[0]
     if m == 0 or m > STEADY_MAX_DIM:
         return False
-    yp = y.copy()
+    yp = np.empty((L, K))
+    for l in range(L):
+        for j in range(K):
+            yp[l, j] = y[l, j]
     fp = np.empty((L, K))
     fm = np.empty((L, K))
     H = np.empty((m, m))
@@ -73,10 +127,10 @@ def newton_steady(y, f, ystar, work, rtol, atol, kind, dims, cs, sn, offs, code,
         hc = 1e-6 * max(abs(y[l, j]), 1e-3)
         yp[l, j] = y[l, j] + hc
         yp[l, p] = y[l, p] + hc
-        rhs(yp, fp, work, kind, dims, cs, sn, offs, code, eps, n, lam)
+        rhs(yp, fp, sc, model)
         yp[l, j] = y[l, j] - hc
         yp[l, p] = y[l, p] - hc
-        rhs(yp, fm, work, kind, dims, cs, sn, offs, code, eps, n, lam)
+        rhs(yp, fm, sc, model)
         yp[l, j] = y[l, j]
         yp[l, p] = y[l, p]
         for r in range(m):
@@ -84,7 +138,10 @@ def newton_steady(y, f, ystar, work, rtol, atol, kind, dims, cs, sn, offs, code,
             mult = 2.0 if pr != jr else 1.0
             # Hessian of the loss restricted to the pair-symmetric subspace: -D J
             H[r, c] = -mult * (fp[lr, jr] - fm[lr, jr]) / (2.0 * hc)
-    Hs = 0.5 * (H + H.T)
+    Hs = np.empty((m, m))
+    for r in range(m):
+        for c in range(m):
+            Hs[r, c] = 0.5 * (H[r, c] + H[c, r])
     rhs_vec = np.empty(m)
     for r in range(m):
         lr, jr, pr = co[r, 0], co[r, 1], co[r, 2]
@@ -108,7 +165,11 @@ def newton_steady(y, f, ystar, work, rtol, atol, kind, dims, cs, sn, offs, code,
             for k in range(i):
                 a -= Lc[r, k] * Lc[i, k]
             Lc[r, i] = a / Lc[i, i]
-    delta = np.linalg.solve(H, rhs_vec)
+    piv = np.empty(m, dtype=np.int64)
+    if not _lu(H, piv):
+        return False
+    delta = rhs_vec
+    _lu_solve(H, piv, delta)
     acc = 0.0
     for r in range(m):
         lr, jr = co[r, 0], co[r, 1]

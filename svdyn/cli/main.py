@@ -19,6 +19,7 @@ COMMAND_MODULES = [
     "svdyn.cli.landscape",  # critical, hessian (weight decay landscape)
     "svdyn.cli.analysis",   # maxmargin, basin, code, classify, report
     "svdyn.cli.derive",     # derive, lyapunov
+    "svdyn.cli.warmup",     # warmup (fill the numba cache)
 ]
 
 

@@ -1,0 +1,185 @@
+"""svdyn's engine on its own: field vs its floor, wrapper overhead, one trajectory per method
+(accuracy per cost), batches, and the step-count law in log(t_end).
+
+    python bench/engine.py [--quick]
+
+All ratios come from one run of this script (the machine may be shared: compare rows of one
+run, not runs). Accuracy is the max relative deviation of the final state from a dop853
+reference at rtol 1e-13.
+"""
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+import time
+from pathlib import Path
+
+import numba as nb
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).parent))
+from common import best_of, header, table  # noqa: E402
+
+from svdyn.descent import descend  # noqa: E402
+from svdyn.field import new_scratch, rhs  # noqa: E402
+from svdyn.integrate import flow  # noqa: E402
+from svdyn.spec import ModelSpec  # noqa: E402
+from svdyn.transforms import fwht  # noqa: E402
+
+
+@nb.njit(cache=True)
+def _field_loop(reps, s, out, sc, m):
+    acc = 0.0
+    for _ in range(reps):
+        lo, mm = rhs(s, out, sc, m)
+        acc += lo + out[0, 1]
+    return acc
+
+
+@nb.njit(cache=True)
+def _floor_loop(reps, x, y):
+    """The floor of one ce field evaluation: FWHT + K exp + FWHT."""
+    acc = 0.0
+    K = x.shape[0]
+    for _ in range(reps):
+        for i in range(K):
+            y[i] = x[i]
+        fwht(y)
+        for i in range(K):
+            y[i] = math.exp(-abs(y[i]) * 1e-3)
+        fwht(y)
+        acc += y[1]
+    return acc
+
+
+def _per_call(fn, min_time=0.2):
+    fn(1)
+    reps = 1
+    while True:
+        t0 = time.perf_counter()
+        fn(reps)
+        dt = time.perf_counter() - t0
+        if dt > min_time:
+            break
+        reps *= 4
+    best = dt
+    for _ in range(2):
+        t0 = time.perf_counter()
+        fn(reps)
+        best = min(best, time.perf_counter() - t0)
+    return best / reps
+
+
+def _z0(spec, scale=0.5, seed=0):
+    rng = np.random.default_rng(seed)
+    z = scale * rng.uniform(0.5, 1.5, spec.K)
+    z = 0.5 * (z + z[spec.G.partner])
+    z[0] = 0.0
+    return z
+
+
+def field_rows(max_log2):
+    rows = []
+    for e in range(2, max_log2 + 1, 2):
+        K = 2 ** e
+        spec = ModelSpec(K, 2)
+        s = spec.balanced(_z0(spec))
+        out = np.empty_like(s)
+        m = spec.bundle()
+        sc = new_scratch(K, m.tmax)
+        x = np.linspace(0, 1, K)
+        y = np.empty(K)
+        tf = _per_call(lambda r: _field_loop(r, s, out, sc, m))
+        t0 = _per_call(lambda r: _floor_loop(r, x, y))
+        rows.append({"K": K, "field_ns": tf * 1e9, "floor_ns": t0 * 1e9, "ratio": tf / t0})
+        print(rows[-1], flush=True)
+    return rows
+
+
+def wrapper_rows():
+    spec = ModelSpec(4, 2)
+    s0 = spec.balanced(_z0(spec))
+    flow(spec, s0, save_at=[1e-6], first_step=1e-6)
+    descend(spec, s0, 0.1, 0)
+    t_flow = best_of(lambda: [flow(spec, s0, save_at=[1e-6], first_step=1e-6, progress=False)
+                              for _ in range(200)], 3) / 200
+    t_desc = best_of(lambda: [descend(spec, s0, 0.1, 0, progress=False) for _ in range(200)],
+                     3) / 200
+    return [{"call": "flow, one step (K = 4, L = 2)", "us_per_call": t_flow * 1e6},
+            {"call": "descend, 0 steps (K = 4, L = 2)", "us_per_call": t_desc * 1e6}]
+
+
+def method_rows(Ks, Ls, t_end, rtol):
+    rows = []
+    for L in Ls:
+        for K in Ks:
+            spec = ModelSpec(K, L)
+            s0 = spec.balanced(_z0(spec))
+            ref = flow(spec, s0, save_at=[t_end], rtol=1e-13, atol=1e-16, method="dop853").s[-1]
+            for meth in ("dopri5", "tsit5", "dop853"):
+                tr = flow(spec, s0, save_at=[t_end], rtol=rtol, atol=1e-12, method=meth)
+                t = best_of(lambda: flow(spec, s0, save_at=[t_end], rtol=rtol, atol=1e-12,
+                                         method=meth, progress=False), 3)
+                err = np.abs(tr.s[-1] - ref).max() / np.abs(ref).max()
+                rows.append({"K": K, "L": L, "method": meth, "steps": tr.stats["accepted_steps"][0],
+                             "rejected": tr.stats["rejected_steps"][0], "ms": t * 1e3,
+                             "rel_err": err})
+                print(rows[-1], flush=True)
+    return rows
+
+
+def batch_rows(Bs, Ks, t_end, rtol):
+    rows = []
+    for K in Ks:
+        spec = ModelSpec(K, 4)
+        rng = np.random.default_rng(1)
+        single = spec.balanced(_z0(spec))
+        t1 = best_of(lambda: flow(spec, single, save_at=[t_end], rtol=rtol, progress=False), 3)
+        for B in Bs:
+            Z = 0.5 * rng.uniform(0.5, 1.5, (B, K))
+            Z[:, 0] = 0
+            S = spec.balanced(spec.G.symmetrise(Z))
+            flow(spec, S[: max(8, min(B, 8))], save_at=[t_end], rtol=rtol, progress=False)
+            t = best_of(lambda: flow(spec, S, save_at=[t_end], rtol=rtol, progress=False), 2)
+            rows.append({"K": K, "B": B, "traj_per_s": B / t, "single_traj_per_s": 1 / t1,
+                         "ratio_vs_single": (B / t) * t1})
+            print(rows[-1], flush=True)
+    return rows
+
+
+def steps_rows():
+    spec = ModelSpec(16, 3)
+    s0 = spec.balanced(_z0(spec, seed=3))
+    rows = []
+    for e in range(2, 13, 2):
+        tr = flow(spec, s0, save_at=[10.0 ** e], rtol=1e-8)
+        rows.append({"t_end": 10.0 ** e, "steps": tr.stats["accepted_steps"][0]})
+    x = np.log10([r["t_end"] for r in rows])
+    y = np.array([r["steps"] for r in rows])
+    b, a = np.polyfit(x, y, 1)
+    return rows, a, b
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--quick", action="store_true")
+    a = ap.parse_args(argv)
+    q = a.quick
+    print(header("svdyn engine"))
+    print("### Field evaluation vs the floor FWHT + K exp + FWHT (walsh, L = 2, ce)\n")
+    print(table(field_rows(10 if q else 16)))
+    print("### Python wrapper per call\n")
+    print(table(wrapper_rows()))
+    print("### One trajectory (walsh, t_end 1e7, rtol 1e-8): methods, accuracy per cost\n")
+    print(table(method_rows((4, 64) if q else (4, 16, 64, 256, 1024), (2, 4), 1e7, 1e-8)))
+    print("### Batches (walsh, L = 4, t_end 1e7, rtol 1e-8)\n")
+    print(table(batch_rows((16, 256) if q else (16, 256, 4096), (4, 64), 1e7, 1e-8)))
+    rows, a0, b0 = steps_rows()
+    print("### Steps vs t_end (K = 16, L = 3, rtol 1e-8, dopri5)\n")
+    print(table(rows))
+    print(f"fit: steps = {a0:.1f} + {b0:.1f} log10(t_end)\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,62 @@
+"""``svdyn warmup``: compile and cache the engine's numba kernels once, at set-up time.
+
+Every engine kernel takes the same named bundles (``svdyn.bundle``), so one tiny problem per
+kernel compiles the specialisation every model, group, loss, clock and method uses: after
+``svdyn warmup`` the first ``svdyn flow`` answers from the cache.
+"""
+from __future__ import annotations
+
+import sys
+import time
+
+
+def register(sub) -> None:
+    p = sub.add_parser("warmup", help="compile and cache the numba kernels (run once after "
+                       "installing)")
+    p.add_argument("--serial-only", action="store_true",
+                   help="skip the parallel batch kernels (batches of >= 8 trajectories)")
+    p.set_defaults(func=cmd_warmup)
+
+
+def warm(parallel: bool = True, stream=None) -> list:
+    """Run one tiny problem through each engine kernel; returns ``[(name, seconds)]``."""
+    import numpy as np
+
+    from ..descent import descend
+    from ..field import logit_gradient, vector_field
+    from ..integrate import flow, flow_y
+    from ..spec import ModelSpec
+    from ..stepper import PARALLEL_MIN_BATCH
+
+    spec = ModelSpec(4, 3)
+    z = np.array([0.0, 0.3, 0.2, 0.1])
+    s0 = spec.balanced(z)
+    S0 = np.stack([s0] * PARALLEL_MIN_BATCH)
+    jobs = [("field", lambda: (vector_field(spec, s0), vector_field(spec, S0),
+                               logit_gradient(spec, z))),
+            ("flow", lambda: flow(spec, s0, 10.0, progress=False)),
+            ("flow_y", lambda: flow_y(spec, z, [1.5], progress=False)),
+            ("descend", lambda: descend(spec, s0, 0.1, 3, progress=False))]
+    if parallel:
+        jobs += [("flow (parallel)", lambda: flow(spec, S0, 10.0, progress=False)),
+                 ("descend (parallel)", lambda: descend(spec, S0, 0.1, 3, progress=False))]
+    out = []
+    for name, fn in jobs:
+        t0 = time.perf_counter()
+        fn()
+        dt = time.perf_counter() - t0
+        out.append((name, dt))
+        if stream is not None:
+            print(f"  {name:<20s} {dt:7.2f} s", file=stream, flush=True)
+    return out
+
+
+def cmd_warmup(args) -> int:
+    import os
+
+    print(f"svdyn warmup: compiling into the numba cache "
+          f"({os.environ.get('NUMBA_CACHE_DIR') or 'next to the package'})", file=sys.stderr)
+    t0 = time.perf_counter()
+    warm(parallel=not args.serial_only, stream=sys.stdout)
+    print(f"  {'total':<20s} {time.perf_counter() - t0:7.2f} s")
+    return 0

@@ -1,0 +1,161 @@
+"""Margins and the stable softmax residual: the one home of both, in numba and in numpy.
+
+Conventions (``MODEL.md`` section 2): class logits ``u = C z / (K sqrt n)`` (``C`` the real
+character table, applied by a fast transform, O(K log K) for walsh and powers of two), margins
+``m_c = u_0 - u_c`` for the classes c = 1..K-1, softmax ``p_c = e^{-m_c} / (1 + sum e^{-m})``.
+The residual ``1 - mu_j = sum_{c != 0} (1 - C[c, j]) p_c`` is formed as the transform of
+``e_0 - p`` with ``(e_0 - p)_0 = sum_{c != 0} p_c`` -- never as ``1 - C p``, which returns 0 once
+margins pass ~35. With ``q_c = e^{-(m_c - m_min)}`` in (0, 1] the residual scaled by a clock is
+
+* physical time (``CLOCK_T``): ``1 - mu`` itself (shifted log-sum-exp, as before);
+* normalised time (``CLOCK_NORM``): ``(1 - mu) (1 + sum e^{-m}) e^{m_min} = sum (1 - C) q``;
+* the y clock (``CLOCK_Y``): ``(1 - mu) e^{m_min} = sum (1 - C) q / (1 + e^{-m_min} sum q)``
+  (for m_min < 0: ``e^{m_min} sum (1 - C) q / (e^{m_min} + sum q)``),
+
+all O(1) however large the margins: nothing underflows as a whole.
+
+No dense K x K margin matrix is formed anywhere (``margin_matrix`` in ``analysis/maxmargin.py``
+stays for the small linear programs that need it as a matrix).
+"""
+from __future__ import annotations
+
+import math
+
+import numba as nb
+import numpy as np
+
+from .bundle import CLOCK_NORM, CLOCK_T
+from .groups import WALSH
+from .transforms import char_transform, fwht
+
+#: every engine kernel: cached, and numpy's error model (x / 0 gives inf or nan, never a
+#: ZeroDivisionError out of compiled code; it also lets loops vectorise)
+_njit = nb.njit(cache=True, error_model="numpy")
+#: exponents below this give 0 instead of a subnormal number (e^-708 = 3e-308 is about the
+#: smallest normal result; subnormal arithmetic is slow on x86 and carries no relative precision)
+EXP_FLOOR = -708.0
+#: hot helpers are inlined into their callers at numba-IR level: a call across cached modules
+#: that passes the bundles costs ~0.6 us (measured: group_transform at K = 4 took 610 ns as a
+#: call, the transform itself 16 ns), more than the whole field at small K
+_inline = nb.njit(cache=True, error_model="numpy", inline="always")
+
+
+@_inline
+def group_transform(x, out, sc, m):
+    """``out = C x`` (real character transform) for the model's group; uses ``sc.wre..tim``."""
+    if m.kind == WALSH:
+        for i in range(x.shape[0]):
+            out[i] = x[i]
+        fwht(out)
+    else:
+        char_transform(x, out, m.dims, m.cos_tab, m.sin_tab, m.offs, sc.wre, sc.wim, sc.tre,
+                       sc.tim)
+
+
+@_inline
+def class_margins(z, sc, m):
+    """Logits into ``sc.u`` and margins ``m_c = u_0 - u_c`` into ``sc.w[1:]`` (``sc.w[0]``
+    untouched). Returns ``(m_min, sum_c m_c)``."""
+    K = z.shape[0]
+    u = sc.u
+    w = sc.w
+    group_transform(z, u, sc, m)
+    scale = 1.0 / (K * math.sqrt(m.n))
+    u0 = u[0] * scale
+    mmin = np.inf
+    msum = 0.0
+    for c in range(1, K):
+        mc = u0 - u[c] * scale
+        w[c] = mc
+        msum += mc
+        if mc < mmin:
+            mmin = mc
+    return mmin, msum
+
+
+@_inline
+def min_margin_of(z, sc, m):
+    """Minimum margin at logit singular values ``z`` (K,)."""
+    return class_margins(z, sc, m)[0]
+
+
+@_inline
+def softmax_residual(mmin, sc, m):
+    """From the margins in ``sc.w[1:]``: the clock-scaled residual into ``sc.omm`` (see the
+    module docstring). Returns the cross-entropy data loss ``log(1 + sum e^{-m})``."""
+    K = sc.w.shape[0]
+    w = sc.w
+    if m.clock == CLOCK_T:
+        # softmax with shift a = max(0, -m_min): q_c = exp(-m_c - a), q_0 = exp(-a)
+        a = max(0.0, -mmin)
+        q0 = math.exp(-a)
+        S = 0.0
+        for c in range(1, K):
+            x = -w[c] - a
+            qc = math.exp(x) if x > EXP_FLOOR else 0.0
+            w[c] = qc
+            S += qc
+        Zp = q0 + S
+        if a == 0.0:
+            loss = math.log1p(S)
+        else:
+            loss = a + math.log(Zp)
+        w[0] = S / Zp
+        ninv = -1.0 / Zp
+        for c in range(1, K):
+            w[c] *= ninv
+    else:
+        S = 0.0
+        for c in range(1, K):
+            x = -(w[c] - mmin)
+            qc = math.exp(x) if x > EXP_FLOOR else 0.0
+            w[c] = qc
+            S += qc
+        if mmin >= 0.0:
+            em = math.exp(-mmin)
+            loss = math.log1p(em * S)
+            f = 1.0 if m.clock == CLOCK_NORM else 1.0 / (1.0 + em * S)
+        else:
+            ep = math.exp(mmin)
+            loss = -mmin + math.log(ep + S)
+            f = 1.0 if m.clock == CLOCK_NORM else ep / (ep + S)
+        w[0] = S * f
+        for c in range(1, K):
+            w[c] *= -f
+    group_transform(w, sc.omm, sc, m)
+    return loss
+
+
+# ------------------------------------------------------------------------ numpy level
+def transform(G, x) -> np.ndarray:
+    """``C x`` along the last axis of ``x`` (..., K), vectorised, O(K log K) per vector: a fast
+    Walsh--Hadamard transform for walsh, the real part of an n-dimensional FFT otherwise."""
+    x = np.asarray(x, dtype=np.float64)
+    lead = x.shape[:-1]
+    if G.kind == WALSH:
+        m = int(round(math.log2(G.K)))
+        y = x.reshape(lead + (2,) * m).copy()
+        for ax in range(len(lead), len(lead) + m):
+            a = np.take(y, 0, axis=ax)
+            b = np.take(y, 1, axis=ax)
+            y = np.stack([a + b, a - b], axis=ax)
+        return y.reshape(x.shape)
+    y = x.reshape(lead + tuple(G.dims))
+    axes = tuple(range(len(lead), len(lead) + len(G.dims)))
+    return np.fft.fftn(y, axes=axes).real.reshape(x.shape)
+
+
+def margins(G, z, n: int = 1) -> np.ndarray:
+    """Margins ``m_c``, c = 1..K-1, of logit singular values ``z`` (..., K): (..., K-1)."""
+    u = transform(G, z) / (G.K * math.sqrt(n))
+    return u[..., :1] - u[..., 1:]
+
+
+def scaled_residual(G, z, n: int = 1):
+    """``(r (..., K), m (..., K-1))`` with ``r_j = sum_{c != 0} (1 - C[c, j]) e^{-(m_c -
+    m_min)}``: the ce gradient ``g_j`` times ``K sqrt(n) (1 + sum e^{-m}) e^{m_min}``, O(1) at
+    any margin, and the margins."""
+    m = margins(G, z, n)
+    q = np.exp(-(m - m.min(axis=-1, keepdims=True)))
+    v = np.concatenate([q.sum(axis=-1, keepdims=True), -q], axis=-1)
+    return transform(G, v), m

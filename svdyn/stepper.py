@@ -1,0 +1,799 @@
+"""The one stepper: an embedded Runge--Kutta step and its driver, the gradient-descent map, the
+batch wrapper and the Python slice loop (numba).
+
+Every integrator of svdyn runs here: the physical-time flow (``integrate.flow``), the normalised
+time of the limit classifier (``analysis.normtime.run_to_margin``), the certification clock
+(``integrate.flow_y``) -- the clock is a field of the model bundle -- and gradient descent
+(``descent.descend``). Kernels take the named bundles of ``svdyn.bundle``: ``(i, run, m, tab,
+ctrl)`` = trajectory index, :class:`~svdyn.bundle.Run`, :class:`~svdyn.bundle.Model`,
+:class:`~svdyn.tableaux.Tableau`, :class:`~svdyn.bundle.Ctrl`.
+
+Step control follows scipy.integrate.RK45 (and DOP853 for its combined estimate): error norm
+``rms(err / (atol + rtol max(|y|, |y_new|)))``, new step ``h * clip(SAFETY err^(-1/(q+1)),
+MIN_FACTOR, MAX_FACTOR)`` with q the tableau's error order. Stops are
+
+* save times (``STOP_TIME``): with ``dense`` only the last one is hit exactly and the others are
+  read off the tableau's dense output (a save grid costs no steps); otherwise every one is hit;
+* event thresholds (``STOP_MARGIN``: minimum margin; ``STOP_YMIN``: ``-min_j y_j``): located on
+  the dense output by a bracketed root polish (Illinois) to round-off.
+
+Nothing can loop or raise: every attempted step counts toward ``max_steps``, a non-finite state,
+field or step size ends the trajectory with a status (:data:`STATUS_MESSAGES`), and kernels use
+numpy's error model (a division by zero gives inf, never ZeroDivisionError). Compiled work runs
+in slices of ``slice_steps`` attempts; :func:`drive` re-enters between slices (sized to
+~``SLICE_SECONDS``), so Ctrl-C stops a run within about a second (the partial run is discarded:
+the exception propagates before any result is built).
+"""
+from __future__ import annotations
+
+import math
+import time
+
+import numba as nb
+import numpy as np
+
+from .bundle import (CLOCK_T, CLOCK_Y, F_EV, F_H, F_LOSS, F_MM, F_T, F_TSTEADY, I_ATTEMPTS, I_DONE,
+                     I_IDX, I_NACC, I_NONFIN, I_NREJ, I_REJ, I_STARTED, I_STATUS, I_WINACC,
+                     I_WINREJ, JOB_GD, JOB_RK, STOP_MARGIN, STOP_TIME, STOP_YMIN)
+from .field import field, loss_margin, new_scratch, rhs, symmetrise_pairs, z_of_y
+from .groups import WALSH
+from .softmax import class_margins, group_transform, min_margin_of
+from .steady import _lu, _lu_solve, newton_steady
+
+_njit = nb.njit(cache=True, error_model="numpy")
+
+SAFETY = 0.9
+MIN_FACTOR = 0.2
+MAX_FACTOR = 10.0
+#: Every STEADY_WINDOW accepted steps, if at least STEADY_REJECT_FRACTION of the attempts in
+#: that window were rejected (the symptom of stiffness at a fixed point), try the hand-off of
+#: ``steady.newton_steady``.
+STEADY_WINDOW = 256
+STEADY_REJECT_FRACTION = 0.05
+SLICE_SECONDS = 0.2
+
+OK, MAX_STEPS, STEP_TOO_SMALL, NON_FINITE, PRECISION, STOP_PASSED = 0, 1, 2, 3, 4, 5
+STATUS_MESSAGES = {
+    OK: "ok",
+    MAX_STEPS: "max_steps reached before the last save time; raise max_steps or loosen rtol. "
+               "Flows that converge to a fixed point (weight decay, mse, label smoothing) are "
+               "stiff there (cost ~ t * largest Hessian eigenvalue): end earlier, or find the "
+               "fixed point directly with `svdyn critical`",
+    STEP_TOO_SMALL: "step size fell below 10 ulp of t; the system is too stiff for this "
+                    "explicit method at this tolerance",
+    NON_FINITE: "the state became non-finite (overflow); shorten t_end or lower the init scale",
+    PRECISION: "a stop lies beyond the precision limit of float64 margins (see the stop "
+               "floor of the clock); results up to the last usable stop are kept",
+    STOP_PASSED: "the start already lies beyond the first stop",
+}
+
+
+# --------------------------------------------------------------------------- helpers
+@_njit
+def _rms_scaled(a, y, atol, rtol):
+    acc = 0.0
+    L, K = a.shape
+    for l in range(L):
+        for j in range(K):
+            sc = atol + rtol * abs(y[l, j])
+            r = a[l, j] / sc
+            acc += r * r
+    return np.sqrt(acc / (L * K))
+
+
+@_njit
+def _all_finite(a):
+    L, K = a.shape
+    for l in range(L):
+        for j in range(K):
+            if not np.isfinite(a[l, j]):
+                return False
+    return True
+
+
+@_njit
+def _initial_step(y0, f0, t_span, err_order, rtol, atol, tmp, ftmp, sc, m):
+    """scipy's heuristic (Hairer, Norsett & Wanner, Sec. II.4) for the first step; may return
+    0 or nan (the caller turns that into a status)."""
+    d0 = _rms_scaled(y0, y0, atol, rtol)
+    d1 = _rms_scaled(f0, y0, atol, rtol)
+    if d0 < 1e-5 or d1 < 1e-5:
+        h0 = 1e-6
+    else:
+        h0 = 0.01 * d0 / d1
+    h0 = min(h0, t_span)
+    L, K = y0.shape
+    for l in range(L):
+        for j in range(K):
+            tmp[l, j] = y0[l, j] + h0 * f0[l, j]
+    field(tmp, ftmp, sc, m)
+    for l in range(L):
+        for j in range(K):
+            tmp[l, j] = ftmp[l, j] - f0[l, j]
+    d2 = _rms_scaled(tmp, y0, atol, rtol) / h0
+    if d1 <= 1e-15 and d2 <= 1e-15:
+        h1 = max(1e-6, h0 * 1e-3)
+    else:
+        h1 = (0.01 / max(d1, d2)) ** (1.0 / (err_order + 1))
+    return min(100.0 * h0, h1, t_span)
+
+
+@_njit
+def _event(y, mm, sc, m, kind):
+    """Increasing event value of a state: the minimum margin, or ``-min_j y_j`` over the moving
+    modes (y clock). ``mm`` is the state's min margin when already known (else nan)."""
+    if kind == STOP_YMIN:
+        v = np.inf
+        for j in range(y.shape[1]):
+            if y[0, j] > 0.0 and y[0, j] < v:
+                v = y[0, j]
+        return -v
+    if np.isfinite(mm):
+        return mm
+    L, K = y.shape
+    z = sc.z
+    if m.clock == CLOCK_Y:
+        for j in range(K):
+            z[j] = z_of_y(y[0, j], m.depth)
+    else:
+        for j in range(K):
+            z[j] = y[0, j]
+        for l in range(1, L):
+            for j in range(K):
+                z[j] *= y[l, j]
+    return min_margin_of(z, sc, m)
+
+
+@_njit
+def _dense_stages(y, k, h, tab, ytmp, sc, m):
+    """Extra stages only the dense output needs (DOP853: 3)."""
+    L, K = y.shape
+    for i in range(tab.n_stages, tab.n_dense):
+        for l in range(L):
+            for j in range(K):
+                ytmp[l, j] = y[l, j]
+        for q in range(i):
+            cq = h * tab.A[i, q]
+            if cq != 0.0:
+                for l in range(L):
+                    for j in range(K):
+                        ytmp[l, j] += cq * k[q, l, j]
+        field(ytmp, k[i], sc, m)
+
+
+@_njit
+def _interpolate(y, k, h, theta, tab, out):
+    """Dense output ``out = y(t + theta h)`` from the step's stages."""
+    L, K = y.shape
+    for l in range(L):
+        for j in range(K):
+            out[l, j] = y[l, j]
+    R = tab.P.shape[1]
+    for i in range(tab.n_dense):
+        w = 0.0
+        p = theta
+        for r in range(R):
+            w += tab.P[i, r] * p
+            p *= theta
+        cw = h * w
+        if cw != 0.0:
+            for l in range(L):
+                for j in range(K):
+                    out[l, j] += cw * k[i, l, j]
+
+
+@_njit
+def _record(run, i, idx, ys, loss, mm, t):
+    o = run.out_s[i, idx]
+    L, K = ys.shape
+    for l in range(L):
+        for j in range(K):
+            o[l, j] = ys[l, j]
+    run.out_loss[i, idx] = loss
+    run.out_mm[i, idx] = mm
+    run.out_t[i, idx] = t
+
+
+@_njit
+def _root_theta(y, k, h, tab, ev0, ev1, target, yint, sc, m, kind):
+    """theta in (0, 1] with event(y(theta)) = target, given event(y(0)) = ev0 < target <=
+    ev1 = event(y(1)): Illinois regula falsi, to round-off in theta."""
+    a, fa = 0.0, ev0 - target
+    b, fb = 1.0, ev1 - target
+    if fb == 0.0:
+        return 1.0
+    side = 0
+    for _ in range(100):
+        x = (a * fb - b * fa) / (fb - fa)
+        if not (x > a and x < b):
+            x = 0.5 * (a + b)
+        _interpolate(y, k, h, x, tab, yint)
+        fx = _event(yint, np.nan, sc, m, kind) - target
+        if fx == 0.0:
+            return x
+        if (fx > 0.0) == (fb > 0.0):
+            b, fb = x, fx
+            if side == -1:
+                fa *= 0.5
+            side = -1
+        else:
+            a, fa = x, fx
+            if side == 1:
+                fb *= 0.5
+            side = 1
+        if b - a <= 4e-16 * b:
+            break
+    return b
+
+
+# ---------------------------------------------------------------------------- Rosenbrock
+@_njit
+def y_jacobian(y, J, sc, m):
+    """Analytic Jacobian ``J = d(dy/dtau)/dy`` (K, K) of the y-clock field at ``y`` (1, K).
+
+    With ``w_c = e^{m_min} p_c`` (the scaled softmax weights), ``G_j = sum_c M_cj w_c`` (``M_cj =
+    (1 - C[c, j]) / (K sqrt n)``, ``f_j = -(L-2) G_j``) and ``c*`` the minimising class:
+    ``dG_j/dz_k = G_j r_k - sum_c M_cj M_ck w_c`` with ``r_k = M_{c*,k} + sum_c p_c M_ck``,
+    and ``dz_k/dy_k = -(L/(L-2)) z_k / y_k``; rows and columns of modes that do not move are 0.
+    Costs 2K + 3 transforms."""
+    K = y.shape[1]
+    L = m.depth
+    z = sc.z
+    for j in range(K):
+        z[j] = z_of_y(y[0, j], L)
+    mmin, _ = class_margins(z, sc, m)
+    w = sc.w
+    cstar = 1
+    for c in range(1, K):
+        if w[c] == mmin:
+            cstar = c
+            break
+    q = np.empty(K)
+    p = np.empty(K)
+    q[0] = 0.0
+    p[0] = 0.0
+    S = 0.0
+    for c in range(1, K):
+        q[c] = math.exp(-(w[c] - mmin))
+        S += q[c]
+    if mmin >= 0.0:
+        em = math.exp(-mmin)
+        F = 1.0 / (1.0 + em * S)
+        for c in range(1, K):
+            p[c] = q[c] * em * F
+    else:
+        ep = math.exp(mmin)
+        F = ep / (ep + S)
+        for c in range(1, K):
+            p[c] = q[c] / (ep + S)
+    wts = np.empty(K)
+    wts[0] = 0.0
+    Wsum = 0.0
+    Psum = 0.0
+    for c in range(1, K):
+        wts[c] = q[c] * F
+        Wsum += wts[c]
+        Psum += p[c]
+    kr = 1.0 / (K * math.sqrt(m.n))
+    What = np.empty(K)
+    group_transform(wts, What, sc, m)      # sum_c w_c C_cj
+    Phat = np.empty(K)
+    group_transform(p, Phat, sc, m)        # sum_c p_c C_ck
+    e = np.zeros(K)
+    e[cstar] = 1.0
+    crow = np.empty(K)
+    group_transform(e, crow, sc, m)        # C[c*, k]
+    G = np.empty(K)
+    r = np.empty(K)
+    for j in range(K):
+        G[j] = kr * (Wsum - What[j])
+        r[j] = kr * ((1.0 - crow[j]) + (Psum - Phat[j]))
+    row = np.empty(K)
+    v = np.empty(K)
+    X = np.empty(K)
+    for k in range(K):
+        for j in range(K):
+            J[j, k] = 0.0
+        if not y[0, k] > 0.0:
+            continue
+        for j in range(K):
+            e[j] = 0.0
+        e[k] = 1.0
+        group_transform(e, row, sc, m)     # C[k, c] = C[c, k]
+        v[0] = 0.0
+        Ak = 0.0
+        for c in range(1, K):
+            v[c] = (1.0 - row[c]) * wts[c]
+            Ak += v[c]
+        group_transform(v, X, sc, m)       # sum_c C_cj (1 - C_ck) w_c
+        dz = -(L / (L - 2.0)) * z[k] / y[0, k]
+        for j in range(K):
+            if y[0, j] > 0.0:
+                dG = G[j] * r[k] - kr * kr * (Ak - X[j])
+                J[j, k] = -(L - 2.0) * dG * dz
+    return mmin
+
+
+@_njit
+def _ros_step(y, f0, h, tab, sc, m, ynew, err, U, W, piv, J, ytmp, ftmp, rhs_):
+    """One Rosenbrock step (state (1, K), y clock): ``(1/(h gamma) - J) u_i = f(y + sum_j
+    a_ij u_j) + sum_j (c_ij / h) u_j``, ``y_new = y + sum_i m_i u_i``, ``err = sum_i e_i u_i``
+    (Hairer & Wanner's formulation, IV.7). Returns (ok, loss, min margin) of the last stage."""
+    K = y.shape[1]
+    S = tab.b.shape[0]
+    ns = 0
+    for i in range(S):
+        if tab.b[i] != 0.0 or tab.e[i] != 0.0:
+            ns = i + 1
+    y_jacobian(y, J, sc, m)
+    d = 1.0 / (h * tab.gamma)
+    for r in range(K):
+        for c in range(K):
+            W[r, c] = -J[r, c]
+        W[r, r] += d
+    if not _lu(W, piv):
+        return False, np.nan, np.nan
+    lo = np.nan
+    mg = np.nan
+    for i in range(ns):
+        if i == 0:
+            for j in range(K):
+                rhs_[j] = f0[0, j]
+        else:
+            for j in range(K):
+                ytmp[0, j] = y[0, j]
+            for q in range(i):
+                a = tab.A[i, q]
+                if a != 0.0:
+                    for j in range(K):
+                        ytmp[0, j] += a * U[q, j]
+            lo, mg = field(ytmp, ftmp, sc, m)
+            for j in range(K):
+                rhs_[j] = ftmp[0, j]
+            for q in range(i):
+                cq = tab.G[i, q] / h
+                if cq != 0.0:
+                    for j in range(K):
+                        rhs_[j] += cq * U[q, j]
+        _lu_solve(W, piv, rhs_)
+        for j in range(K):
+            U[i, j] = rhs_[j] if y[0, j] > 0.0 else 0.0
+        if m.kind != WALSH:
+            symmetrise_pairs(U[i], m.dims)
+    finite = True
+    for j in range(K):
+        acc = y[0, j]
+        ea = 0.0
+        for i in range(ns):
+            acc += tab.b[i] * U[i, j]
+            ea += tab.e[i] * U[i, j]
+        ynew[0, j] = acc
+        err[0, j] = ea
+        if not np.isfinite(acc):
+            finite = False
+    return finite, lo, mg
+
+
+# --------------------------------------------------------------------------- RK slice
+@_njit
+def rk_advance(i, run, m, tab, ctrl):
+    """Advance trajectory ``i`` by at most ``ctrl.slice_steps`` attempted steps."""
+    ist = run.ist[i]
+    fs = run.fs[i]
+    if ist[I_DONE]:
+        return
+    y = run.y[i]
+    k = run.k[i]
+    L, K = y.shape
+    stops = run.stops
+    T = stops.shape[0]
+    S = tab.n_stages
+    kind = ctrl.stop_kind
+    sc = new_scratch(K, m.tmax)
+    ynew = np.empty((L, K))
+    ytmp = np.empty((L, K))
+    err = np.empty((L, K))
+    err3 = np.empty((L, K))
+    yint = np.empty((L, K))
+    implicit = tab.implicit != 0
+    nU = tab.b.shape[0] if implicit else 1
+    nJ = K if implicit else 1
+    U = np.empty((nU, K))
+    Wm = np.empty((nJ, nJ))
+    Jm = np.empty((nJ, nJ))
+    piv = np.empty(nJ, dtype=np.int64)
+    rhs_ = np.empty(K)
+    if not ist[I_STARTED]:
+        ist[I_STARTED] = 1
+        loss, mm = field(y, k[0], sc, m)
+        fs[F_LOSS] = loss
+        fs[F_MM] = mm
+        fs[F_T] = 0.0
+        fs[F_TSTEADY] = -1.0
+        if not _all_finite(k[0]):
+            ist[I_STATUS] = NON_FINITE
+            ist[I_DONE] = 1
+            return
+        idx = 0
+        if kind == STOP_TIME:
+            while idx < T and stops[idx] <= 0.0:
+                _record(run, i, idx, y, loss, mm, 0.0)
+                idx += 1
+        else:
+            ev = _event(y, mm, sc, m, kind)
+            fs[F_EV] = ev
+            if kind == STOP_MARGIN:  # stops already passed: the start itself is recorded
+                while idx < T and ev >= stops[idx]:
+                    _record(run, i, idx, y, loss, mm, 0.0)
+                    idx += 1
+            elif ev >= stops[0]:
+                ist[I_STATUS] = STOP_PASSED
+                ist[I_DONE] = 1
+                return
+        ist[I_IDX] = idx
+        if idx == T:
+            ist[I_DONE] = 1
+            return
+        if ctrl.h0 > 0:
+            h = ctrl.h0
+        else:
+            span = stops[T - 1] if kind == STOP_TIME else np.inf
+            h = _initial_step(y, k[0], span, tab.order, ctrl.rtol, ctrl.atol, ytmp, ynew, sc,
+                              m)
+        fs[F_H] = h
+    t = fs[F_T]
+    h = fs[F_H]
+    loss = fs[F_LOSS]
+    mm = fs[F_MM]
+    ev = fs[F_EV]
+    idx = ist[I_IDX]
+    nacc = ist[I_NACC]
+    nrej = ist[I_NREJ]
+    attempts = ist[I_ATTEMPTS]
+    step_rejected = ist[I_REJ] != 0
+    win_acc = ist[I_WINACC]
+    win_rej = ist[I_WINREJ]
+    last_nonfinite = ist[I_NONFIN] != 0
+    status = 0
+    done = False
+    inv = -1.0 / (tab.order + 1)
+    rtol = ctrl.rtol
+    atol = ctrl.atol
+    dense = ctrl.dense != 0 or kind != STOP_TIME
+    budget = ctrl.slice_steps
+    lo = loss
+    mg = mm
+    while budget > 0:
+        if attempts >= ctrl.max_steps:
+            status = MAX_STEPS
+            done = True
+            break
+        budget -= 1
+        attempts += 1
+        hit = False
+        h_eff = h
+        target = 0.0
+        if kind == STOP_TIME:
+            target = stops[T - 1] if dense else stops[idx]
+            hit = t + h * (1.0 + 1e-10) >= target  # never leave a sliver of 1e-10 h behind
+            if hit:
+                h_eff = target - t
+        if not (h_eff > 10.0 * 2.220446049250313e-16 * max(abs(t), 1e-300)):
+            status = NON_FINITE if (last_nonfinite or not np.isfinite(h_eff)) else STEP_TOO_SMALL
+            done = True
+            break
+        if implicit:
+            finite, lo, mg = _ros_step(y, k[0], h_eff, tab, sc, m, ynew, err, U, Wm, piv, Jm,
+                                       ytmp, yint, rhs_)
+        else:
+            # stages (row-wise over contiguous memory so the loops vectorise)
+            for s_ in range(1, S):
+                for l in range(L):
+                    for j in range(K):
+                        ytmp[l, j] = y[l, j]
+                for q in range(s_):
+                    cq = h_eff * tab.A[s_, q]
+                    if cq != 0.0:
+                        for l in range(L):
+                            for j in range(K):
+                                ytmp[l, j] += cq * k[q, l, j]
+                lo, mg = field(ytmp, k[s_], sc, m)
+            # FSAL: the last stage point is y_new
+            for l in range(L):
+                for j in range(K):
+                    ynew[l, j] = 0.0
+                    err[l, j] = 0.0
+                    err3[l, j] = 0.0
+            for q in range(S):
+                bq = tab.b[q]
+                eq = tab.e[q]
+                e3q = tab.e3[q]
+                for l in range(L):
+                    for j in range(K):
+                        kq = k[q, l, j]
+                        ynew[l, j] += bq * kq
+                        err[l, j] += eq * kq
+                        err3[l, j] += e3q * kq
+            finite = True
+            for l in range(L):
+                for j in range(K):
+                    v = y[l, j] + h_eff * ynew[l, j]
+                    ynew[l, j] = v
+                    if not np.isfinite(v):
+                        finite = False
+        if finite:
+            acc = 0.0
+            acc3 = 0.0
+            for l in range(L):
+                for j in range(K):
+                    sc_ = atol + rtol * max(abs(y[l, j]), abs(ynew[l, j]))
+                    if tab.err_kind == 0:
+                        r = h_eff * err[l, j] / sc_
+                        acc += r * r
+                    elif tab.err_kind == 2:
+                        r = err[l, j] / sc_
+                        acc += r * r
+                    else:
+                        r = err[l, j] / sc_
+                        r3 = err3[l, j] / sc_
+                        acc += r * r
+                        acc3 += r3 * r3
+            if tab.err_kind != 1:
+                en = np.sqrt(acc / (L * K))
+            elif acc == 0.0 and acc3 == 0.0:
+                en = 0.0
+            else:
+                en = abs(h_eff) * acc / np.sqrt((acc + 0.01 * acc3) * (L * K))
+        else:
+            en = np.inf
+        if not ctrl.adaptive:
+            en = 0.5 if finite else np.inf
+        if en < 1.0:
+            if en == 0.0:
+                factor = MAX_FACTOR
+            else:
+                factor = min(MAX_FACTOR, SAFETY * en ** inv)
+            if step_rejected:
+                factor = min(1.0, factor)
+            if not ctrl.adaptive:
+                factor = 1.0
+            t_old = t
+            t = target if hit else t + h_eff
+            nacc += 1
+            if implicit:  # dense layout: k0 = f(y), k1 = (y_new - y) / h, k2 = f(y_new)
+                lo, mg = field(ynew, k[2], sc, m)
+                for l in range(L):
+                    for j in range(K):
+                        k[1, l, j] = (ynew[l, j] - y[l, j]) / h_eff
+            step_rejected = False
+            # ------------------------------------------------ stops inside this step
+            have_dense = False
+            if kind == STOP_TIME:
+                if dense:
+                    while idx < T and stops[idx] <= t:
+                        if stops[idx] >= t:  # the final stop, hit exactly
+                            _record(run, i, idx, ynew, lo, mg, t)
+                        else:
+                            if not have_dense:
+                                _dense_stages(y, k, h_eff, tab, ytmp, sc, m)
+                                have_dense = True
+                            th = (stops[idx] - t_old) / h_eff
+                            _interpolate(y, k, h_eff, th, tab, yint)
+                            li, mi = loss_margin(yint, sc, m)
+                            _record(run, i, idx, yint, li, mi, stops[idx])
+                        idx += 1
+                else:
+                    while idx < T and stops[idx] <= t:
+                        _record(run, i, idx, ynew, lo, mg, t)
+                        idx += 1
+            else:
+                ev_new = _event(ynew, mg if kind == STOP_MARGIN else np.nan, sc, m, kind)
+                while idx < T and ev_new >= stops[idx]:
+                    if not have_dense:
+                        _dense_stages(y, k, h_eff, tab, ytmp, sc, m)
+                        have_dense = True
+                    th = _root_theta(y, k, h_eff, tab, ev, ev_new, stops[idx], yint, sc, m,
+                                     kind)
+                    _interpolate(y, k, h_eff, th, tab, yint)
+                    li, mi = loss_margin(yint, sc, m)
+                    _record(run, i, idx, yint, li, mi, t_old + th * h_eff)
+                    idx += 1
+                ev = ev_new
+            for l in range(L):
+                for j in range(K):
+                    y[l, j] = ynew[l, j]
+                    k[0, l, j] = k[S - 1, l, j]
+            loss = lo
+            mm = mg
+            h_next = h_eff * factor
+            h = max(h_next, h) if (hit and ctrl.adaptive) else h_next
+            if not ctrl.adaptive:
+                h = ctrl.h0
+            win_acc += 1
+            if idx >= T:
+                done = True
+            elif win_acc >= STEADY_WINDOW:
+                if (ctrl.steady != 0 and m.clock == CLOCK_T and
+                        win_rej >= STEADY_REJECT_FRACTION * (win_acc + win_rej) and
+                        newton_steady(y, k[0], ytmp, sc, rtol, atol, m)):
+                    fs[F_TSTEADY] = t
+                    ls, ms = field(ytmp, ynew, sc, m)
+                    while idx < T:
+                        _record(run, i, idx, ytmp, ls, ms, stops[idx])
+                        idx += 1
+                    done = True
+                win_acc = 0
+                win_rej = 0
+        else:
+            if np.isfinite(en):
+                h = h_eff * max(MIN_FACTOR, SAFETY * en ** inv)
+            else:
+                h = h_eff * MIN_FACTOR
+            nrej += 1
+            win_rej += 1
+            step_rejected = True
+        last_nonfinite = not finite
+        if done:
+            break
+    fs[F_T] = t
+    fs[F_H] = h
+    fs[F_LOSS] = loss
+    fs[F_MM] = mm
+    fs[F_EV] = ev
+    ist[I_IDX] = idx
+    ist[I_NACC] = nacc
+    ist[I_NREJ] = nrej
+    ist[I_ATTEMPTS] = attempts
+    ist[I_REJ] = 1 if step_rejected else 0
+    ist[I_WINACC] = win_acc
+    ist[I_WINREJ] = win_rej
+    ist[I_NONFIN] = 1 if last_nonfinite else 0
+    if done:
+        ist[I_STATUS] = status
+        ist[I_DONE] = 1
+
+
+# --------------------------------------------------------------------------- GD slice
+@_njit
+def gd_advance(i, run, m, tab, ctrl):
+    """Advance gradient descent ``s <- s + lr field(s)`` of trajectory ``i`` by at most
+    ``ctrl.slice_steps`` steps; saves at steps 0, k, 2k, ... and the last (``ist[I_NACC]`` =
+    steps done, status 3 when the state overflows)."""
+    ist = run.ist[i]
+    if ist[I_DONE]:
+        return
+    y = run.y[i]
+    d = run.k[i, 0]
+    L, K = y.shape
+    sc = new_scratch(K, m.tmax)
+    steps = ctrl.gd_steps
+    every = ctrl.save_every
+    lr = ctrl.lr
+    idx = ist[I_IDX]
+    for _ in range(ctrl.slice_steps):
+        it = ist[I_NACC]
+        loss, mm = rhs(y, d, sc, m)
+        if it % every == 0 or it == steps:
+            _record(run, i, idx, y, loss, mm, float(it))
+            idx += 1
+        if it == steps:
+            ist[I_DONE] = 1
+            break
+        finite = True
+        for l in range(L):
+            for j in range(K):
+                v = y[l, j] + lr * d[l, j]
+                y[l, j] = v
+                if not np.isfinite(v):
+                    finite = False
+        ist[I_NACC] = it + 1
+        if not finite:
+            ist[I_STATUS] = 3
+            ist[I_DONE] = 1
+            break
+    ist[I_IDX] = idx
+
+
+# --------------------------------------------------------------------------- batches
+@nb.njit(cache=True, error_model="numpy", parallel=True)
+def rk_batch_par(run, m, tab, ctrl):
+    """One RK slice of every unfinished trajectory, in parallel over the batch."""
+    for i in nb.prange(run.y.shape[0]):
+        rk_advance(i, run, m, tab, ctrl)
+
+
+@_njit
+def rk_batch_ser(run, m, tab, ctrl):
+    """One RK slice of every unfinished trajectory, serially."""
+    for i in range(run.y.shape[0]):
+        rk_advance(i, run, m, tab, ctrl)
+
+
+@nb.njit(cache=True, error_model="numpy", parallel=True)
+def gd_batch_par(run, m, tab, ctrl):
+    """One gradient-descent slice of every unfinished trajectory, in parallel."""
+    for i in nb.prange(run.y.shape[0]):
+        gd_advance(i, run, m, tab, ctrl)
+
+
+@_njit
+def gd_batch_ser(run, m, tab, ctrl):
+    """One gradient-descent slice of every unfinished trajectory, serially."""
+    for i in range(run.y.shape[0]):
+        gd_advance(i, run, m, tab, ctrl)
+
+
+#: the batch kernels by job: (serial, parallel). Separate per job so that a command compiles
+#: only the loop it runs.
+BATCH_KERNELS = {JOB_RK: (rk_batch_ser, rk_batch_par), JOB_GD: (gd_batch_ser, gd_batch_par)}
+
+
+# Entering numba's parallel region costs ~15 ms per call on this 2-core machine (a one-step
+# flow took 16 ms in parallel, 0.06 ms serially), so small batches run serially.
+PARALLEL_MIN_BATCH = 8
+
+
+#: typical first-compile seconds of each batch kernel on the 2-core reference machine (CPU
+#: seconds, measured from an empty cache; see bench/RESULTS.md "cold start")
+TYPICAL_COMPILE_S = {JOB_RK: 40.0, JOB_GD: 15.0}
+
+
+def drive(run, m, tab, ctrl, *, bar=None, work_per_step: float = 1.0, what: str = "flow"):
+    """Run slices until every trajectory of ``run`` is done; returns the wall time (s).
+
+    Slices start small and are resized to take about :data:`SLICE_SECONDS` each, so Python
+    regains control (and Ctrl-C is honoured) at least that often. ``bar`` (an object with
+    ``update(n)``) advances by the number of stops reached.
+    """
+    B = run.y.shape[0]
+    ser, par = BATCH_KERNELS[ctrl.job]
+    kernel = par if B >= PARALLEL_MIN_BATCH else ser
+    if kernel not in _READY:  # first call in this process: maybe a compile, say so
+        from .progress import compile_notice
+
+        with compile_notice(what + (" (parallel)" if kernel is par else ""),
+                            TYPICAL_COMPILE_S[ctrl.job], dispatchers=[kernel]):
+            out = _drive(kernel, run, m, tab, ctrl, bar, work_per_step, True)
+        _READY.add(kernel)
+        return out
+    return _drive(kernel, run, m, tab, ctrl, bar, work_per_step, False)
+
+
+_READY: set = set()  # batch kernels already called in this process (dispatcher lookups of
+#                      ``.signatures`` cost ~0.3 ms a call)
+
+
+def _drive(kernel, run, m, tab, ctrl, bar, work_per_step, compiling):
+    B = run.y.shape[0]
+    slice_steps = max(1, min(ctrl.slice_steps, int(2e6 / max(1.0, B * work_per_step))))
+    t0 = time.perf_counter()
+    shown = 0
+    ist = run.ist
+    while True:
+        c = ctrl._replace(slice_steps=int(slice_steps))
+        ts = time.perf_counter()
+        kernel(run, m, tab, c)
+        dt = time.perf_counter() - ts
+        if bar is not None:
+            reached = int(ist[:, I_IDX].sum())
+            if reached > shown:
+                bar.update(reached - shown)
+                shown = reached
+        if ist[:, I_DONE].all():
+            break
+        # resize toward SLICE_SECONDS (at most x4 per slice, never below one attempt); the
+        # first slice of a fresh process may include the compile: it only grows the slice
+        if compiling:
+            compiling = False
+            slice_steps *= 4
+        elif dt > 0:
+            slice_steps = max(1, int(slice_steps * min(4.0, SLICE_SECONDS / dt)))
+        else:
+            slice_steps *= 4
+        slice_steps = min(slice_steps, 1 << 40)
+    return time.perf_counter() - t0
+
+
+def status_message(code: int) -> str:
+    return STATUS_MESSAGES[int(code)]
+

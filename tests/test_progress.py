@@ -1,0 +1,106 @@
+"""progress.py: bars on stderr only when asked or on a terminal; compile notices only when
+numba really compiles."""
+import io
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from svdyn import progress
+from svdyn.progress import compile_notice, progress_bar, progress_enabled
+
+
+def test_enabled_resolution(monkeypatch):
+    monkeypatch.delenv("SVDYN_PROGRESS", raising=False)
+    monkeypatch.setattr(sys, "stderr", io.StringIO())  # not a tty
+    assert progress_enabled(None) is False
+    assert progress_enabled(True) is True
+    assert progress_enabled(False) is False
+    monkeypatch.setenv("SVDYN_PROGRESS", "1")
+    assert progress_enabled(None) is True
+    assert progress_enabled(False) is False  # an explicit argument wins
+    monkeypatch.setenv("SVDYN_PROGRESS", "0")
+    assert progress_enabled(None) is False
+
+
+def test_bar_off_is_silent_noop(monkeypatch):
+    monkeypatch.delenv("SVDYN_PROGRESS", raising=False)
+    err = io.StringIO()
+    monkeypatch.setattr(sys, "stderr", err)
+    with progress_bar(5, "work") as bar:
+        for _ in range(5):
+            bar.update(1)
+        bar.set_postfix_str("x")
+    assert bar.n == 5
+    assert err.getvalue() == ""
+
+
+def test_bar_forced_on_writes_stderr_not_stdout(monkeypatch, capsys):
+    monkeypatch.delenv("SVDYN_PROGRESS", raising=False)
+    with progress_bar(3, "forced", enabled=True, unit="run") as bar:
+        for _ in range(3):
+            bar.update(1)
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert "forced" in err and "/3" in err and "run" in err
+
+
+def test_compile_notice_marker(tmp_path, monkeypatch):
+    monkeypatch.setenv("NUMBA_CACHE_DIR", str(tmp_path))
+    monkeypatch.delenv("SVDYN_PROGRESS", raising=False)
+    monkeypatch.setattr(progress, "_NOTICED", set())
+    buf = io.StringIO()
+    with compile_notice("unit-test", 12, stream=buf) as shown:
+        pass
+    assert shown is True
+    line = buf.getvalue()
+    assert line.count("\n") == 1
+    assert "compiling unit-test kernels for the first time" in line and "~12 s" in line
+    # the marker lives inside NUMBA_CACHE_DIR: a fresh process (simulated) sees it and is silent
+    monkeypatch.setattr(progress, "_NOTICED", set())
+    buf2 = io.StringIO()
+    with compile_notice("unit-test", 12, stream=buf2) as shown2:
+        pass
+    assert shown2 is False and buf2.getvalue() == ""
+    # a failing block leaves no marker
+    monkeypatch.setattr(progress, "_NOTICED", set())
+    with pytest.raises(RuntimeError):
+        with compile_notice("fails", 1, stream=io.StringIO()):
+            raise RuntimeError
+    assert not progress._marker("fails").exists()
+
+
+def test_compile_notice_silenced_by_env(tmp_path, monkeypatch):
+    monkeypatch.setenv("NUMBA_CACHE_DIR", str(tmp_path))
+    monkeypatch.setenv("SVDYN_PROGRESS", "0")
+    monkeypatch.setattr(progress, "_NOTICED", set())
+    buf = io.StringIO()
+    with compile_notice("quiet", 3, stream=buf) as shown:
+        pass
+    assert shown is False and buf.getvalue() == ""
+
+
+def test_compile_notice_follows_numba_cache(tmp_path):
+    """With dispatchers: a notice in a fresh cache, none once numba has cached the kernel."""
+    mod = tmp_path / "nbmod.py"
+    mod.write_text("from numba import njit\n@njit(cache=True)\ndef f(x):\n    return x + 1\n")
+    script = textwrap.dedent("""
+        import io, sys
+        sys.path.insert(0, sys.argv[1])
+        import nbmod
+        from svdyn.progress import compile_notice
+        buf = io.StringIO()
+        with compile_notice("probe", 5, [nbmod.f], stream=buf) as shown:
+            nbmod.f(1)
+        with compile_notice("probe-again", 5, [nbmod.f], stream=buf) as again:
+            nbmod.f(2)
+        print(int(shown), int(again))
+    """)
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path / "cache")}
+    env.pop("SVDYN_PROGRESS", None)
+    run = lambda: subprocess.run([sys.executable, "-c", script, str(tmp_path)], env=env,
+                                 capture_output=True, text=True, check=True).stdout.split()
+    assert run() == ["1", "0"]  # first process compiles; in-process signatures then known
+    assert run() == ["0", "0"]  # second process: numba's on-disk index is found
