@@ -255,6 +255,7 @@ def lowrank_cells(mc_json: list) -> dict:
 
 
 def sec_basins(ctx: Context) -> Section:
+    from ..progress import track
     from . import basins
     from .certify import certify_limit
     quick, figures, rel = ctx.quick, ctx.figures, ctx.rel
