@@ -102,8 +102,11 @@ def _strip_seconds(obj):
 
 
 def _dumps(obj) -> str:
-    return json.dumps(_strip_seconds(obj), indent=None, sort_keys=False,
-                      default=lambda o: o.tolist() if hasattr(o, "tolist") else str(o))
+    """Standard JSON (non-finite numbers as ``null``, as every svdyn JSON writer does)."""
+    from ..io import dumps_json
+    plain = json.loads(json.dumps(_strip_seconds(obj), indent=None, sort_keys=False,
+                                  default=lambda o: o.tolist() if hasattr(o, "tolist") else str(o)))
+    return dumps_json(plain)
 
 
 VERDICT = {True: "**reproduced**", False: "**not reproduced**", "partly": "**partly reproduced**"}
@@ -740,7 +743,9 @@ def _write_report(out: Path, summ_path: Path, bodies: dict, summ: dict, quick: b
                                f"`svdyn report --only {key}`.")
         md += [_marker(key), body, _marker(key, True), ""]
     md.append(CLOSING_NOTE)
-    _atomic_write(summ_path, json.dumps(summ, indent=1, ensure_ascii=False))
+    from ..io import jsonable
+    _atomic_write(summ_path, json.dumps(jsonable(summ), indent=1, ensure_ascii=False,
+                                        allow_nan=False))
     _atomic_write(out, "\n".join(md).rstrip("\n") + "\n")
 
 
