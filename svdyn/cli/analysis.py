@@ -279,10 +279,18 @@ def cmd_classify(args) -> int:
                         "completed run")
     m_mid, m_end = _margins(args.margins)
     r = classify_trajectory(tr, m_mid, m_end)
-    c, g = r["classification"], r["geometry"]
+    c, g, cert = r["classification"], r["geometry"], r["certified"]
     print(f"classify: K={tr.spec.K} L={tr.spec.L} group={tr.spec.group} loss={tr.spec.loss}, "
           f"last state t = {r['time']:.6g}")
-    print(f"  limit {c['label']} (rank {c['rank']}, support {c['support']}, "
+    if cert["decided"]:
+        kkt = cert.get("kkt") or {}
+        print(f"  certified limit {cert['label']} (support {cert['support']}, "
+              f"{cert['support_class']}; KKT stationarity {kkt.get('stationarity', 0):.2g}, "
+              f"slackness {kkt.get('slackness', 0):.2g}, gap {kkt.get('gap', 0):.3g})")
+    else:
+        print(f"  certified limit: undecided ({cert['reason']})")
+    print(f"  growth exponents (finite horizon, not a certificate): {c['label']} (rank "
+          f"{c['rank']}, support {c['support']}, "
           f"{'decided' if c['decided'] else 'UNDECIDED'}: exponent error {c['error']:.3g}, "
           f"continued to margin {c['horizon']:g}, status {c['status']})")
     print("  exponents " + np.array2string(np.asarray(c["exponents"]), precision=4,
