@@ -97,17 +97,44 @@ def field_rows(max_log2):
     return rows
 
 
+def _cpu_per_call(fn, n=300, repeat=5):
+    """Best of ``repeat`` x ``n`` calls in process (CPU) time, us per call."""
+    best = float("inf")
+    for _ in range(repeat):
+        t0 = time.process_time()
+        for _ in range(n):
+            fn()
+        best = min(best, (time.process_time() - t0) / n)
+    return best * 1e6
+
+
 def wrapper_rows():
+    """Per-call cost of the Python wrapper, and where it goes (CPU us, best of 5 x 300)."""
+    from svdyn.bundle import CLOCK_T, JOB_RK, STOP_TIME, make_ctrl, new_run
+    from svdyn.result import Trajectory
+    from svdyn.stepper import rk_batch_ser
+    from svdyn.tableaux import TABLEAUX
+
     spec = ModelSpec(4, 2)
     s0 = spec.balanced(_z0(spec))
-    flow(spec, s0, save_at=[1e-6], first_step=1e-6)
-    descend(spec, s0, 0.1, 0)
-    t_flow = best_of(lambda: [flow(spec, s0, save_at=[1e-6], first_step=1e-6, progress=False)
-                              for _ in range(200)], 3) / 200
-    t_desc = best_of(lambda: [descend(spec, s0, 0.1, 0, progress=False) for _ in range(200)],
-                     3) / 200
-    return [{"call": "flow, one step (K = 4, L = 2)", "us_per_call": t_flow * 1e6},
-            {"call": "descend, 0 steps (K = 4, L = 2)", "us_per_call": t_desc * 1e6}]
+    flow(spec, s0, save_at=[1e-6], first_step=1e-6, progress=False)
+    descend(spec, s0, 0.1, 0, progress=False)
+    tab, m, times = TABLEAUX["dopri5"], spec.bundle(CLOCK_T), np.array([0.0, 1e-6])
+    ctrl = make_ctrl(JOB_RK, 1e-9, 1e-12, 2_000_000, 1 << 30, True, True, STOP_TIME, 1e-6)
+    parts = {
+        "flow, one step (K = 4, L = 2)":
+            lambda: flow(spec, s0, save_at=[1e-6], first_step=1e-6, progress=False),
+        "descend, 0 steps (K = 4, L = 2)": lambda: descend(spec, s0, 0.1, 0, progress=False),
+        "  part: spec.check_state": lambda: spec.check_state(s0, "initial state"),
+        "  part: new_run (arrays)": lambda: new_run(s0[None], tab.n_dense, times),
+        "  part: new_run + compiled one-step slice (numba dispatch of 4 bundles)":
+            lambda: rk_batch_ser(new_run(s0[None], tab.n_dense, times), m, tab, ctrl),
+        "  part: make_ctrl": lambda: make_ctrl(JOB_RK, 1e-9, 1e-12, 2_000_000, 1 << 30, True,
+                                               True, STOP_TIME, 1e-6),
+        "  part: Trajectory(...)": lambda: Trajectory(spec, times, s0, times, times, "ok", {},
+                                                      kind="flow"),
+    }
+    return [{"call": k, "cpu_us_per_call": _cpu_per_call(f)} for k, f in parts.items()]
 
 
 def method_rows(Ks, Ls, t_end, rtol):
@@ -156,6 +183,50 @@ def cheapest_for(rows, target):
     return best
 
 
+def _method_grid(quick=False):
+    Ks = (4, 64) if quick else (4, 64, 256)
+    return Ks, (2, 4), [10.0 ** -e for e in range(6, 11)]
+
+
+def accuracy_cost_rows(Ks, Ls, rtols, t_end=1e7, methods=("dopri5", "tsit5", "dop853")):
+    """Accuracy per cost: max relative error of the final state against dop853 at rtol 1e-13
+    (atol 1e-16) vs CPU ms (best of 3, process time), atol = 1e-3 rtol (the flow default
+    1e-12 at rtol 1e-9)."""
+    rows = []
+    for L in Ls:
+        for K in Ks:
+            spec = ModelSpec(K, L)
+            s0 = spec.balanced(_z0(spec, seed=2))
+            ref = flow(spec, s0, save_at=[t_end], rtol=1e-13, atol=1e-16, method="dop853",
+                       progress=False).s[-1]
+            for meth in methods:
+                for rtol in rtols:
+                    kw = dict(save_at=[t_end], rtol=rtol, atol=rtol * 1e-3, method=meth,
+                              progress=False)
+                    tr = flow(spec, s0, **kw)
+                    ms = _cpu_per_call(lambda: flow(spec, s0, **kw), n=1, repeat=3) / 1e3
+                    err = np.abs(tr.s[-1] - ref).max() / np.abs(ref).max()
+                    rows.append({"K": K, "L": L, "method": meth, "rtol": rtol,
+                                 "steps": tr.stats["accepted_steps"][0], "cpu_ms": ms,
+                                 "rel_err": err})
+    return rows
+
+
+def cheapest_by_case(rows, targets=(1e-6, 1e-8, 1e-10)):
+    """Per (K, L, target error): the cheapest CPU ms of each method reaching it."""
+    out = []
+    for K, L in sorted({(r["K"], r["L"]) for r in rows}, key=lambda x: (x[1], x[0])):
+        for target in targets:
+            sel = [dict(r, ms=r["cpu_ms"]) for r in rows if r["K"] == K and r["L"] == L]
+            best = cheapest_for(sel, target)
+            row = {"K": K, "L": L, "rel_err <=": target}
+            for meth in ("dopri5", "tsit5", "dop853"):
+                row[f"{meth} ms"] = best[meth]["ms"] if meth in best else float("nan")
+            row["dopri5 / dop853"] = row["dopri5 ms"] / row["dop853 ms"]
+            out.append(row)
+    return out
+
+
 def batch_rows(Bs, Ks, t_end, rtol):
     rows = []
     for K in Ks:
@@ -191,12 +262,24 @@ def steps_rows():
 def main(argv=None):
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--only", choices=["wrapper", "methods"], help="run one case")
     a = ap.parse_args(argv)
     q = a.quick
     print(header("svdyn engine"))
+    if a.only == "wrapper":
+        print("### Python wrapper per call (CPU time)\n")
+        print(table(wrapper_rows()))
+        return
+    if a.only == "methods":
+        rows = accuracy_cost_rows(*_method_grid(q))
+        print("### Accuracy per cost (walsh, t_end 1e7; CPU ms, process time)\n")
+        print(table(rows))
+        print("### Cheapest run reaching each error (CPU ms)\n")
+        print(table(cheapest_by_case(rows)))
+        return
     print("### Field evaluation vs the floor FWHT + K exp + FWHT (walsh, L = 2, ce)\n")
     print(table(field_rows(10 if q else 16)))
-    print("### Python wrapper per call\n")
+    print("### Python wrapper per call (CPU time)\n")
     print(table(wrapper_rows()))
     print("### One trajectory (walsh, t_end 1e7, rtol 1e-8): methods, accuracy per cost\n")
     print(table(method_rows((4, 64) if q else (4, 16, 64, 256, 1024), (2, 4), 1e7, 1e-8)))

@@ -56,12 +56,12 @@ def descend(spec: ModelSpec, s0, lr: float, steps: int, save_every: int = 1, *,
     single = s0.ndim == 2
     Y0 = s0[None] if single else s0
     B = Y0.shape[0]
-    run = new_run(Y0, 1, times)
+    run = new_run(Y0, 1, times, copy=False)  # s0 is check_state's fresh copy
     ctrl = make_ctrl(JOB_GD, slice_steps=1 << 30, lr=lr, gd_steps=steps, save_every=save_every)
-    from .progress import progress_bar
+    from .integrate import _NULL_BAR, _bar
 
-    with progress_bar(B * times.size, "descend", enabled=progress, unit="save") as bar:
-        wall = drive(run, spec.bundle(CLOCK_T), DOPRI5, ctrl, bar=bar,
+    with _bar(progress, B * times.size, "descend") as bar:
+        wall = drive(run, spec.bundle(CLOCK_T), DOPRI5, ctrl, bar=None if bar is _NULL_BAR else bar,
                      work_per_step=spec.L * spec.K, what="descend")
     status = ["ok" if st == 0 else f"state became non-finite after step {done}; lower --lr"
               for st, done in zip(run.ist[:, I_STATUS], run.ist[:, I_NACC])]

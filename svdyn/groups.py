@@ -28,7 +28,6 @@ from functools import cached_property
 
 import numpy as np
 
-from .transforms import char_transform, fwht, twiddle_tables
 
 WALSH, PRODUCT = 0, 1  # numba dispatch codes
 
@@ -124,12 +123,14 @@ class Group:
     @cached_property
     def tables(self):
         """Arrays handed to the numba kernels: ``(kind, dims, cos_tab, sin_tab, offs)``."""
-        dims = np.asarray(self.dims, dtype=np.int64)
+        from .transforms import twiddle_tables  # numba: imported on first use (svdyn --help
+        dims = np.asarray(self.dims, dtype=np.int64)  # and the CLI parser stay numba-free)
         c, s, o = twiddle_tables(dims)
         return self.kind, dims, c, s, o
 
     def transform(self, x: np.ndarray) -> np.ndarray:
         """``y_j = sum_g x_g Re chi_j(g)`` (= ``C @ x``) via the fast kernel; x shape (K,)."""
+        from .transforms import char_transform, fwht
         x = np.ascontiguousarray(x, dtype=np.float64)
         if x.shape != (self.K,):
             raise SpecError(f"transform expects shape ({self.K},), got {x.shape}")

@@ -140,7 +140,7 @@ class ModelSpec:
         if s.ndim not in (2, 3) or s.shape[-2:] != (self.L, self.K):
             raise SpecError(f"{what} must have shape (L, K) = ({self.L}, {self.K}) or "
                             f"(B, {self.L}, {self.K}); got {s.shape}")
-        if not np.all(np.isfinite(s)):
+        if not np.isfinite(s).all():   # the method: np.all costs ~3 us more a call
             raise SpecError(f"{what} contains non-finite values; pass finite singular values")
         self.G.check_paired(s, what)
         return self.G.symmetrise(s)

@@ -770,7 +770,7 @@ def _drive(kernel, run, m, tab, ctrl, bar, work_per_step, compiling):
     shown = 0
     ist = run.ist
     while True:
-        c = ctrl._replace(slice_steps=int(slice_steps))
+        c = ctrl if ctrl.slice_steps == slice_steps else ctrl._replace(slice_steps=int(slice_steps))
         ts = time.perf_counter()
         kernel(run, m, tab, c)
         dt = time.perf_counter() - ts

@@ -55,6 +55,35 @@ def test_bad_input_subprocess_no_traceback():
     assert "cyclic" in r.stderr
 
 
+NO_NUMBA = r"""
+import contextlib, io, json, sys
+from svdyn.cli.main import main
+argvs = json.loads(sys.argv[1])
+codes = []
+for argv in argvs:
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+        codes.append(main(argv))
+print(json.dumps({"codes": codes, "numba": "numba" in sys.modules,
+                  "torch": "torch" in sys.modules}))
+"""
+
+
+def test_help_and_argument_errors_without_numba():
+    """--help, <cmd> --help and bad arguments answer without importing numba (or torch)."""
+    from svdyn.cli.dynamics import OPTIMIZER_NAMES
+    from svdyn.optimizers import OPTIMIZERS
+    assert OPTIMIZER_NAMES == tuple(OPTIMIZERS)      # the CLI's copy of the names
+    helps = [["--help"]] + [[c, "--help"] for c in
+                            ("flow", "descend", "demo", "validate", "basin", "report",
+                             "stability", "warmup", "derive")]
+    r = subprocess.run([sys.executable, "-c", NO_NUMBA, json.dumps(helps + BAD)],
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    got = json.loads(r.stdout)
+    assert got["codes"] == [0] * len(helps) + [2] * len(BAD)
+    assert not got["numba"] and not got["torch"]
+
+
 def test_flow_json_contract(tmp_path):
     out = tmp_path / "f.json"
     png = tmp_path / "f.png"

@@ -8,9 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..descent import descend
 from ..groups import SpecError
-from ..integrate import flow, log_grid
 from ..io import write_text
 from ..ranks import numerical_rank
 from ..spec import ModelSpec
@@ -18,6 +16,10 @@ from .common import (MAX_TIME, POSITIVE, SEED_T, Num, NumList, OutDir, OutFile, 
                      add_model_args, add_plot_out, check_save_plan, init_from_args,
                      random_init_z, save_plot, save_trajectory, spec_from_args)
 
+# the engine (numba) is imported inside the commands, so that --help and argument errors
+# answer without loading numba; tests/test_cli.py checks this and that OPTIMIZER_NAMES equals
+# tuple(svdyn.optimizers.OPTIMIZERS)
+OPTIMIZER_NAMES = ("gd", "momentum", "nesterov", "adam", "adamw", "rmsprop", "sign-gd")
 T_END = Num(float, lo=1e-300, hi=MAX_TIME, why="float64 times")
 
 
@@ -124,6 +126,7 @@ def cmd_flow(args) -> int:
         if save_at[0] > 0:
             save_at = np.concatenate([[0.0], save_at])
         check_save_plan(save_at.size + 1, spec.L, spec.K, what="--save-at: ")
+    from ..integrate import flow     # numba: only once the arguments are known good
     traj = flow(spec, s0, args.t_end, save_at=save_at, rtol=args.rtol, atol=args.atol,
                 max_steps=args.max_steps)
     return _finish(traj, args, meta)
@@ -139,6 +142,7 @@ def cmd_descend(args) -> int:
                         what=f"--steps {args.steps} --save-every {args.save_every} with --json: ")
     s0, meta = init_from_args(args, spec)
     if args.optimizer == "gd":
+        from ..descent import descend
         traj = descend(spec, s0, args.lr, args.steps, args.save_every)
     else:
         from ..optimizers import optimize
@@ -149,8 +153,7 @@ def cmd_descend(args) -> int:
 
 def add_optimizer_args(p) -> None:
     """--optimizer --momentum --betas --eps --alpha (issue 15)."""
-    from ..optimizers import OPTIMIZERS
-    p.add_argument("--optimizer", default="gd", choices=list(OPTIMIZERS),
+    p.add_argument("--optimizer", default="gd", choices=list(OPTIMIZER_NAMES),
                    help="gd (default), momentum, nesterov (torch SGD conventions); adam, "
                    "adamw, rmsprop, sign-gd (exact only for walsh, depth >= 2, "
                    "signed-permutation hidden frames)")
@@ -172,6 +175,7 @@ def optimizer_hyper(args) -> dict:
 
 def cmd_demo(args) -> int:
     from ..analysis.geometry import classify_trajectory
+    from ..integrate import flow, log_grid
     from ..plotting import save_grid_plot, save_modes_plot
 
     depths = list(args.depths)
