@@ -131,7 +131,7 @@ def test_monte_carlo_counts_undecided_separately():
 
 
 def test_stiff_clock_matches_the_engine_flow_y():
-    # the engine's explicit dopri5 y clock (svdyn.integrate.flow_y) at a moderate last stop
+    # the engine's y clock (svdyn.integrate.flow_y, default rodas4) at a moderate last stop
     from svdyn.integrate import flow_y
     from svdyn.spec import random_init_z
     spec = ModelSpec(8, 6)

@@ -16,6 +16,14 @@ second-order method integrates with few steps. The Jacobian is dense (K x K), so
 O(K^3): fine to K = 256 for single starts, not for K = 1024 batches. Every stop
 ``min_j y_j = delta`` is landed on by secant iteration on the step size (relative 1e-10).
 Failures are status codes, never exceptions inside the compiled loop.
+
+Why it is kept next to the engine's ``svdyn.integrate.flow_y(method="rodas4")`` (measured
+``NUMBA_NUM_THREADS=1 python bench/yclock_vs_engine.py [labels]``, walsh, eps = 0.01, rtol 1e-8,
+the stops of ``certify.y_stops``): rodas4 takes 3-4x fewer steps but costs 0.85-2.8x the CPU
+time (K = 16: 0.45 vs 0.53 s; K = 4, L = 4: 0.037 vs 0.013 s, 16 starts), and inside
+``certify_limit`` on 100 starts (K = 8, L = 4, eps = 0.01) it cost 2.02 vs 0.86 s and left one
+start undecided that this clock certifies (rank-4 code): rodas4's y at z = 1e9 was off by
+7.9e-3 against a rtol 1e-11 run, this clock by 1.3e-5. Labels agreed on 399 of 400 starts (K = 8, L = 3, 4, eps = 0.01, 0.1).
 """
 from __future__ import annotations
 
