@@ -2,6 +2,7 @@
 
     python bench/sweep_bench.py overhead [--flows 10000] [--chunk 2500] [--repeat 3]
     python bench/sweep_bench.py scaling  [--samples 96] [--chunk 8] [--repeat 1]
+                                         [--classifier certified|growth]
 
 overhead: an in-process sweep of N flows (K = 8, L = 3, eps = 0.1, t_end = 100) against one
 batched ``svdyn.integrate.flow`` call on the same inits (the sweep's per-chunk seeds,
@@ -63,7 +64,9 @@ def scaling(args):
     from svdyn.sweep import run
     raw = {"model": {"K": 8}, "axes": {"L": [3, 4], "eps": [0.1, 1.0]},
            "init": {"samples": args.samples, "seed": 0},
-           "task": {"kind": "classify", "max_end": 1e4}, "run": {"chunk": args.chunk}}
+           "task": ({"kind": "classify", "classifier": "growth", "max_end": 1e4}
+                    if args.classifier == "growth" else {"kind": "classify"}),
+           "run": {"chunk": args.chunk}}
     tmp = Path(tempfile.mkdtemp())
     res = {1: [], 2: []}
     for i in range(args.repeat):
@@ -86,6 +89,8 @@ def main():
     p.add_argument("--chunk", type=int, default=None)
     p.add_argument("--samples", type=int, default=96)
     p.add_argument("--repeat", type=int, default=3)
+    p.add_argument("--classifier", choices=("certified", "growth"), default="certified",
+                   help="scaling: the classify task's classifier (README numbers: growth)")
     a = p.parse_args()
     if a.what == "overhead":
         a.chunk = a.chunk or 2500

@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def tiny(task="classify", **over):
     g = {"model": {"K": 4}, "axes": {"L": [2, 3], "eps": [0.05, 0.5]},
-         "init": {"samples": 6, "seed": 3}, "task": {"kind": task, "max_end": 1e4},
+         "init": {"samples": 6, "seed": 3}, "task": {"kind": task},
          "run": {"chunk": 4}}
     for k, v in over.items():
         g[k] = v
@@ -37,7 +37,16 @@ def tiny(task="classify", **over):
     ({"axes": {"eps": {"log": [1e-3, 1, 0]}}}, ["[axes] eps.log"]),
     ({"axes": {"depth": [2]}}, ["[axes]", "depth", "sweepable"]),
     ({"axes": {"K": [4]}}, ["K", "also fixed"]),
-    ({"task": {"kind": "classify", "m_end": "big"}}, ["[task] m_end", "number"]),
+    ({"task": {"kind": "classify", "z_final": "big"}}, ["[task] z_final", "number"]),
+    ({"task": {"kind": "classify", "classifier": "growth", "m_end": "big"}},
+     ["[task] m_end", "number"]),
+    ({"task": {"kind": "classify", "max_end": 1e4}},
+     ["[task] max_end", 'classifier = "growth"']),
+    ({"task": {"kind": "basin_k4", "m_mid": 1e2}}, ["[task] m_mid", 'classifier = "growth"']),
+    ({"task": {"kind": "classify", "classifier": "growth", "n_stops": 4}},
+     ["[task] n_stops", 'classifier = "certified"']),
+    ({"task": {"kind": "classify", "classifier": "exact"}}, ["[task] classifier", "exact"]),
+    ({"task": {"kind": "classify", "n_stops": 2}}, ["[task] n_stops", ">= 3"]),
     ({"task": {"kind": "dance"}}, ["[task] kind", "dance"]),
     ({"results": {}}, ["unknown section", "results"]),
     ({"run": {"chunk": 0}}, ["[run] chunk"]),
@@ -98,8 +107,23 @@ def test_wilson_interval_closed_form():
 
 
 # ----------------------------------------------------------------------------- tasks
+def test_classifier_defaults_are_certify_defaults():
+    from svdyn.analysis import certify
+    from svdyn.sweep.grid import CLASSIFIERS
+    t = Grid.from_dict(tiny()).normal["task"]
+    assert t == {"kind": "classify", "classifier": "certified", "z_final": certify.Z_FINAL,
+                 "n_stops": certify.N_STOPS}
+    assert {k: d for k, (_, d) in CLASSIFIERS["certified"].items()} == \
+        {"z_final": certify.Z_FINAL, "n_stops": certify.N_STOPS}
+    raw = tiny()
+    raw["task"] = {"kind": "classify", "classifier": "growth"}
+    g = Grid.from_dict(raw)
+    assert set(g.normal["task"]) == {"kind", "classifier", "m_mid", "m_end", "max_end",
+                                     "adaptive"}
+
+
 def test_classify_sweep_matches_direct_calls_and_pandas(tmp_path):
-    from svdyn.analysis.geometry import classify_states
+    from svdyn.analysis.certify import certify_limit
     from svdyn.spec import ModelSpec, random_init_z
     g = Grid.from_dict(tiny())
     rep = run(g, tmp_path / "s", quiet=True)
@@ -111,15 +135,29 @@ def test_classify_sweep_matches_direct_calls_and_pandas(tmp_path):
         rng = np.random.default_rng(np.random.SeedSequence(chunk_entropy(3, ch.cell, ch.index)))
         z0 = random_init_z(spec, ch.cell.params["eps"], rng, batch=ch.stop - ch.start)
         np.testing.assert_array_equal(cols["z0"], z0)
-        c = classify_states(spec, spec.balanced(z0), 1e2, 1e4, max_end=1e4)
-        np.testing.assert_array_equal(cols["rank"], c["rank"])
-        np.testing.assert_array_equal(cols["nc"], c["nc"])
+        c = certify_limit(spec, z0, is_z=True)
+        np.testing.assert_array_equal(cols["rank"], c.rank)
+        np.testing.assert_array_equal(cols["nc"], c.nc)
+        np.testing.assert_array_equal(cols["decided"], c.decided)
+        np.testing.assert_array_equal(cols["error"], c.direction_error)
+        np.testing.assert_array_equal(cols["steps"], c.steps)
+        assert [list(x) for x in cols["support"]] == \
+            [np.nonzero(row)[0].tolist() for row in c.support]
+        for k in ("label", "support_class", "reason", "status"):
+            assert list(cols[k]) == list(getattr(c, k)), k
     summ = collect(tmp_path / "s")
     assert [Path(p).name for p in summ.figures] == ["nc_fraction.png", "rank_hist.png"]
     assert (tmp_path / "s" / "summary.csv").read_text().count("\n") == 5
     pivot = (tmp_path / "s" / "nc_fraction.md").read_text()
     r3 = next(r for r in summ.rows if r["L"] == 3 and r["eps"] == 0.5)
     assert f"| 3 | " in pivot and f"{r3['nc_fraction']:.3f} (6, {r3['undecided']})" in pivot
+    for row in summ.rows:     # undecided apart; fractions and histograms over decided rows
+        assert row["decided"] + row["undecided"] == row["count"] == 6
+        assert sum(int(p.split(":")[1]) for p in row["rank_hist"].split()) == row["decided"]
+        assert sum(int(p.rsplit(":", 1)[1]) for p in row["support_hist"].split("; ")
+                   if p) == row["decided"]
+        if row["L"] == 2:     # NC by the theorem of [H]
+            assert row["nc_fraction"] == 1.0 and row["rank_hist"] == "3:6"
     st = status(tmp_path / "s")
     assert (st["done"], st["pending"], st["failed"]) == (len(g.chunks()), 0, 0)
     # pandas reads the hive tree directly; its NC fractions agree with the summary
@@ -129,8 +167,32 @@ def test_classify_sweep_matches_direct_calls_and_pandas(tmp_path):
     for row in summ.rows:
         sel = df[(df.L.astype(str) == str(row["L"])) & (df.eps.astype(str) == repr(row["eps"]))]
         assert len(sel) == row["count"] == 6
-        assert sel.nc.mean() == pytest.approx(row["nc_fraction"])
+        dec = sel[sel.decided]
+        assert (row["nc_fraction"] == dec.nc.mean() if len(dec) else
+                math.isnan(row["nc_fraction"]))
         assert row["nc_lo"] <= row["nc_fraction"] <= row["nc_hi"]
+
+
+def test_growth_classifier_path_matches_classify_states(tmp_path):
+    from svdyn.analysis.geometry import DECIDED, classify_states
+    from svdyn.spec import ModelSpec, random_init_z
+    raw = tiny(axes={"L": [3], "eps": [0.5]})
+    raw["task"] = {"kind": "classify", "classifier": "growth", "max_end": 1e4}
+    g = Grid.from_dict(raw)
+    run(g, tmp_path / "g", quiet=True)
+    for ch in g.chunks():
+        cols = store.read_chunk(tmp_path / "g" / ch.relpath)
+        spec = ModelSpec(4, 3)
+        rng = np.random.default_rng(np.random.SeedSequence(chunk_entropy(3, ch.cell, ch.index)))
+        z0 = random_init_z(spec, 0.5, rng, batch=ch.stop - ch.start)
+        c = classify_states(spec, spec.balanced(z0), 1e2, 1e4, max_end=1e4)
+        np.testing.assert_array_equal(cols["rank"], c["rank"])
+        np.testing.assert_array_equal(cols["nc"], c["nc"])
+        np.testing.assert_array_equal(cols["horizon"], c["horizon"])
+        np.testing.assert_array_equal(cols["decided"], np.asarray(c["error"]) <= DECIDED)
+    summ = collect(tmp_path / "g", figures=False)
+    assert "support_hist" not in summ.columns and "horizon" not in summ.columns
+    assert summ.rows[0]["decided"] + summ.rows[0]["undecided"] == 6
 
 
 def test_flow_task_matches_batched_flow(tmp_path):
@@ -153,7 +215,7 @@ def test_flow_task_matches_batched_flow(tmp_path):
 
 
 def test_critical_and_basin_tasks(tmp_path):
-    from svdyn.analysis.basins import k4_map
+    from svdyn.analysis.basins import K4_Z_FINAL, k4_map
     from svdyn.landscape.critical import critical_points
     from svdyn.spec import ModelSpec
     g = Grid.from_dict({"model": {"lam": 1e-2}, "axes": {"K": [4, 8], "L": [2, 3]},
@@ -168,13 +230,18 @@ def test_critical_and_basin_tasks(tmp_path):
     assert [Path(p).name for p in summ.figures] == ["critical_winner.png"]
     rs = [0.1, 0.5, 0.9, 1.2]
     gb = Grid.from_dict({"axes": {"L": [3], "eps": [0.1]}, "init": {"kind": "k4_plane",
-                         "r": rs}, "task": {"kind": "basin_k4", "max_end": 1e4},
+                         "r": rs}, "task": {"kind": "basin_k4", "z_final": K4_Z_FINAL},
                          "run": {"chunk": 3}})
     run(gb, tmp_path / "b", quiet=True)
     sb = collect(tmp_path / "b")
-    ref = k4_map(3, [0.1], rs, max_end=1e4)
+    ref = k4_map(3, [0.1], rs)
+    cols = [store.read_chunk(tmp_path / "b" / ch.relpath) for ch in gb.chunks()]
+    np.testing.assert_array_equal(np.concatenate([c["rank"] for c in cols]), ref["rank"][0])
+    np.testing.assert_array_equal(np.concatenate([c["decided"] for c in cols]),
+                                  ref["decided"][0])
     ranks = np.array(ref["rank"][0])
     assert sb.rows[0]["nc"] == int(np.sum(ranks == 3))
+    assert sb.rows[0]["undecided"] == ref["undecided"]
     assert [Path(p).name for p in sb.figures] == ["basin_map.png"]
 
 

@@ -21,7 +21,7 @@ from svdyn.sweep import store  # noqa: E402
 from svdyn.sweep.grid import Grid  # noqa: E402
 
 GRID = {"model": {"K": 4}, "axes": {"L": [2, 3], "eps": [0.1, 1.0]},
-        "init": {"samples": 8, "seed": 5}, "task": {"kind": "classify", "max_end": 1e4},
+        "init": {"samples": 8, "seed": 5}, "task": {"kind": "classify"},
         "run": {"chunk": 4}}
 
 
@@ -105,7 +105,7 @@ def test_sigint_keeps_finished_chunks_and_resumes(reference, tmp_path):
     grid = tmp_path / "g.toml"
     grid.write_text('[model]\nK = 4\n[axes]\nL = [2, 3]\neps = [0.1, 1.0]\n'
                     '[init]\nsamples = 16\nseed = 5\n[task]\nkind = "classify"\n'
-                    'max_end = 1e4\n[run]\nchunk = 2\n')
+                    '[run]\nchunk = 2\n')
     out = tmp_path / "s"
     env = dict(os.environ, SVDYN_PROGRESS="0")
     env.pop("SVDYN_SWEEP_FAULT_DIR", None)

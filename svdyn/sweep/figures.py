@@ -1,8 +1,9 @@
 """Standard sweep figures (matplotlib, Agg): one function per task, driven by the summary.
 
 * classify: ``nc_fraction[_<other axes>].png`` -- heatmap of the NC fraction over (L, eps),
-  one panel per K, each cell annotated; ``rank_hist_K<K>[...].png`` -- per L, the rank
-  distribution over eps as stacked bars.
+  one panel per K, each cell annotated (fraction of the decided starts; the undecided count in
+  the title); ``rank_hist_K<K>[...].png`` -- per L, the rank distribution of the decided
+  starts over eps as stacked bars.
 * basin_k4: ``basin_map[...].png`` -- per L, the limit rank over (eps, r) (square code = rank 2,
   NC = rank 3; undecided points marked x).
 * critical: ``critical_winner[_lam=...].png`` -- the lowest-loss family over (K, L).
@@ -68,10 +69,12 @@ def _nc_heatmaps(summ, grid_params, fig_dir):
             ax.set_xlabel("init scale eps")
             ax.set_ylabel("depth L")
             n = sum(r.get("count", 0) for r in rk)
-            ax.set_title(f"K = {K}: NC fraction ({n} inits)", fontsize=10)
-        fig.colorbar(im, ax=axes[0].tolist(), shrink=0.9, label="NC fraction")
+            u = sum(r.get("undecided", 0) for r in rk)
+            ax.set_title(f"K = {K}: NC fraction of decided\n({n} inits, {u} undecided)",
+                         fontsize=9)
+        fig.colorbar(im, ax=axes[0].tolist(), shrink=0.9, label="NC fraction (decided)")
         fig.suptitle("limit classification" + (f" ({suffix[1:]})" if suffix else ""),
-                     fontsize=10)
+                     fontsize=10, y=1.04)
         paths.append(_save(fig, fig_dir / f"nc_fraction{suffix}.png", tight=False))
         plt.close(fig)
     return paths
@@ -109,10 +112,10 @@ def _rank_hists(summ, grid_params, fig_dir):
             for ri, rank in enumerate(ranks):
                 h = np.zeros(len(es))
                 for r in rows:
-                    if _val(r, "L", grid_params) != L or not r.get("count"):
+                    if _val(r, "L", grid_params) != L or not r.get("decided"):
                         continue
                     d = dict(map(int, p.split(":")) for p in r["rank_hist"].split())
-                    h[es.index(_val(r, "eps", grid_params))] = d.get(rank, 0) / r["count"]
+                    h[es.index(_val(r, "eps", grid_params))] = d.get(rank, 0) / r["decided"]
                 ax.bar(range(len(es)), h, bottom=bottom, color=colour(ri),
                        label=f"rank {rank}")
                 bottom += h
@@ -121,7 +124,7 @@ def _rank_hists(summ, grid_params, fig_dir):
             ax.set_ylim(0, 1)
             ax.set_title(f"L = {L}", fontsize=9)
             ax.set_xlabel("eps", fontsize=8)
-            ax.set_ylabel("fraction", fontsize=8)
+            ax.set_ylabel("fraction of decided", fontsize=8)
         for k in range(len(Ls), nrow * cols):
             axes[k // cols][k % cols].axis("off")
         h, lab = axes[0][0].get_legend_handles_labels()
@@ -158,7 +161,7 @@ def _basin_maps(summ, cells, grid_params, fig_dir):
                 i = es.index(c.params["eps"])
                 for r, nc, dec in zip(cols["r"], cols["nc"], cols["decided"]):
                     j = rs.index(float(r))
-                    A[i, j] = 1.0 if nc else 0.0
+                    A[i, j] = (1.0 if nc else 0.0) if dec else np.nan
                     if not dec:
                         und.append((j, i))
             ext = [rs[0], rs[-1], 0, len(es)]

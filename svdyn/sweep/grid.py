@@ -28,7 +28,9 @@ axis is one :class:`~svdyn.groups.SpecError` naming it::
 
     [task]
     kind = "classify"       # flow | classify | basin_k4 | critical | validate
-    ...                     # task options (see TASKS below)
+    ...                     # task options (see TASKS below); classify / basin_k4:
+    classifier = "certified"  # certified (certify_limit: z_final, n_stops) | growth (the
+                            # growth-exponent fit: m_mid, m_end, max_end, adaptive)
 
     [tolerances]
     rtol = 1e-9
@@ -67,16 +69,21 @@ _INIT = {"kind": (str, None), "eps": (float, None), "samples": (int, 1), "seed":
 _TOL = {"rtol": (float, 1e-9), "atol": (float, None)}  # atol default: per task (ATOL)
 _RUN = {"chunk": (int, 256)}
 
+#: limit classifiers of the classify / basin_k4 tasks -> their own options
+#: ("certified": :func:`svdyn.analysis.certify.certify_limit`, defaults from that module;
+#: "growth": the growth-exponent fit :func:`svdyn.analysis.geometry.classify_states`)
+CLASSIFIERS = {"certified": {"z_final": (float, 1e9), "n_stops": (int, 4)},
+               "growth": {"m_mid": (float, 1e2), "m_end": (float, 1e4),
+                          "max_end": (float, 1e5), "adaptive": (bool, True)}}
+_CLASSIFIER_OPTS = {"classifier": (str, "certified"), **CLASSIFIERS["certified"],
+                    **CLASSIFIERS["growth"]}
+
 #: task kind -> ({option: (type, default)}, init kinds allowed, required parameters)
 TASKS = {
     "flow": ({"t_end": (float, None), "max_steps": (int, 2_000_000)},
              ("scale",), ("K", "L", "eps", "t_end")),
-    "classify": ({"m_mid": (float, 1e2), "m_end": (float, 1e4), "max_end": (float, 1e5),
-                  "adaptive": (bool, True)},
-                 ("scale",), ("K", "L", "eps")),
-    "basin_k4": ({"m_mid": (float, 1e2), "m_end": (float, 1e4), "max_end": (float, 1e5),
-                  "adaptive": (bool, True)},
-                 ("k4_plane",), ("L", "eps")),
+    "classify": (dict(_CLASSIFIER_OPTS), ("scale",), ("K", "L", "eps")),
+    "basin_k4": (dict(_CLASSIFIER_OPTS), ("k4_plane",), ("L", "eps")),
     "critical": ({"families": ("strlist", "all")}, ("none",), ("K", "L", "lam")),
     "validate": ({"width": (int, None), "lr": (float, None), "steps": (int, None),
                   "device": (str, "auto"), "save_every": (int, 0)},
@@ -344,6 +351,25 @@ def chunk_rng(root_seed: int, cell: Cell, chunk: int) -> np.random.Generator:
     return np.random.default_rng(np.random.SeedSequence(chunk_entropy(root_seed, cell, chunk)))
 
 
+def _classifier_opts(task: dict, opts: dict) -> dict:
+    """The task options of the chosen classifier; options of the other one are an error."""
+    which = task.get("classifier", "certified")
+    if which not in CLASSIFIERS:
+        _err(f"[task] classifier {which!r} unknown; use one of {', '.join(CLASSIFIERS)}")
+    for other, keys in CLASSIFIERS.items():
+        for k in keys:
+            if other != which and k in task:
+                _err(f"[task] {k}: belongs to classifier = \"{other}\" (this task uses "
+                     f"classifier = \"{which}\"); remove it or set classifier = \"{other}\"")
+    if which == "certified":
+        if not 1 < task.get("z_final", 1e9) <= 1e14:
+            _err(f"[task] z_final = {task['z_final']}: must lie in (1, 1e14] (the largest z "
+                 "the certified classifier's reference field evaluates)")
+        if task.get("n_stops", 4) < 3:
+            _err(f"[task] n_stops = {task['n_stops']}: must be >= 3")
+    return {k: v for k, v in opts.items() if k == "classifier" or k in CLASSIFIERS[which]}
+
+
 def normalise(raw: dict) -> dict:
     """Validate a parsed grid file and return its canonical form (defaults filled, axes as
     explicit lists, task options complete)."""
@@ -365,6 +391,8 @@ def normalise(raw: dict) -> dict:
     model = _section(raw, "model", _MODEL)
     init = _section(raw, "init", _INIT)
     task = _section(raw, "task", dict(opts, kind=(str, None)))
+    if "classifier" in opts:
+        opts = _classifier_opts(task, opts)
     tol = _section(raw, "tolerances", _TOL)
     run = _section(raw, "run", _RUN)
     axes_raw = raw.get("axes", {})

@@ -3,10 +3,12 @@
 Summary columns (all tasks): the cell's axis values, ``rows`` (expected), ``count`` (rows in
 finished chunks), ``chunks_failed``, ``chunks_pending``, then per task:
 
-* ``classify`` / ``basin_k4``: ``nc``, ``nc_fraction`` with its 95 % Wilson interval
-  ``nc_lo, nc_hi``, ``undecided`` (classifier error above the decision threshold),
-  ``failed_rows`` (integration status not ok), ``mean_rank``, ``rank_hist`` (``rank:count``
-  pairs); ``basin_k4`` adds ``r_threshold`` (the smallest r above which every r is NC).
+* ``classify`` / ``basin_k4``: ``decided``, ``undecided`` (counted apart, never folded into a
+  fraction), ``nc`` (decided NC rows), ``nc_fraction = nc / decided`` with its 95 % Wilson
+  interval ``nc_lo, nc_hi``, ``failed_rows`` (integration status not ``ok...``), ``mean_rank``
+  and ``rank_hist`` (``rank:count`` pairs) over the decided rows, and (certified classifier)
+  ``support_hist`` (``support class:count`` over the decided rows, ``; `` separated);
+  ``basin_k4`` adds ``r_threshold`` (the smallest r above which every r is NC).
 * ``flow``: ``ok``, ``failed_rows``, ``loss_median``, ``loss_max``, ``min_margin_median``,
   ``steps_mean``.
 * ``critical``: ``families``, ``winner``, ``winner_loss``, ``winner_rank``, ``dnc_gap`` (DNC loss
@@ -131,13 +133,22 @@ def _classify_row(c: dict) -> dict:
     n = len(c.get("nc", []))
     if n == 0:
         return {"count": 0}
-    nc = int(np.sum(c["nc"]))
-    lo, hi = wilson(nc, n)
-    st = c["status"]
-    return {"count": n, "nc": nc, "nc_fraction": nc / n, "nc_lo": lo, "nc_hi": hi,
-            "undecided": int(np.sum(~np.asarray(c["decided"], bool))),
-            "failed_rows": int(sum(s != "ok" for s in st)),
-            "mean_rank": float(np.mean(c["rank"])), "rank_hist": _hist(c["rank"])}
+    dec = np.asarray(c["decided"], bool)
+    nd = int(dec.sum())
+    nc = int(np.sum(np.asarray(c["nc"], bool) & dec))
+    lo, hi = wilson(nc, nd)
+    rank = np.asarray(c["rank"])[dec]
+    row = {"count": n, "decided": nd, "undecided": n - nd, "nc": nc,
+           "nc_fraction": nc / nd if nd else math.nan, "nc_lo": lo, "nc_hi": hi,
+           "failed_rows": int(sum(not str(s).startswith("ok") for s in c["status"])),
+           "mean_rank": float(np.mean(rank)) if nd else math.nan,
+           "rank_hist": _hist(rank) if nd else ""}
+    if "support_class" in c:
+        cls = [k for k, d in zip(c["support_class"], dec) if d]
+        names, counts = np.unique(np.asarray(cls, dtype=str), return_counts=True) if cls \
+            else ([], [])
+        row["support_hist"] = "; ".join(f"{k}:{int(v)}" for k, v in zip(names, counts))
+    return row
 
 
 def _basin_row(c: dict) -> dict:
@@ -197,10 +208,10 @@ def _validate_row(c: dict) -> dict:
 ROWS = {"classify": _classify_row, "basin_k4": _basin_row, "flow": _flow_row,
         "critical": _critical_row, "validate": _validate_row}
 COLUMNS = {
-    "classify": ["nc", "nc_fraction", "nc_lo", "nc_hi", "undecided", "failed_rows",
-                 "mean_rank", "rank_hist"],
-    "basin_k4": ["nc", "nc_fraction", "nc_lo", "nc_hi", "undecided", "failed_rows",
-                 "mean_rank", "rank_hist", "r_threshold"],
+    "classify": ["decided", "undecided", "nc", "nc_fraction", "nc_lo", "nc_hi", "failed_rows",
+                 "mean_rank", "rank_hist", "support_hist"],
+    "basin_k4": ["decided", "undecided", "nc", "nc_fraction", "nc_lo", "nc_hi", "failed_rows",
+                 "mean_rank", "rank_hist", "support_hist", "r_threshold"],
     "flow": ["ok", "failed_rows", "loss_median", "loss_max", "min_margin_median", "steps_mean"],
     "critical": ["families", "winner", "winner_loss", "winner_rank", "dnc_gap"],
     "validate": ["max_rel_dev", "max_leakage", "max_loss_gap", "rank_mean", "rank_hist",
@@ -222,13 +233,16 @@ def summarise(out, grid: Grid | None = None) -> tuple[Summary, list]:
     extra = COLUMNS[grid.task]
     if grid.task == "validate":
         extra = [c for c in extra if any(c in r for r in rows)]
+    elif grid.task in ("classify", "basin_k4") and not any("support_hist" in r for r in rows):
+        extra = [c for c in extra if c != "support_hist"]      # growth classifier
     columns = list(grid.axes) + ["rows", "count"] + extra + ["chunks_failed", "chunks_pending"]
     return Summary(grid.task, list(grid.axes), columns, rows, out=str(out)), cells
 
 
 def nc_pivot(summ: Summary, fixed: dict | None = None) -> str:
     """Markdown: the NC fraction over (L rows, eps columns), one table per K (and per value of
-    any other axis); each entry ``fraction (count)``, undecided starts noted ``u``."""
+    any other axis); each entry ``fraction (count, undecided)``, the fraction over the decided
+    starts."""
     fixed = fixed or {}
     get = (lambda r, k: r.get(k, fixed.get(k)))
     others = [a for a in summ.axes if a not in ("L", "eps")]
@@ -239,8 +253,8 @@ def nc_pivot(summ: Summary, fixed: dict | None = None) -> str:
         Ls = sorted({get(r, "L") for r in rows})
         es = sorted({get(r, "eps") for r in rows})
         title = ", ".join(f"{a} = {v}" for a, v in zip(others, key))
-        out.append(f"NC fraction{' (' + title + ')' if title else ''}; entries: fraction "
-                   "(inits, undecided)\n")
+        out.append(f"NC fraction{' (' + title + ')' if title else ''}; entries: NC fraction of "
+                   "the decided inits (inits, undecided)\n")
         out.append("| L \\ eps | " + " | ".join(f"{e:g}" for e in es) + " |")
         out.append("|---" * (len(es) + 1) + "|")
         for L in Ls:

@@ -6,8 +6,9 @@ and the chunk's seed entropy, and returns a table as ``{column: values}`` (numpy
 
 ``flow``      final state of :func:`svdyn.integrate.flow` at ``t_end``: ``status, loss,
               min_margin, steps, z0 (K), z (K), s (L*K)``
-``classify``  limit classification (:func:`classify_limits`): ``nc, rank, support, error,
-              decided, horizon, status, steps, z0 (K)``
+``classify``  limit classification (:func:`classify_limits`): certified (default) ``nc, rank,
+              support, decided, status, steps, label, support_class, reason, error, z0 (K)``;
+              growth ``nc, rank, support, error, decided, horizon, status, steps, z0 (K)``
 ``basin_k4``  the K = 4 plane ``z(0) = eps (0, 1, 1, r)``: ``r`` plus the classify columns
 ``critical``  one row per critical family (:func:`svdyn.landscape.critical.critical_points`):
               ``family, loss, rank, converged, grad_norm, min_eig, n_negative, winner``
@@ -22,7 +23,7 @@ from __future__ import annotations
 import numpy as np
 
 #: bump a task's version when its output for the same input changes (invalidates stored chunks)
-TASK_VERSION = {"flow": 1, "classify": 1, "basin_k4": 1, "critical": 1, "validate": 1}
+TASK_VERSION = {"flow": 1, "classify": 2, "basin_k4": 2, "critical": 1, "validate": 1}
 
 #: columns that depend on the machine or the run, not only on the inputs (never compared,
 #: never summarised as results)
@@ -46,11 +47,34 @@ def scale_inits(spec, eps: float, rows: int, entropy) -> np.ndarray:
 
 
 # ----------------------------------------------------------------------------- classification
-def classify_limits(spec, s, opts: dict, tol: dict) -> dict:
-    """THE limit classifier of the sweep (one place to switch to a certified classifier).
+def classify_limits(spec, s, opts: dict, tol: dict, z=None) -> dict:
+    """THE limit classifier of the sweep, by ``opts["classifier"]``.
 
-    Returns columns ``nc, rank, support, error, decided, horizon, status, steps`` for the
-    states s (B, L, K), from :func:`svdyn.analysis.geometry.classify_states`."""
+    ``"certified"`` (default): :func:`svdyn.analysis.certify.certify_limit` with the task's
+    ``z_final`` and ``n_stops`` (its own integrator tolerances; ``[tolerances]`` is not used),
+    on the logit singular values ``z`` (B, K) when given (``is_z=True``, as ``basins.k4_map``
+    and ``basins.monte_carlo`` call it: no rounding through the balanced factors), else on the
+    states s (B, L, K).
+    Columns ``nc, rank, support`` (mode indices), ``decided, status, steps, label,
+    support_class, reason`` and ``error`` (the certificate's direction error).
+    ``"growth"``: the growth-exponent fit :func:`svdyn.analysis.geometry.classify_states`:
+    ``nc, rank, support, error, decided, horizon, status, steps``."""
+    if opts.get("classifier", "certified") == "growth":
+        return _classify_growth(spec, s, opts, tol)
+    from ..analysis.certify import certify_limit
+    if z is not None:
+        c = certify_limit(spec, z, z_final=opts["z_final"], n_stops=opts["n_stops"], is_z=True)
+    else:
+        c = certify_limit(spec, s, z_final=opts["z_final"], n_stops=opts["n_stops"])
+    return {"nc": np.asarray(c.nc, bool), "rank": np.asarray(c.rank, np.int64),
+            "support": [np.nonzero(row)[0].tolist() for row in np.asarray(c.support, bool)],
+            "decided": np.asarray(c.decided, bool), "status": list(c.status),
+            "steps": np.asarray(c.steps, np.int64), "label": list(c.label),
+            "support_class": list(c.support_class), "reason": list(c.reason),
+            "error": np.asarray(c.direction_error, float)}
+
+
+def _classify_growth(spec, s, opts: dict, tol: dict) -> dict:
     from ..analysis.geometry import DECIDED, classify_states
     c = classify_states(spec, s, opts["m_mid"], opts["m_end"], adaptive=opts["adaptive"],
                         max_end=max(opts["max_end"], opts["m_end"]), rtol=tol["rtol"],
@@ -67,18 +91,19 @@ def classify_limits(spec, s, opts: dict, tol: dict) -> dict:
 def _classify(normal, params, start, stop, entropy):
     spec = model_spec(params)
     z0 = scale_inits(spec, params["eps"], stop - start, entropy)
-    cols = classify_limits(spec, spec.balanced(z0), normal["task"], normal["tolerances"])
+    cols = classify_limits(spec, spec.balanced(z0), normal["task"], normal["tolerances"], z=z0)
     cols["z0"] = z0
     return cols
 
 
 def _basin_k4(normal, params, start, stop, entropy):
-    from ..analysis.basins import k4_states
+    from ..analysis.basins import k4_z
     spec = model_spec(dict(params, K=4, group="walsh"))
     r = np.asarray(normal["init"]["r"][start:stop], float)
     cols = {"r": r}
-    cols.update(classify_limits(spec, k4_states(spec, params["eps"], r), normal["task"],
-                                normal["tolerances"]))
+    z = k4_z(params["eps"], r)
+    cols.update(classify_limits(spec, spec.balanced(z), normal["task"], normal["tolerances"],
+                                z=z))
     return cols
 
 
