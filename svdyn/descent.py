@@ -26,6 +26,20 @@ def save_steps(steps: int, save_every: int) -> np.ndarray:
     return t.astype(float)
 
 
+def check_steps(spec: ModelSpec, s0, lr: float, steps, save_every):
+    """Checked arguments of a discrete-time map (GD and the optimizers of
+    :mod:`svdyn.optimizers`): ``(s0 copy, steps, save_every, saved step numbers)``."""
+    s0 = spec.check_state(s0, "initial state")
+    if not (np.isfinite(lr) and lr > 0):
+        raise SpecError(f"--lr must be a finite number > 0, got {lr}")
+    if int(steps) != steps or steps < 0:
+        raise SpecError(f"--steps must be an integer >= 0, got {steps}")
+    if int(save_every) != save_every or save_every < 1:
+        raise SpecError(f"--save-every must be an integer >= 1, got {save_every}")
+    steps, save_every = int(steps), int(save_every)
+    return s0, steps, save_every, save_steps(steps, save_every)
+
+
 def descend(spec: ModelSpec, s0, lr: float, steps: int, save_every: int = 1, *,
             progress=None) -> Trajectory:
     """Exact reduced gradient descent.
@@ -44,15 +58,7 @@ def descend(spec: ModelSpec, s0, lr: float, steps: int, save_every: int = 1, *,
     Trajectory (``kind="descent"``, ``times`` = step counts). A trajectory whose state overflows
     stops with a status saying at which step; later saved points are NaN.
     """
-    s0 = spec.check_state(s0, "initial state")
-    if not (np.isfinite(lr) and lr > 0):
-        raise SpecError(f"--lr must be a finite number > 0, got {lr}")
-    if int(steps) != steps or steps < 0:
-        raise SpecError(f"--steps must be an integer >= 0, got {steps}")
-    if int(save_every) != save_every or save_every < 1:
-        raise SpecError(f"--save-every must be an integer >= 1, got {save_every}")
-    steps, save_every = int(steps), int(save_every)
-    times = save_steps(steps, save_every)
+    s0, steps, save_every, times = check_steps(spec, s0, lr, steps, save_every)
     single = s0.ndim == 2
     Y0 = s0[None] if single else s0
     B = Y0.shape[0]

@@ -180,9 +180,9 @@ def field(y, out, sc, m):
 
 
 @_inline
-def loss_margin(y, sc, m):
-    """(loss, min margin) of a state for the bundle's clock, without the gradient's second
-    transform (saved points of a dense-output grid)."""
+def logits_into(y, sc, m):
+    """The logit singular values z of a state for the bundle's clock, written into ``sc.z``
+    (factor products for the t / normalised clocks, z = y^(-L/(L-2)) for the y clock)."""
     L, K = y.shape
     z = sc.z
     if m.clock == CLOCK_Y:
@@ -194,6 +194,15 @@ def loss_margin(y, sc, m):
         for l in range(1, L):
             for j in range(K):
                 z[j] *= y[l, j]
+    return z
+
+
+@_inline
+def loss_margin(y, sc, m):
+    """(loss, min margin) of a state for the bundle's clock, without the gradient's second
+    transform (saved points of a dense-output grid)."""
+    L, K = y.shape
+    z = logits_into(y, sc, m)
     mmin, msum = class_margins(z, sc, m)
     rn = math.sqrt(m.n)
     if m.code == LOSS_MSE:

@@ -34,7 +34,7 @@ import time
 import numba as nb
 import numpy as np
 
-from .descent import save_steps
+from .descent import check_steps
 from .bundle import CLOCK_T
 from .field import new_scratch, rhs
 from .groups import SpecError
@@ -225,13 +225,7 @@ def optimize(spec: ModelSpec, s0, lr: float, steps: int, optimizer: str = "momen
         ok, why = elementwise_exact(spec)
         if not ok:
             raise SpecError(f"--optimizer {optimizer}: no exact reduced map: {why}")
-    s0 = spec.check_state(s0, "initial state")
-    if int(steps) != steps or steps < 0:
-        raise SpecError(f"--steps must be an integer >= 0, got {steps}")
-    if int(save_every) != save_every or save_every < 1:
-        raise SpecError(f"--save-every must be an integer >= 1, got {save_every}")
-    steps, save_every = int(steps), int(save_every)
-    times = save_steps(steps, save_every)
+    s0, steps, save_every, times = check_steps(spec, s0, lr, steps, save_every)
     single = s0.ndim == 2
     Y0 = s0[None] if single else s0
     B, T = Y0.shape[0], times.size

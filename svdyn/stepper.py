@@ -35,7 +35,7 @@ import numpy as np
 from .bundle import (CLOCK_T, CLOCK_Y, F_EV, F_H, F_LOSS, F_MM, F_T, F_TSTEADY, I_ATTEMPTS, I_DONE,
                      I_IDX, I_NACC, I_NONFIN, I_NREJ, I_REJ, I_STARTED, I_STATUS, I_WINACC,
                      I_WINREJ, JOB_GD, JOB_RK, STOP_MARGIN, STOP_TIME, STOP_YMIN)
-from .field import field, loss_margin, new_scratch, rhs, symmetrise_pairs, z_of_y
+from .field import field, logits_into, loss_margin, new_scratch, rhs, symmetrise_pairs, z_of_y
 from .groups import WALSH
 from .softmax import class_margins, group_transform, min_margin_of
 from .steady import _lu, _lu_solve, newton_steady
@@ -130,18 +130,7 @@ def _event(y, mm, sc, m, kind):
         return -v
     if np.isfinite(mm):
         return mm
-    L, K = y.shape
-    z = sc.z
-    if m.clock == CLOCK_Y:
-        for j in range(K):
-            z[j] = z_of_y(y[0, j], m.depth)
-    else:
-        for j in range(K):
-            z[j] = y[0, j]
-        for l in range(1, L):
-            for j in range(K):
-                z[j] *= y[l, j]
-    return min_margin_of(z, sc, m)
+    return min_margin_of(logits_into(y, sc, m), sc, m)
 
 
 @_njit
