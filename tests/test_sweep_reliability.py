@@ -114,7 +114,8 @@ def test_sigint_keeps_finished_chunks_and_resumes(reference, tmp_path):
                             stderr=subprocess.PIPE, text=True, env=env)
     t0 = time.time()
     while time.time() - t0 < 120:
-        if len(list((out / "chunks").rglob("*.parquet"))) >= 3:
+        if len([p for p in (out / "chunks").rglob("*.parquet")
+                if not p.name.startswith(".")]) >= 3:     # finished chunks, not temp files
             break
         time.sleep(0.05)
     proc.send_signal(signal.SIGINT)

@@ -22,13 +22,13 @@ from __future__ import annotations
 import json
 import os
 import platform
-import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 
 from ..groups import SpecError
+from ..io import atomic_path
 
 HASH_KEY = b"svdyn.sweep.hash"
 META_KEY = b"svdyn.sweep.meta"
@@ -45,19 +45,11 @@ def _pa():
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` atomically (:func:`svdyn.io.atomic_path`), creating folders."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data)
 
 
 def atomic_write_json(path: Path, obj) -> None:
@@ -94,17 +86,8 @@ def write_chunk(path: Path, columns: dict, task_hash: str, meta: dict) -> None:
     table = table.replace_schema_metadata(md)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        pq.write_table(table, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    with atomic_path(path) as tmp:
+        pq.write_table(table, str(tmp))
 
 
 def chunk_info(path: Path):
@@ -258,10 +241,11 @@ def lock_description(out: Path):
 
 
 def remove_stale_temps(out: Path) -> int:
-    """Delete temporary files (``.NAME.*.tmp``) under ``out``; call only while holding the
+    """Delete temporary files (``.NAME.*.tmp[.SUFFIX]``, see :func:`svdyn.io.atomic_path`) under
+    ``out``; call only while holding the
     lock (no other run is writing). Returns how many were removed."""
     n = 0
-    for p in Path(out).rglob(".*.tmp"):
+    for p in Path(out).rglob(".*.tmp*"):
         try:
             p.unlink()
             n += 1
