@@ -105,3 +105,32 @@ def test_concurrent_cold_caches(tmp_path):
         assert p.returncode == 0
     a, b = (json.loads((tmp_path / f"{i}.json").read_text())["s"] for i in range(2))
     assert a == b
+
+
+_EXEC_LOOP = """import sys
+from svdyn.cli.main import _forget_caught_interrupt
+sys.stderr.write("ready\n")
+sys.stderr.flush()
+try:
+    exec("while True: pass")       # a KeyboardInterrupt leaves code run from a string
+except KeyboardInterrupt:
+    if sys.argv[1:] == ["forget"]:
+        _forget_caught_interrupt()
+    sys.exit(130)
+"""
+
+
+@pytest.mark.parametrize("forget, rc", [(False, -signal.SIGINT), (True, 130)])
+def test_caught_interrupt_from_exec_exits_130_under_dash_m(tmp_path, forget, rc):
+    """The CPython behaviour behind a CI failure, and its cure: a Ctrl-C caught after it left
+    ``exec``'d code still ends a ``python -m`` process by SIGINT unless the flag is cleared."""
+    (tmp_path / "execloop.py").write_text(_EXEC_LOOP)
+    env = {**ENV, "PYTHONPATH": os.pathsep.join([str(tmp_path), ENV["PYTHONPATH"]])}
+    p = subprocess.Popen([sys.executable, "-m", "execloop"] + (["forget"] if forget else []),
+                         env=env, cwd=tmp_path, stderr=subprocess.PIPE, text=True,
+                         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    assert p.stderr.readline() == "ready\n"     # imports done
+    time.sleep(0.3)                               # inside the exec'd loop
+    p.send_signal(signal.SIGINT)
+    _, err = p.communicate(timeout=30)
+    assert p.returncode == rc, err[-300:]

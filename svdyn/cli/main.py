@@ -96,6 +96,19 @@ def _check_numba_cache(cmd) -> None:
                          "recompiled on every run\n")
 
 
+def _forget_caught_interrupt() -> None:
+    """Clear CPython's "unhandled KeyboardInterrupt" flag after a Ctrl-C that *was* handled.
+
+    CPython sets that flag when a KeyboardInterrupt leaves code run by ``exec``/``eval`` of a
+    string (numba, dataclasses and namedtuple all do this while modules import or kernels
+    compile), and it is not cleared when an outer ``except`` catches the exception. Under
+    ``python -m svdyn.cli.main`` the interpreter then ends by re-raising SIGINT on itself
+    (exit status -2) instead of returning our 130. Every successful string ``exec`` resets the
+    flag, so one empty ``exec`` here does it (seen in CI: a Ctrl-C one second into startup).
+    """
+    exec("")  # noqa: S102 - resets the interpreter flag; runs no code
+
+
 def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     cmd = next((a for a in argv if not a.startswith("-")), None)
@@ -122,6 +135,7 @@ def main(argv=None) -> int:
         return 1
     finally:
         _COMMAND[0] = None
+        _forget_caught_interrupt()     # every Ctrl-C reaching here was handled: exit 130
 
 
 if __name__ == "__main__":
