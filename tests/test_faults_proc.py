@@ -109,7 +109,7 @@ def test_concurrent_cold_caches(tmp_path):
 
 _EXEC_LOOP = """import sys
 from svdyn.cli.main import _forget_caught_interrupt
-sys.stderr.write("ready\n")
+sys.stderr.write("ready\\n")
 sys.stderr.flush()
 try:
     exec("while True: pass")       # a KeyboardInterrupt leaves code run from a string
