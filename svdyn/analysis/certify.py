@@ -527,11 +527,15 @@ def certify_limit(spec: ModelSpec, state, *, z_final: float = Z_FINAL, q: float 
             sub = _empty(spec, again.size, stops2, False)
             _read_clock(spec, z0[again], mv[again], np.arange(again.size), stops2, rtol, atol,
                         RETRY_MAX_STEPS, sub)
-            first = res.steps[again].copy()
-            _copy_rows(res, again, sub)
-            res.steps[again] += first
-            res.z_final[again] = z_retry
-            res.meta["retry"]["decided"] = int(np.sum(sub.decided))
+            # a start the second stage decides takes its record; one it does not keeps the
+            # first stage's diagnosis (e.g. "saddle" for a start on a basin boundary, which
+            # rounding at z ~ 1e11 blurs into "not a KKT point"), with both stages' steps
+            res.steps[again] += sub.steps
+            ok = sub.decided
+            sub.steps[ok] = res.steps[again[ok]]
+            sub.z_final[ok] = z_retry
+            _copy_rows(res, again[ok], _subset(sub, ok))
+            res.meta["retry"]["decided"] = int(np.sum(ok))
     return res
 
 
@@ -544,6 +548,17 @@ def _retryable(res, i) -> bool:
     r = res.reason[i]
     return any(r.startswith(REASONS[k]) for k in _RETRY) or (
         r.startswith(REASONS["integration"]) and "max_steps" in r)
+
+
+def _subset(res, keep):
+    """A CertifiedLimit of the starts ``keep`` (bool mask) of ``res``."""
+    import dataclasses
+    idx = np.nonzero(keep)[0]
+    arr = {f.name: getattr(res, f.name)[idx] for f in dataclasses.fields(res)
+           if isinstance(getattr(res, f.name), np.ndarray) and f.name != "stops"}
+    lst = {f: [getattr(res, f)[i] for i in idx] for f in ("label", "support_class", "reason",
+                                                           "status")}
+    return dataclasses.replace(res, **arr, **lst)
 
 
 def _copy_rows(dst, rows, src):
