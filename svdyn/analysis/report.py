@@ -279,8 +279,23 @@ def sec_basins(ctx: Context) -> Section:
     from ..progress import track
     from . import basins
     from .certify import certify_limit
+    from .report_sweeps import k4_map_grid, k4_map_records, mc_grid, mc_records
     quick, figures, rel = ctx.quick, ctx.figures, ctx.rel
     ne = 12 if quick else 100
+    # the grid studies first, through the sweep runner (resumable, on any executor): the
+    # K = 4 basin maps and the Monte Carlo cells at K = 8, 16
+    grid, cells = ctx.sweep("basin_k4_maps", k4_map_grid(DEPTHS_MAP, 1e-3, 1.0, ne, 0.0, 1.5,
+                                                         ne, basins.K4_Z_FINAL))
+    maps = k4_map_records(grid, cells, "basin_k4_maps")
+    n8, n16 = (64, 32) if quick else (2000, 1000)
+    mc_json = []
+    for K in (8, 16):
+        study = f"monte_carlo_K{K}"
+        grid, cells = ctx.sweep(study, mc_grid(K, range(2, 9), (0.1, 0.01),
+                                               n8 if K == 8 else n16, seed=2))
+        recs = mc_records(grid, cells, study)
+        mc_json += sorted(recs, key=lambda r: (-r["init_scale"], r["depth"]))
+    # certified brackets of the K = 4 critical ratio (adaptive section searches, in process)
     crit_eps = (1.0, 0.1, 0.01, 0.001)
     crit_depths = (2, 3, 4, 5, 6, 7, 8)
     crit = {}
@@ -288,10 +303,6 @@ def sec_basins(ctx: Context) -> Section:
     for L in track(crit_depths, "report: critical ratios", unit="depth"):
         for eps in crit_eps:
             crit[(L, eps)] = basins.k4_critical_ratio(L, eps, width=bw)
-    from .report_sweeps import k4_map_grid, k4_map_records, mc_grid, mc_records
-    grid, cells = ctx.sweep("basin_k4_maps", k4_map_grid(DEPTHS_MAP, 1e-3, 1.0, ne, 0.0, 1.5,
-                                                         ne, basins.K4_Z_FINAL))
-    maps = k4_map_records(grid, cells, "basin_k4_maps")
     for L, m in maps.items():
         m["critical"] = [crit[(L, e)] for e in crit_eps]
     # classifier check: random points of the L = 3 plane certified with the last stop at
@@ -308,15 +319,6 @@ def sec_basins(ctx: Context) -> Section:
     check = {"n": nchk, "agree": agree, "both_decided": int(both.sum()),
              "undecided_1e6": ca.undecided, "undecided_1e12": cb.undecided,
              "classifier": "certify_limit"}
-    # Monte Carlo K = 8, 16 over depths: certified limits
-    n8, n16 = (64, 32) if quick else (2000, 1000)
-    mc_json = []
-    for K in (8, 16):
-        study = f"monte_carlo_K{K}"
-        grid, cells = ctx.sweep(study, mc_grid(K, range(2, 9), (0.1, 0.01),
-                                               n8 if K == 8 else n16, seed=2))
-        recs = mc_records(grid, cells, study)
-        mc_json += sorted(recs, key=lambda r: (-r["init_scale"], r["depth"]))
     for L in DEPTHS_MAP:
         plot_k4_map(maps[L], figures / f"basin_k4_depth{L}.png")
     return basins_section(crit, maps, mc_json, check, rel, quick, bw)
