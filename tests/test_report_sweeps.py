@@ -158,3 +158,16 @@ def test_report_bad_executor_options_are_one_line(tmp_path, capsys, extra, words
     for w in words:
         assert w in err[0], (w, err[0])
     assert list(tmp_path.iterdir()) == []
+
+
+def test_report_stops_with_one_line_when_a_sweep_folder_is_locked(tmp_path, capsys):
+    import os
+    folder = tmp_path / "figures" / "sweeps" / "quick" / "d2_monte_carlo"
+    folder.mkdir(parents=True)
+    (folder / "run.lock").write_text(f"{os.getppid()} elsewhere\n")   # a live process
+    assert main(_args(tmp_path, "--only", "d2")) == 2
+    err = [ln for ln in capsys.readouterr().err.splitlines()
+           if not ln.startswith("svdyn report: sweep ")]
+    assert len(err) == 1 and err[0].startswith("svdyn report: error: sweep d2_monte_carlo"), err
+    assert f"another sweep run (pid {os.getppid()})" in err[0]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["figures"]   # no report, no stage
