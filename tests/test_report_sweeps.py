@@ -171,3 +171,35 @@ def test_report_stops_with_one_line_when_a_sweep_folder_is_locked(tmp_path, caps
     assert len(err) == 1 and err[0].startswith("svdyn report: error: sweep d2_monte_carlo"), err
     assert f"another sweep run (pid {os.getppid()})" in err[0]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["figures"]   # no report, no stage
+
+
+def test_sigint_during_report_exits_130_and_keeps_chunks(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+    env = dict(os.environ, SVDYN_PROGRESS="0")
+    env.pop("SVDYN_SWEEP_FAULT_DIR", None)
+    proc = subprocess.Popen([sys.executable, "-m", "svdyn.cli.main",
+                             *_args(tmp_path, "--only", "basins")],
+                            stderr=subprocess.PIPE, text=True, env=env)
+    chunks = tmp_path / "figures" / "sweeps" / "quick" / "basin_k4_maps" / "chunks"
+    t0 = time.time()
+    while time.time() - t0 < 120 and proc.poll() is None:
+        if len([p for p in chunks.rglob("*.parquet") if not p.name.startswith(".")]) >= 3:
+            break
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGINT)
+    t_sig = time.time()
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert time.time() - t_sig < 10
+    assert "Traceback" not in err
+    assert [ln for ln in err.splitlines() if ": interrupted" in ln] == [
+        f"svdyn report: interrupted; finished sweep chunks are kept in "
+        f"{(tmp_path / 'figures' / 'sweeps').resolve()}/; rerun the same command to resume"]
+    assert not (tmp_path / "REPORT.md").exists()
+    assert [p for p in tmp_path.rglob(".*")] == []        # no stage, no temp file
+    st = status(chunks.parent)
+    assert st["done"] >= 3 and st["running_pid"] is None

@@ -363,5 +363,6 @@ def cmd_report(args) -> int:
         sys.stderr.write(f"svdyn report: interrupted; finished sweep chunks are kept in "
                          f"{work}/; rerun the same command to resume\n")
         return 130
-    print(f"wrote {out} and {len(list(figures.iterdir()))} files in {figures}/")
+    n = len([f for f in figures.iterdir() if f.name != "sweeps"])
+    print(f"wrote {out} and {n} files in {figures}/")
     return 0
