@@ -67,6 +67,41 @@ def test_report_monte_carlo_and_maps_match_direct_certified_calls(tmp_path):
             assert maps[L][k] == m[k], (L, k)
 
 
+def test_k4_critical_task_matches_the_direct_section_search(tmp_path):
+    from svdyn.analysis.report_sweeps import k4_critical_grid, k4_critical_records
+    raw = k4_critical_grid((2, 3), (0.1,), 0.05, basins.K4_Z_FINAL)
+    grid, cells, out, rep = run_study(_quiet(tmp_path), "crit", raw)
+    assert (rep.chunks, rep.computed) == (2, 2)
+    crit = k4_critical_records(grid, cells)
+    for L in (2, 3):
+        d = basins.k4_critical_ratio(L, 0.1, width=0.05)
+        d.pop("seconds")
+        assert crit[(L, 0.1)] == d, L
+    assert crit[(3, 0.1)]["bracket"][0] > 0.3          # L = 3 square basin below r_c
+    summ = (out / "summary.csv").read_text().splitlines()
+    assert summ[0].startswith("L,eps,rows,count,lo,hi,critical_ratio") and len(summ) == 3
+
+
+@pytest.mark.parametrize("task, words", [
+    ({"bracket_width": 2.0}, ["bracket_width", "< r_max"]),
+    ({"points": 1}, ["points = 1"]),
+    ({"z_final": 0.5}, ["z_final"]),
+    ({"width": 0.1}, ["[task] unknown key 'width'"]),
+])
+def test_k4_critical_grid_errors_name_the_key(task, words):
+    from svdyn.groups import SpecError
+    from svdyn.sweep.grid import Grid
+    raw = {"axes": {"L": [3], "eps": [0.1]}, "init": {"kind": "none"},
+           "task": dict({"kind": "k4_critical"}, **task)}
+    with pytest.raises(SpecError) as e:
+        Grid.from_dict(raw)
+    for w in words:
+        assert w in str(e.value), (w, str(e.value))
+    with pytest.raises(SpecError, match="K = 4"):
+        Grid.from_dict({"model": {"K": 8}, "axes": {"L": [3]}, "init": {"kind": "none",
+                        "eps": 0.1}, "task": {"kind": "k4_critical"}})
+
+
 def _args(rep: Path, *extra):
     return ["report", "--quick", "--out", str(rep / "REPORT.md"), "--figures",
             str(rep / "figures"), "--no-progress", *extra]
@@ -131,6 +166,14 @@ def test_interrupted_report_resumes_from_its_finished_chunks(tmp_path, monkeypat
     assert (last["skipped"], last["computed"], last["failed"]) == (5, 43, 0)
     text = (rep / "REPORT.md").read_text()
     assert "run as the sweep `basin_k4_maps`" in _section(text, "basins")
+    assert "run as the sweep `k4_critical_ratios`" in _section(text, "basins")
+    # a second run recomputes no chunk of any of the four studies
+    assert main(_args(rep, "--only", "basins")) == 0
+    for study, n in (("basin_k4_maps", 48), ("monte_carlo_K8", 14), ("monte_carlo_K16", 14),
+                     ("k4_critical_ratios", 28)):
+        last = store.read_run_log(folder.parent / study)[-1]
+        assert (last["skipped"], last["computed"]) == (n, 0), study
+    assert (rep / "REPORT.md").read_text() == text
     # the saved map equals a direct basins.k4_map on the sweep's grid
     import json
     m = json.loads((rep / "figures" / "basin_k4_depth3.json").read_text())

@@ -276,14 +276,14 @@ def lowrank_cells(mc_json: list) -> dict:
 
 
 def sec_basins(ctx: Context) -> Section:
-    from ..progress import track
     from . import basins
     from .certify import certify_limit
-    from .report_sweeps import k4_map_grid, k4_map_records, mc_grid, mc_records
+    from .report_sweeps import (k4_critical_grid, k4_critical_records, k4_map_grid,
+                                k4_map_records, mc_grid, mc_records)
     quick, figures, rel = ctx.quick, ctx.figures, ctx.rel
     ne = 12 if quick else 100
-    # the grid studies first, through the sweep runner (resumable, on any executor): the
-    # K = 4 basin maps and the Monte Carlo cells at K = 8, 16
+    # every grid study runs through the sweep runner (resumable, on any executor): the K = 4
+    # basin maps, the Monte Carlo cells at K = 8, 16 and the critical-ratio searches
     grid, cells = ctx.sweep("basin_k4_maps", k4_map_grid(DEPTHS_MAP, 1e-3, 1.0, ne, 0.0, 1.5,
                                                          ne, basins.K4_Z_FINAL))
     maps = k4_map_records(grid, cells, "basin_k4_maps")
@@ -295,14 +295,13 @@ def sec_basins(ctx: Context) -> Section:
                                                n8 if K == 8 else n16, seed=2))
         recs = mc_records(grid, cells, study)
         mc_json += sorted(recs, key=lambda r: (-r["init_scale"], r["depth"]))
-    # certified brackets of the K = 4 critical ratio (adaptive section searches, in process)
+    # certified brackets of the K = 4 critical ratio: one section search per (L, eps) cell
     crit_eps = (1.0, 0.1, 0.01, 0.001)
     crit_depths = (2, 3, 4, 5, 6, 7, 8)
-    crit = {}
     bw = 1e-2 if quick else 1e-3
-    for L in track(crit_depths, "report: critical ratios", unit="depth"):
-        for eps in crit_eps:
-            crit[(L, eps)] = basins.k4_critical_ratio(L, eps, width=bw)
+    grid, cells = ctx.sweep("k4_critical_ratios", k4_critical_grid(crit_depths, crit_eps, bw,
+                                                                   basins.K4_Z_FINAL))
+    crit = k4_critical_records(grid, cells, "k4_critical_ratios")
     for L, m in maps.items():
         m["critical"] = [crit[(L, e)] for e in crit_eps]
     # classifier check: random points of the L = 3 plane certified with the last stop at
@@ -400,7 +399,10 @@ def basins_section(crit: dict, maps: dict, mc_json: list, check: dict, rel, quic
     md = ["## [D] 3. Basins of NC (K = 4, z(0) = eps (0, 1, 1, r))\n",
           "Regenerate this section alone: `svdyn report --only basins`. Critical ratio "
           "r_c(eps, L) (r < r_c: square code, r > r_c: NC) as a certified bracket of width "
-          f"<= {bw:g} (`basins.k4_critical_ratio`): section search on (0, 1], every ratio "
+          f"<= {bw:g} (`basins.k4_critical_ratio`"
+          + ("; run as the sweep `k4_critical_ratios`, `k4_critical` task, one chunk per "
+             "(L, eps)" if all("chunk" in m for m in maps.values()) else "")
+          + "): section search on (0, 1], every ratio "
           "classified by the certified classifier (y-clock ratio exponents plus the KKT "
           "certificate, `svdyn.analysis.certify`); every ratio the search met below the "
           "bracket is a certified square, every one above it certified NC; undecided ratios "

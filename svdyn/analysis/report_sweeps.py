@@ -1,7 +1,8 @@
 """The report's grid studies as sweeps: grids, running them, and their records.
 
 The chunkable studies of ``svdyn report`` -- the Monte Carlo cells of sections d2 and basins
-(``classify`` task) and the K = 4 basin maps (``basin_k4`` task) -- are sweep grids
+(``classify`` task), the K = 4 basin maps (``basin_k4`` task) and the K = 4 critical-ratio
+brackets (``k4_critical`` task, one section search per (L, eps) cell) -- are sweep grids
 (:mod:`svdyn.sweep.grid`) run by :func:`svdyn.sweep.run` into ``WORK/<study>/`` (default
 ``FIGURES/sweeps/``; ``--quick`` grids go to ``WORK/quick/<study>/`` so that a smoke test never
 overwrites the full run's chunks). So the report shows the runner's progress bar, resumes an
@@ -86,6 +87,17 @@ def k4_map_grid(depths, eps_lo: float, eps_hi: float, n_eps: int, r_lo: float, r
             "run": {"chunk": int(n_r)}}
 
 
+def k4_critical_grid(depths, eps, bracket_width: float, z_final: float) -> dict:
+    """Certified brackets of the K = 4 critical ratio over (L, eps) (``k4_critical`` task:
+    one :func:`basins.k4_critical_ratio` section search per cell, one chunk each)."""
+    return {"model": {"loss": "ce"},
+            "axes": {"L": [int(L) for L in depths], "eps": [float(e) for e in eps]},
+            "init": {"kind": "none"},
+            "task": {"kind": "k4_critical", "bracket_width": float(bracket_width),
+                     "z_final": float(z_final)},
+            "run": {"chunk": 1}}
+
+
 # ----------------------------------------------------------------------------- running
 def run_study(settings: SweepSettings, study: str, raw: dict, quick: bool = False):
     """Run (or resume) one study's grid into its sweep folder, collect it (``summary.*`` in
@@ -141,6 +153,29 @@ def mc_records(grid, cells, study: str = "", out=None) -> list:
         r["chunk"] = grid.chunk_size
         recs.append(r)
     return recs
+
+
+def k4_critical_records(grid, cells, study: str = "", out=None) -> dict:
+    """``{(L, eps): basins.k4_critical_ratio-style record}`` (without wall times) from a
+    :func:`k4_critical_grid` sweep."""
+    for cell, cols, cnt in cells:
+        if cnt["failed"] or cnt["pending"] or len(cols.get("lo", [])) != 1:
+            raise RuntimeError(f"sweep {study}: cell {cell.path} is incomplete in {out}; "
+                               "rerun the same command")
+    t = grid.normal["task"]
+    out_ = {}
+    for cell, c, _ in cells:
+        L, eps = cell.params["L"], cell.params["eps"]
+        lo, hi = float(c["lo"][0]), float(c["hi"][0])
+        out_[(L, eps)] = {
+            "classes": 4, "depth": L, "init_scale": eps, "bracket": [lo, hi],
+            "critical_ratio": float(c["critical_ratio"][0]), "width": float(c["width"][0]),
+            "width_target": t["bracket_width"], "width_reached": bool(c["width_reached"][0]),
+            "undecided_band": float(c["undecided_band"][0]),
+            "classified": int(c["classified"][0]), "undecided": int(c["undecided"][0]),
+            "z_final": t["z_final"], "init": "z(0) = eps * (0, 1, 1, r), balanced, walsh",
+            "classifier": "certify_limit"}
+    return out_
 
 
 def k4_map_records(grid, cells, study: str = "", out=None) -> dict:
