@@ -141,3 +141,27 @@ def test_stiff_clock_matches_the_engine_flow_y():
     a, sa, _, _ = stiff_flow_y(spec, z, st, rtol=1e-9)
     assert np.all(o.status == 0) and sa == ["ok"] * 4
     assert np.allclose(a[:, :, 1:], o.y[:, :, 1:], rtol=1e-5)  # measured max 2.6e-6
+
+
+def test_second_stage_decides_a_slow_start_on_a_closed_form_vertex():
+    """walsh K = 8, L = 3: a start (seed-0 Monte Carlo, eps = 0.01) whose pairs are still
+    trading places at z = 1e9 is undecided there; the second stage (z_retry = 1e11) certifies
+    it on the rank-4 vertex with z = 2 on four modes (the maxmargin optimum's value profile)."""
+    spec = ModelSpec(8, 3)
+    z0 = np.array([0.0, 0.014900536153551074, 0.007451444835451229, 0.00540827601392863,
+                   0.011260097898081132, 0.010516410473905112, 0.008888515192168161,
+                   0.01233331833675533])
+    one = certify_limit(spec, z0, is_z=True, z_retry=None)
+    assert not one.decided[0] and "DIRECTION_TOL" in one.reason[0]
+    assert one.z_final[0] == 1e9 and "retry" not in one.meta
+    two = certify_limit(spec, z0, is_z=True)
+    assert two.decided[0] and two.label == ["rank-4 code"], two.reason
+    assert two.z_final[0] == 1e11 and two.meta["retry"] == {"z_final": 1e11, "starts": 1,
+                                                            "decided": 1}
+    zv = two.vertex_z[0]
+    assert np.allclose(np.sort(zv)[-4:], 2.0, atol=1e-9) and np.allclose(np.sort(zv)[:4], 0)
+    assert np.isclose(fast_margins(spec.G, zv).min(), 1.0)
+    opt = np.array(maxmargin.solve(8, 3)["optimum"]["z"])
+    assert np.isclose(np.sum(zv[zv > 0] ** (2 / 3)), np.sum(opt[opt > 0] ** (2 / 3)))
+    assert two.item(0)["stops"][-1] == pytest.approx(1e11 ** (-1 / 3))
+    assert two.steps[0] > one.steps[0]            # both stages counted

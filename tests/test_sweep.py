@@ -38,6 +38,7 @@ def tiny(task="classify", **over):
     ({"axes": {"depth": [2]}}, ["[axes]", "depth", "sweepable"]),
     ({"axes": {"K": [4]}}, ["K", "also fixed"]),
     ({"task": {"kind": "classify", "z_final": "big"}}, ["[task] z_final", "number"]),
+    ({"task": {"kind": "classify", "z_retry": 1e20}}, ["[task] z_retry", "no second stage"]),
     ({"task": {"kind": "classify", "classifier": "growth", "m_end": "big"}},
      ["[task] m_end", "number"]),
     ({"task": {"kind": "classify", "max_end": 1e4}},
@@ -112,9 +113,9 @@ def test_classifier_defaults_are_certify_defaults():
     from svdyn.sweep.grid import CLASSIFIERS
     t = Grid.from_dict(tiny()).normal["task"]
     assert t == {"kind": "classify", "classifier": "certified", "z_final": certify.Z_FINAL,
-                 "n_stops": certify.N_STOPS}
+                 "n_stops": certify.N_STOPS, "z_retry": certify.Z_RETRY}
     assert {k: d for k, (_, d) in CLASSIFIERS["certified"].items()} == \
-        {"z_final": certify.Z_FINAL, "n_stops": certify.N_STOPS}
+        {"z_final": certify.Z_FINAL, "n_stops": certify.N_STOPS, "z_retry": certify.Z_RETRY}
     raw = tiny()
     raw["task"] = {"kind": "classify", "classifier": "growth"}
     g = Grid.from_dict(raw)

@@ -37,7 +37,13 @@ slack ``EXACT_TOL``) and ``||zhat - z_v|| / ||z_v||`` must be below
 objective's derivative is +inf, so stationarity holds there for every mu), complementary
 slackness is ``max_c mu_c |m_c(z_v) - 1|`` on A, and the *first-order gap*
 ``min { grad f . d : M_A d >= 0, 1^T M_A d = 1 }`` (an LP) is positive iff the vertex is a
-strict local minimum. A limit is reported as a code (or NC) only when all of: integration ok,
+strict local minimum. A start left undecided for a reason a longer clock can resolve (a mode
+in transit, a direction not yet within tolerance, a saddle face not yet left, the step limit)
+goes on to a *second stage* whose last stop sits at ``z_retry`` (default ``Z_RETRY = 1e11``,
+100x ``Z_FINAL``; at L = 3 this is one more decade in y) and is read there by the same rules:
+walsh K = 8, L = 3, eps = 0.01, 2000 starts left 63 undecided at 1e9 and 15 after the second
+stage (``python /tmp`` measurement recorded in ``bench/RESULTS.md``; the slow exits from a
+saddle region need ~1e4-1e5 clock steps). A limit is reported as a code (or NC) only when all of: integration ok,
 every mode decided, vertex, feasible, direction within tolerance, stationarity residual below
 ``KKT_TOL``, and gap > 0; otherwise the result is ``undecided`` with the reason. A non-vertex
 KKT point of the concave problem is never a local minimum (the objective is strictly concave
@@ -82,6 +88,9 @@ GAP_TOL = 1e-9     # first-order gap (relative) that counts as strictly positive
 BALANCE_TOL = 1e-4
 BALANCE_MAX_MARGIN = 1e4
 Z_FINAL = 1e9      # the last stop sits at y_min = Z_FINAL^(-(L-2)/L) (largest z ~ Z_FINAL)
+Z_RETRY = 1e11     # second stage: starts left undecided (slowly) at Z_FINAL go on to here
+MAX_STEPS = 20_000           # clock steps per start, first stage
+RETRY_MAX_STEPS = 400_000    # and second stage (slow exits from a saddle region need ~1e5)
 Z_CAP = 1e14       # largest z the reference field evaluates
 Q = 10.0           # stops are a factor Q apart in y
 N_STOPS = 4
@@ -142,10 +151,12 @@ class CertifiedLimit:
       exponents (B, K) ratio exponents over the last stop pair (NaN for non-moving modes);
       stationarity (B,) relative KKT residual; slackness (B,) max mu_c |m_c - 1|;
       min_multiplier (B,); gap (B,) first-order gap (> 0: strict local minimum);
-      direction_error (B,); cost (B,) sum z_v^(2/L); steps (B,) integrator steps.
+      direction_error (B,); cost (B,) sum z_v^(2/L); steps (B,) integrator steps (both
+      stages); z_final (B,) the largest z of the stops the start was read at (``z_final``, or
+      ``z_retry`` for a start that went on to the second stage).
     Lists (length B): label ("NC", "rank-r code" or "undecided"), support_class (value profile
     of the vertex, e.g. ``"rank-4 {2 x4}"``), reason ('' when decided), status (integrator).
-    stops (S,): the y_min thresholds used (shared by the batch).
+    stops (S,): the first stage's y_min thresholds (``item(i)`` gives start i's own).
     """
 
     spec: ModelSpec
@@ -163,6 +174,7 @@ class CertifiedLimit:
     direction_error: np.ndarray
     cost: np.ndarray
     steps: np.ndarray
+    z_final: np.ndarray
     label: list
     support_class: list
     reason: list
@@ -197,7 +209,14 @@ class CertifiedLimit:
                                        "direction": DIRECTION_TOL, "gap": GAP_TOL}},
                 "direction_error": f(self.direction_error[i]), "cost": f(self.cost[i]),
                 "status": self.status[i], "steps": int(self.steps[i]),
-                "stops": [float(v) for v in self.stops]}
+                "z_final": f(self.z_final[i]),
+                "stops": [float(v) for v in self._stops_of(i)]}
+
+    def _stops_of(self, i: int) -> np.ndarray:
+        zf = self.z_final[i]
+        if self.stops.size == 0 or not math.isfinite(zf) or zf == self.meta.get("z_final"):
+            return self.stops
+        return y_stops(self.spec.L, zf, self.meta.get("q", Q), self.stops.size)
 
     def histogram(self) -> dict:
         """``{support_class: count}`` over decided starts, plus ``"undecided": count``."""
@@ -218,11 +237,11 @@ def y_stops(L: int, z_final: float = Z_FINAL, q: float = Q, n_stops: int = N_STO
     return d * q ** np.arange(n_stops - 1, -1, -1, dtype=float)
 
 
-def _clock(spec, z0, stops, rtol, atol):
+def _clock(spec, z0, stops, rtol, atol, max_steps=MAX_STEPS):
     """y at the stops: (y (B, S, K), status list, steps (B,)), by the stiff y clock of
     ``yclock.py``."""
     from .yclock import stiff_flow_y
-    y, status, steps, _ = stiff_flow_y(spec, z0, stops, rtol=rtol)
+    y, status, steps, _ = stiff_flow_y(spec, z0, stops, rtol=rtol, max_steps=max_steps)
     return y, status, steps
 
 
@@ -385,7 +404,7 @@ def _empty(spec, B, stops, single):
                           exponents=np.full((B, K), np.nan), stationarity=nan.copy(),
                           slackness=nan.copy(), min_multiplier=nan.copy(), gap=nan.copy(),
                           direction_error=nan.copy(), cost=nan.copy(),
-                          steps=np.zeros(B, int), label=["undecided"] * B,
+                          steps=np.zeros(B, int), z_final=nan.copy(), label=["undecided"] * B,
                           support_class=[""] * B, reason=[""] * B, status=["ok"] * B,
                           stops=np.asarray(stops, float), single=single)
 
@@ -424,7 +443,7 @@ def _moving(spec, z):
 
 def certify_limit(spec: ModelSpec, state, *, z_final: float = Z_FINAL, q: float = Q,
                   n_stops: int = N_STOPS, rtol: float = 1e-8, atol: float = 1e-30,
-                  is_z: bool | None = None) -> CertifiedLimit:
+                  is_z: bool | None = None, z_retry: float | None = Z_RETRY) -> CertifiedLimit:
     """Certified limit of the gradient flow from ``state`` (unregularised ce only).
 
     See the module docstring for the method and tolerances; conventions in
@@ -446,6 +465,13 @@ def certify_limit(spec: ModelSpec, state, *, z_final: float = Z_FINAL, q: float 
         Tolerances of the clock's integrator.
     is_z : bool or None, optional
         Whether ``state`` holds z; inferred from the shape when None.
+    z_retry : float or None, optional
+        Second stage: starts left undecided at ``z_final`` for a reason a longer clock can
+        resolve (a mode in transit, a direction not yet within DIRECTION_TOL, a face not yet
+        left, a run that hit the step limit) are integrated again to stops ending at
+        ``z_retry`` (with up to RETRY_MAX_STEPS steps) and read there; ``None`` or a value
+        <= ``z_final`` turns the stage off. ``meta["retry"]`` counts the starts it took and
+        decided; ``z_final`` (B,) says where each start was read.
 
     Returns
     -------
@@ -473,10 +499,14 @@ def certify_limit(spec: ModelSpec, state, *, z_final: float = Z_FINAL, q: float 
         s0 = s[None] if single else s
         z0 = s0.prod(axis=1)
     B = z0.shape[0]
+    for name, v in (("z_final", z_final), ("z_retry", z_retry or z_final)):
+        if not (isinstance(v, (int, float)) and 1 < v <= Z_CAP):
+            raise SpecError(f"{name} must lie in (1, {Z_CAP:g}] (the largest z the clock "
+                            f"reads), got {v!r}")
     stops = y_stops(L, z_final, q, n_stops) if L > 2 else np.zeros(0)
     res = _empty(spec, B, stops, single)
     res.meta = {"z_final": z_final, "q": q, "n_stops": n_stops, "rtol": rtol,
-                "live_max": LIVE_MAX, "out_min": OUT_MIN}
+                "live_max": LIVE_MAX, "out_min": OUT_MIN, "z_retry": z_retry}
     todo = np.ones(B, bool)
     if s0 is not None:
         todo, z0 = _balance(spec, s0, z0, res)
@@ -487,7 +517,51 @@ def certify_limit(spec: ModelSpec, state, *, z_final: float = Z_FINAL, q: float 
     idx = np.nonzero(todo)[0]
     if idx.size == 0:
         return res
-    y, status, steps = _clock(spec, z0[idx], stops, rtol, atol)
+    _read_clock(spec, z0, mv, idx, stops, rtol, atol, MAX_STEPS, res)
+    res.z_final[idx] = z_final
+    if z_retry and z_retry > z_final:
+        again = np.array([i for i in idx if not res.decided[i] and _retryable(res, i)], int)
+        res.meta["retry"] = {"z_final": z_retry, "starts": int(again.size), "decided": 0}
+        if again.size:
+            stops2 = y_stops(L, z_retry, q, n_stops)
+            sub = _empty(spec, again.size, stops2, False)
+            _read_clock(spec, z0[again], mv[again], np.arange(again.size), stops2, rtol, atol,
+                        RETRY_MAX_STEPS, sub)
+            first = res.steps[again].copy()
+            _copy_rows(res, again, sub)
+            res.steps[again] += first
+            res.z_final[again] = z_retry
+            res.meta["retry"]["decided"] = int(np.sum(sub.decided))
+    return res
+
+
+#: undecided reasons a longer clock can resolve (slow exits, late convergence, a run that hit
+#: max_steps); a degenerate vertex or an unbalanced start stays what it is
+_RETRY = ("transit", "direction", "not_kkt", "saddle")
+
+
+def _retryable(res, i) -> bool:
+    r = res.reason[i]
+    return any(r.startswith(REASONS[k]) for k in _RETRY) or (
+        r.startswith(REASONS["integration"]) and "max_steps" in r)
+
+
+def _copy_rows(dst, rows, src):
+    """dst's starts ``rows`` take src's starts 0..len(rows)-1 (every per-start field)."""
+    for f in ("decided", "nc", "support", "rank", "direction", "vertex_z", "exponents",
+              "stationarity", "slackness", "min_multiplier", "gap", "direction_error", "cost",
+              "steps", "z_final"):
+        getattr(dst, f)[rows] = getattr(src, f)
+    for f in ("label", "support_class", "reason", "status"):
+        d, v = getattr(dst, f), getattr(src, f)
+        for k, i in enumerate(rows):
+            d[i] = v[k]
+
+
+def _read_clock(spec, z0, mv, idx, stops, rtol, atol, max_steps, res):
+    """Integrate the y clock of starts ``idx`` to ``stops`` and classify each into ``res``."""
+    L, G = spec.L, spec.G
+    y, status, steps = _clock(spec, z0[idx], stops, rtol, atol, max_steps)
     ymin = stops
     for k, i in enumerate(idx):
         res.steps[i] = int(steps[k])
@@ -526,7 +600,6 @@ def certify_limit(spec: ModelSpec, state, *, z_final: float = Z_FINAL, q: float 
             res.reason[i] = REASONS[why]
             continue
         _accept(res, i, G)
-    return res
 
 
 def _accept(res, i, G):

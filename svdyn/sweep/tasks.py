@@ -26,8 +26,9 @@ from __future__ import annotations
 import numpy as np
 
 #: bump a task's version when its output for the same input changes (invalidates stored chunks)
-TASK_VERSION = {"flow": 1, "classify": 2, "basin_k4": 2, "k4_critical": 1, "critical": 1,
+TASK_VERSION = {"flow": 1, "classify": 3, "basin_k4": 3, "k4_critical": 1, "critical": 1,
                 "validate": 1}
+#: (k4_critical calls certify_limit through basins.k4_critical_ratio: bump it with classify)
 
 #: columns that depend on the machine or the run, not only on the inputs (never compared,
 #: never summarised as results)
@@ -55,7 +56,7 @@ def classify_limits(spec, s, opts: dict, tol: dict, z=None) -> dict:
     """THE limit classifier of the sweep, by ``opts["classifier"]``.
 
     ``"certified"`` (default): :func:`svdyn.analysis.certify.certify_limit` with the task's
-    ``z_final`` and ``n_stops`` (its own integrator tolerances; ``[tolerances]`` is not used),
+    ``z_final``, ``n_stops`` and ``z_retry`` (second stage; 0 = off) (its own integrator tolerances; ``[tolerances]`` is not used),
     on the logit singular values ``z`` (B, K) when given (``is_z=True``, as ``basins.k4_map``
     and ``basins.monte_carlo`` call it: no rounding through the balanced factors), else on the
     states s (B, L, K).
@@ -66,10 +67,12 @@ def classify_limits(spec, s, opts: dict, tol: dict, z=None) -> dict:
     if opts.get("classifier", "certified") == "growth":
         return _classify_growth(spec, s, opts, tol)
     from ..analysis.certify import certify_limit
+    kw = {"z_final": opts["z_final"], "n_stops": opts["n_stops"],
+          "z_retry": opts.get("z_retry", 1e11) or None}
     if z is not None:
-        c = certify_limit(spec, z, z_final=opts["z_final"], n_stops=opts["n_stops"], is_z=True)
+        c = certify_limit(spec, z, is_z=True, **kw)
     else:
-        c = certify_limit(spec, s, z_final=opts["z_final"], n_stops=opts["n_stops"])
+        c = certify_limit(spec, s, **kw)
     return {"nc": np.asarray(c.nc, bool), "rank": np.asarray(c.rank, np.int64),
             "support": [np.nonzero(row)[0].tolist() for row in np.asarray(c.support, bool)],
             "decided": np.asarray(c.decided, bool), "status": list(c.status),
