@@ -129,6 +129,7 @@ NUMERIC = {
                   "--eps": POS, "--alpha": ("float", 0.0, False, 1.0)},
     "lyapunov": {**MODEL, "--trials": ("int", 1, False, None), "--init-scale": POS,
                  "--spread": POS, "--seed": SEED, "--t-end": POS, "--init-mode0": NONNEG},
+    "report": {"--workers": ("int", 1, False, 4096)},
 }
 GENERIC_BAD = ["abc", "nan", "inf", "-inf", "-1", "", "1e999", "0x10"]
 # lists: (option, bad values)
@@ -203,7 +204,7 @@ FILE_OUTPUTS = {
     "report": {"--out": ".md"},
     "derive": {"--kernels": ".py"},
 }
-DIR_OUTPUTS = {"demo": ["--out"], "report": ["--figures"]}
+DIR_OUTPUTS = {"demo": ["--out"], "report": ["--figures", "--work"]}
 
 
 def output_cases():

@@ -67,15 +67,26 @@ def k4_map(depth: int, eps_grid, r_grid, z_final: float = K4_Z_FINAL) -> dict:
     E, R = np.meshgrid(np.asarray(eps_grid, float), np.asarray(r_grid, float), indexing="ij")
     t0 = time.perf_counter()
     c = certify_limit(spec, k4_z(E.ravel(), R.ravel()), z_final=z_final, is_z=True)
-    wall = time.perf_counter() - t0
-    shp = E.shape
-    nd = int(np.sum(c.decided))
+    return map_result(depth, eps_grid, r_grid, c.rank.reshape(E.shape),
+                      c.decided.reshape(E.shape), c.nc, c.status, z_final,
+                      time.perf_counter() - t0)
+
+
+def map_result(depth: int, eps_grid, r_grid, rank, decided, nc, status, z_final: float,
+               seconds: float | None = None) -> dict:
+    """The K = 4 basin-map record from certified outcomes (``rank``, ``decided`` (E, R); ``nc``
+    and ``status`` per point in row-major order): the one place :func:`k4_map` and the report's
+    sweep (``basin_k4`` task) build it."""
+    decided = np.asarray(decided, bool)
+    nd = int(np.sum(decided))
+    nnc = int(np.sum(np.asarray(nc, bool) & decided.ravel()))
     return {"depth": depth, "eps": list(map(float, eps_grid)), "r": list(map(float, r_grid)),
-            "rank": c.rank.reshape(shp).tolist(), "decided": c.decided.reshape(shp).tolist(),
-            "nc_fraction": float(np.sum(c.nc) / nd) if nd else None,
-            "nc_wilson95": wilson(int(np.sum(c.nc)), nd), "undecided": c.undecided,
-            "failed": int(sum(not st.startswith("ok") for st in c.status)), "n": int(E.size),
-            "seconds": wall, "z_final": z_final, "classifier": "certify_limit"}
+            "rank": np.asarray(rank, np.int64).tolist(), "decided": decided.tolist(),
+            "nc_fraction": float(nnc / nd) if nd else None,
+            "nc_wilson95": wilson(nnc, nd), "undecided": int(decided.size - nd),
+            "failed": int(sum(not str(st).startswith("ok") for st in status)),
+            "n": int(decided.size), "seconds": seconds, "z_final": z_final,
+            "classifier": "certify_limit"}
 
 
 def k4_critical_ratio(depth: int, eps: float, r_max: float = 1.0, width: float = 1e-3,
@@ -146,21 +157,40 @@ def monte_carlo(K: int, depth: int, eps: float, samples: int, seed: int = 0,
     z = random_init_z(spec, eps, np.random.default_rng(seed), batch=samples)
     t0 = time.perf_counter()
     c = certify_limit(spec, z, z_final=z_final or Z_FINAL, is_z=True)
-    dec = c.decided
+    r = mc_result(K, depth, spec.group, eps, seed, c.decided, c.nc, c.rank, c.support_class,
+                  c.reason, c.status)
+    r["seconds"] = time.perf_counter() - t0
+    return r
+
+
+def mc_result(K: int, depth: int, group: str, eps: float, seed, decided, nc, rank,
+              support_class, reason, status) -> dict:
+    """The Monte-Carlo record of one (K, L, eps) cell from its starts' certified outcomes (in
+    start order): the one place :func:`monte_carlo` and the report's sweep (``classify``
+    task) build it. ``limit_histogram`` is ``CertifiedLimit.histogram()`` (support classes by
+    decreasing count, ties in order of first appearance, then ``undecided``)."""
+    dec = np.asarray(decided, bool)
     nd = int(dec.sum())
-    nnc = int(np.sum(c.nc))
-    ranks = c.rank[dec]
+    nnc = int(np.sum(np.asarray(nc, bool) & dec))
+    ranks = np.asarray(rank, np.int64)[dec]
+    hist: dict = {}
+    for d, cl in zip(dec, support_class):
+        if d:
+            hist[cl] = hist.get(cl, 0) + 1
+    hist = dict(sorted(hist.items(), key=lambda kv: -kv[1]))
+    hist["undecided"] = int(dec.size - nd)
     reasons: dict = {}
-    for d, rs in zip(dec, c.reason):
+    for d, rs in zip(dec, reason):
         if not d:
             key = rs.split(":")[0].split(" (")[0]
             reasons[key] = reasons.get(key, 0) + 1
-    return {"classes": K, "depth": depth, "group": spec.group, "init_scale": eps,
-            "samples": samples, "seed": seed, "decided": nd, "undecided": c.undecided,
+    return {"classes": K, "depth": depth, "group": group, "init_scale": eps,
+            "samples": int(dec.size), "seed": seed, "decided": nd,
+            "undecided": int(dec.size - nd),
             "nc_count": nnc, "nc_fraction": nnc / nd if nd else None,
-            "nc_wilson95": wilson(nnc, nd), "limit_histogram": c.histogram(),
+            "nc_wilson95": wilson(nnc, nd), "limit_histogram": hist,
             "rank_histogram": {int(r): int(np.sum(ranks == r)) for r in np.unique(ranks)},
             "mean_rank": float(np.mean(ranks)) if nd else None,
             "undecided_reasons": reasons,
-            "failed": int(sum(not st.startswith("ok") for st in c.status)),
-            "seconds": time.perf_counter() - t0, "classifier": "certify_limit"}
+            "failed": int(sum(not str(st).startswith("ok") for st in status)),
+            "classifier": "certify_limit"}

@@ -88,6 +88,15 @@ class Context:
     rel: Path
     quick: bool = False
     device: str = "auto"
+    sweeps: object = None     # report_sweeps.SweepSettings: where / how grid studies run
+
+    def sweep(self, study: str, raw: dict):
+        """Run (or resume) a grid study through the sweep runner: ``(grid, cells)``."""
+        from .report_sweeps import SweepSettings, run_study
+        if self.sweeps is None:
+            self.sweeps = SweepSettings(self.figures / "sweeps")
+        grid, cells, _, _ = run_study(self.sweeps, study, raw, self.quick)
+        return grid, cells
 
 
 def _strip_seconds(obj):
@@ -212,22 +221,30 @@ def sec_depth2(ctx: Context) -> Section:
     mm_cases = [(4, "walsh"), (8, "walsh"), (16, "walsh"), (3, "cyclic"), (5, "cyclic"),
                 (6, "cyclic"), (8, "cyclic"), (10, "2,5"), (12, "cyclic")]
     depth2_nc = all(maxmargin.solve(K, 2.0, g)["optimum"]["nc"] for K, g in mm_cases)
+    from .report_sweeps import mc_grid_over_k, mc_records
     mc_eps = (1e-3, 1e-1, 10.0)
     n_mc = 64 if ctx.quick else 400
+    grid, cells = ctx.sweep("d2_monte_carlo", mc_grid_over_k((4, 8, 16), 2, mc_eps, n_mc,
+                                                             seed=1, chunk=min(n_mc, 100)))
+    recs = mc_records(grid, cells, "d2_monte_carlo")
     d2_rows = []
     for K in (4, 8, 16):
         for eps in mc_eps:
-            r = basins.monte_carlo(K, 2, eps, n_mc, seed=1)
-            d2_rows.append([K, eps, n_mc, f"{r['nc_fraction']:.3f}", r["undecided"]])
-    d2_all_nc = all(float(r[3]) == 1.0 for r in d2_rows)
+            r = next(x for x in recs if x["classes"] == K and x["init_scale"] == eps)
+            d2_rows.append([K, eps, n_mc, "-" if r["nc_fraction"] is None
+                            else f"{r['nc_fraction']:.3f}", r["undecided"]])
+    d2_all_nc = all(r[3] == "1.000" for r in d2_rows)
     md = ["## [D] 2. Depth 2: NC from every spectral start\n",
-          "Balanced spectral starts z_j(0) = eps U(0.5, 1.5) (walsh), limits classified "
-          "(`svdyn basin --classes K --depth 2 --init-scale EPS --samples 400 --seed 1`).\n",
+          "Balanced spectral starts z_j(0) = eps U(0.5, 1.5) (walsh), certified limits; run "
+          f"as the sweep `d2_monte_carlo` (`classify` task, {grid.chunk_size} starts per "
+          "chunk, each chunk's starts drawn from SeedSequence((root seed 1, cell, chunk)); "
+          "one cell alone: `svdyn basin --classes K --depth 2 --init-scale EPS --samples N`, "
+          "with its own seed).\n",
           _md_table(["K", "eps", "inits", "NC fraction", "undecided"], d2_rows) + "\n"]
     summ = [["[H], [D]", "NC from every spectral start at depth 2", _v(d2_all_nc and depth2_nc),
              f"max-margin optimum at L=2 is NC for all {len(mm_cases)} groups; "
              f"{sum(1 for _ in d2_rows) * n_mc} random spectral flows at L=2 (K = 4, 8, 16, "
-             f"eps 1e-3..10): NC fraction {min(float(r[3]) for r in d2_rows):.3f} minimum",
+             f"eps 1e-3..10): NC fraction {min(r[3] for r in d2_rows)} minimum",
              "`svdyn report --only d2`"]]
     return Section("d2", "\n".join(md), summ)
 
@@ -259,25 +276,34 @@ def lowrank_cells(mc_json: list) -> dict:
 
 
 def sec_basins(ctx: Context) -> Section:
-    from ..progress import track
     from . import basins
     from .certify import certify_limit
+    from .report_sweeps import (k4_critical_grid, k4_critical_records, k4_map_grid,
+                                k4_map_records, mc_grid, mc_records)
     quick, figures, rel = ctx.quick, ctx.figures, ctx.rel
     ne = 12 if quick else 100
-    eps_grid = np.geomspace(1e-3, 1.0, ne)
-    r_grid = np.linspace(0.0, 1.5, ne)
+    # every grid study runs through the sweep runner (resumable, on any executor): the K = 4
+    # basin maps, the Monte Carlo cells at K = 8, 16 and the critical-ratio searches
+    grid, cells = ctx.sweep("basin_k4_maps", k4_map_grid(DEPTHS_MAP, 1e-3, 1.0, ne, 0.0, 1.5,
+                                                         ne, basins.K4_Z_FINAL))
+    maps = k4_map_records(grid, cells, "basin_k4_maps")
+    n8, n16 = (64, 32) if quick else (2000, 1000)
+    mc_json = []
+    for K in (8, 16):
+        study = f"monte_carlo_K{K}"
+        grid, cells = ctx.sweep(study, mc_grid(K, range(2, 9), (0.1, 0.01),
+                                               n8 if K == 8 else n16, seed=2))
+        recs = mc_records(grid, cells, study)
+        mc_json += sorted(recs, key=lambda r: (-r["init_scale"], r["depth"]))
+    # certified brackets of the K = 4 critical ratio: one section search per (L, eps) cell
     crit_eps = (1.0, 0.1, 0.01, 0.001)
     crit_depths = (2, 3, 4, 5, 6, 7, 8)
-    crit = {}
     bw = 1e-2 if quick else 1e-3
-    for L in track(crit_depths, "report: critical ratios", unit="depth"):
-        for eps in crit_eps:
-            crit[(L, eps)] = basins.k4_critical_ratio(L, eps, width=bw)
-    maps = {}
-    for L in track(DEPTHS_MAP, "report: basin maps", unit="map"):
-        m = basins.k4_map(L, eps_grid, r_grid)
+    grid, cells = ctx.sweep("k4_critical_ratios", k4_critical_grid(crit_depths, crit_eps, bw,
+                                                                   basins.K4_Z_FINAL))
+    crit = k4_critical_records(grid, cells, "k4_critical_ratios")
+    for L, m in maps.items():
         m["critical"] = [crit[(L, e)] for e in crit_eps]
-        maps[L] = m
     # classifier check: random points of the L = 3 plane certified with the last stop at
     # z = 1e6 and again at z = 1e12 (a 100x smaller y threshold at L = 3)
     rng = np.random.default_rng(3)
@@ -292,13 +318,6 @@ def sec_basins(ctx: Context) -> Section:
     check = {"n": nchk, "agree": agree, "both_decided": int(both.sum()),
              "undecided_1e6": ca.undecided, "undecided_1e12": cb.undecided,
              "classifier": "certify_limit"}
-    # Monte Carlo K = 8, 16 over depths: certified limits
-    n8, n16 = (64, 32) if quick else (2000, 1000)
-    mc_json = []
-    for K in track((8, 16), "report: Monte Carlo over depth", unit="K"):
-        for eps in (0.1, 0.01):
-            for L in range(2, 9):
-                mc_json.append(basins.monte_carlo(K, L, eps, n8 if K == 8 else n16, seed=2))
     for L in DEPTHS_MAP:
         plot_k4_map(maps[L], figures / f"basin_k4_depth{L}.png")
     return basins_section(crit, maps, mc_json, check, rel, quick, bw)
@@ -380,7 +399,10 @@ def basins_section(crit: dict, maps: dict, mc_json: list, check: dict, rel, quic
     md = ["## [D] 3. Basins of NC (K = 4, z(0) = eps (0, 1, 1, r))\n",
           "Regenerate this section alone: `svdyn report --only basins`. Critical ratio "
           "r_c(eps, L) (r < r_c: square code, r > r_c: NC) as a certified bracket of width "
-          f"<= {bw:g} (`basins.k4_critical_ratio`): section search on (0, 1], every ratio "
+          f"<= {bw:g} (`basins.k4_critical_ratio`"
+          + ("; run as the sweep `k4_critical_ratios`, `k4_critical` task, one chunk per "
+             "(L, eps)" if all("chunk" in m for m in maps.values()) else "")
+          + "): section search on (0, 1], every ratio "
           "classified by the certified classifier (y-clock ratio exponents plus the KKT "
           "certificate, `svdyn.analysis.certify`); every ratio the search met below the "
           "bracket is a certified square, every one above it certified NC; undecided ratios "
@@ -398,16 +420,29 @@ def basins_section(crit: dict, maps: dict, mc_json: list, check: dict, rel, quic
     mrows = [[L, maps[L]["n"], "-" if maps[L]["nc_fraction"] is None
               else f"{maps[L]['nc_fraction']:.4f}", maps[L]["undecided"], maps[L]["failed"]]
              for L in DEPTHS_MAP]
-    md.append("Maps (eps log-spaced 1e-3..1, r in 0..1.5; white dots: bracket midpoints of "
+    swept = all("chunk" in m for m in maps.values())
+    md.append("Maps (eps log-spaced 1e-3..1, r in 0..1.5"
+              + ("; run as the sweep `basin_k4_maps`, `basin_k4` task, one chunk per (L, eps) "
+                 "row of r values" if swept else "") + "; white dots: bracket midpoints of "
               "r_c; black dots: undecided; NC fraction over the decided points; the r = 0 row "
               "has mode 3 pinned at zero, hence rank 2 even at L = 2):\n")
     md.append(_md_table(["L", "inits", "NC fraction", "undecided", "failed"], mrows) + "\n")
     md.append(" ".join(f"![L={L}](%s)" % (rel / f"basin_k4_depth{L}.png") for L in DEPTHS_MAP)
               + "\n")
+    if all("seeds" in r for r in mc_json):
+        how = ("Run as the sweeps `monte_carlo_K8` and `monte_carlo_K16` (`classify` task, "
+               + " and ".join(f"{r['chunk']} starts per chunk at K = {r['classes']}" for r in
+                              {x["classes"]: x for x in mc_json}.values())
+               + "); each chunk draws its starts from SeedSequence((root seed 2, cell, chunk)) "
+               "(`svdyn.sweep.grid.chunk_entropy`), so the numbers do not depend on the "
+               "executor or the worker count. One cell alone, with its own seed: `svdyn basin "
+               "--classes K --depth L --init-scale EPS --samples N`.\n")
+    else:
+        how = ("Command: `svdyn basin --classes K --depth L --init-scale EPS --samples N "
+               "--seed 2`.\n")
     md.append(f"Monte Carlo, z_j(0) = eps U(0.5, 1.5), walsh ({n8} inits for K = 8, {n16} for "
               "K = 16), certified limits: NC fraction over the decided starts [95 % Wilson "
-              "interval] / undecided (never folded into the fraction). Command: `svdyn basin "
-              "--classes K --depth L --init-scale EPS --samples N --seed 2`.\n")
+              "interval] / undecided (never folded into the fraction). " + how)
     md.append(_md_table(["K", "eps"] + [f"L={L}" for L in range(2, 9)], mc_rows) + "\n")
     md.append("Certified limits by support class (value profile of the limit vertex, min "
               "margin 1):\n")
@@ -681,17 +716,26 @@ def _summary_table(summ: dict) -> str:
 
 
 def build_report(out="validation/REPORT.md", figures="validation/figures", quick=False,
-                 device="auto", only=None, log=None) -> Path:
+                 device="auto", only=None, log=None, *, work=None, executor=None,
+                 workers=None, scheduler=None, progress=None) -> Path:
     """Run the sections named by ``only`` (all by default; see :func:`parse_only`) and write the
     report, keeping the other sections' text and summary rows from the existing report.
-    Returns the report's path. Timings go to ``log`` (default stderr), never to the files."""
+    Returns the report's path. Timings go to ``log`` (default stderr), never to the files.
+
+    The grid studies (Monte Carlo cells, K = 4 basin maps) run through the sweep runner
+    (:mod:`svdyn.analysis.report_sweeps`) into ``work`` (default ``FIGURES/sweeps``; ``--quick``
+    grids under ``work/quick``) on ``executor`` (anything :func:`svdyn.sweep.run` takes, with
+    ``workers`` / ``scheduler``); a rerun skips their finished chunks."""
     import sys
+    from .report_sweeps import SweepSettings, SweepSetupError
     log = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
     keys = parse_only(only) if isinstance(only, (str, type(None))) else list(only)
     out, figures = Path(out), Path(figures)
     figures.mkdir(parents=True, exist_ok=True)
     rel = Path(figures.name) if figures.parent == out.parent else figures
-    ctx = Context(figures, rel, quick, device)
+    sweeps = SweepSettings(Path(work) if work is not None else figures / "sweeps", executor,
+                           workers, scheduler, progress, log)
+    ctx = Context(figures, rel, quick, device, sweeps)
     old = _existing_sections(out.read_text()) if out.exists() else {}
     summ_path = figures / "summary.json"
     summ = json.loads(summ_path.read_text()) if summ_path.exists() else {}
@@ -702,6 +746,8 @@ def build_report(out="validation/REPORT.md", figures="validation/figures", quick
         t0 = time.perf_counter()
         try:
             sec = fn(ctx)
+        except SweepSetupError:       # the executor / sweep folder, not the study: stop
+            raise
         except ImportError as e:      # an optional extra (torch) missing: say so, go on
             sec = Section(key, f"## {SECTION_TITLES[key]}\n\nThis section is not generated: "
                                f"`{type(e).__name__}: {e}` (install the extra it needs).")

@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
+import sys
 import tempfile
 import json
 import math
@@ -98,7 +99,12 @@ def register(sub) -> None:
         "default validation/figures; created if its parent exists). Run time: about 11 min on "
         "2 cores (as measured for the README); --quick runs small grids. The folders must exist: run it from a source "
         "checkout or pass --out and --figures; files are replaced only when the report is "
-        "complete.")
+        "complete. The grid studies (Monte Carlo cells of sections d2 and basins, the K = 4 "
+        "basin maps) run through the sweep runner into --work (default FIGURES/sweeps/; "
+        "--quick grids into WORK/quick/): the runner's progress bar shows, an interrupted run "
+        "(Ctrl-C, a kill) keeps its finished chunks there and the same command resumes from "
+        "them, and --executor processes / dask / --scheduler run the chunks on local workers "
+        "or a dask cluster (the numbers do not depend on the executor).")
     p.add_argument("--out", type=OutFile(".md"), default="validation/REPORT.md",
                    help="report file (default validation/REPORT.md; its folder must exist)")
     p.add_argument("--figures", type=OutDir(), default="validation/figures",
@@ -108,6 +114,16 @@ def register(sub) -> None:
     p.add_argument("--only", metavar="SECTIONS", help="regenerate only these sections, comma "
                    "separated (h, mm, d2, basins, rep, codes, width, pu; aliases d, p, u); the "
                    "others are kept from the existing report")
+    p.add_argument("--work", type=OutDir(), default=None, metavar="DIR",
+                   help="sweep folders of the grid studies, kept between runs so that a rerun "
+                   "resumes (default FIGURES/sweeps; `svdyn sweep status DIR/<study>` reads "
+                   "them)")
+    from .sweep import add_executor_args
+    add_executor_args(p)
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--progress", dest="progress", action="store_true", default=None,
+                   help="show the sweep progress bars even when stderr is not a terminal")
+    g.add_argument("--no-progress", dest="progress", action="store_false")
     p.set_defaults(func=cmd_report)
 
 
@@ -304,6 +320,8 @@ def cmd_classify(args) -> int:
 
 def cmd_report(args) -> int:
     from .common import need_torch
+    from .sweep import check_executor_args
+    check_executor_args(args)
     need_torch("svdyn report (its width study trains full models)")
     from ..analysis.report import build_report, parse_only
     try:
@@ -311,24 +329,40 @@ def cmd_report(args) -> int:
     except ValueError as e:
         raise SpecError(f"--only: {e}") from None
     out, figures = Path(args.out), Path(args.figures)
-    if figures.parent.resolve() != out.parent.resolve():   # cannot stage: write in place
-        path = build_report(out, figures, quick=args.quick, device=args.device, only=keys)
-        print(f"wrote {path} and {figures}/")
-        return 0
-    stage = Path(tempfile.mkdtemp(prefix=".svdyn-report-", dir=out.parent))
+    # the sweep folders live in the real figures folder (or --work), never in the stage: an
+    # interrupted run keeps its finished chunks and the next run resumes from them
+    work = Path(args.work) if args.work else figures / "sweeps"
+    run = dict(quick=args.quick, device=args.device, only=keys, work=work.resolve(),
+               executor=args.executor, workers=args.workers, scheduler=args.scheduler,
+               progress=args.progress)
     try:
-        # --only keeps the other sections: stage a copy of the existing report and figures
-        if out.exists():
-            shutil.copy2(out, stage / out.name)
-        if figures.is_dir():
-            shutil.copytree(figures, stage / figures.name)
-        build_report(stage / out.name, stage / figures.name, quick=args.quick,
-                     device=args.device, only=keys)
-        figures.mkdir(exist_ok=True)
-        for f in sorted((stage / figures.name).iterdir()):
-            os.replace(f, figures / f.name)
-        os.replace(stage / out.name, out)
-    finally:
-        shutil.rmtree(stage, ignore_errors=True)
-    print(f"wrote {out} and {len(list(figures.iterdir()))} files in {figures}/")
+        if figures.parent.resolve() != out.parent.resolve():   # cannot stage: write in place
+            path = build_report(out, figures, **run)
+            print(f"wrote {path} and {figures}/")
+            return 0
+        stage = Path(tempfile.mkdtemp(prefix=".svdyn-report-", dir=out.parent))
+        try:
+            # --only keeps the other sections: stage a copy of the existing report and
+            # figures (not the sweep folders: they are written in place)
+            if out.exists():
+                shutil.copy2(out, stage / out.name)
+            if figures.is_dir():
+                top = str(figures)
+                shutil.copytree(figures, stage / figures.name,
+                                ignore=lambda d, names: ["sweeps"] if d == top else [])
+            build_report(stage / out.name, stage / figures.name, **run)
+            figures.mkdir(exist_ok=True)
+            for f in sorted((stage / figures.name).iterdir()):
+                if f.is_dir() and (figures / f.name).is_dir():
+                    shutil.rmtree(figures / f.name)
+                os.replace(f, figures / f.name)
+            os.replace(stage / out.name, out)
+        finally:
+            shutil.rmtree(stage, ignore_errors=True)
+    except KeyboardInterrupt:
+        sys.stderr.write(f"svdyn report: interrupted; finished sweep chunks are kept in "
+                         f"{work}/; rerun the same command to resume\n")
+        return 130
+    n = len([f for f in figures.iterdir() if f.name != "sweeps"])
+    print(f"wrote {out} and {n} files in {figures}/")
     return 0

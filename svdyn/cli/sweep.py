@@ -16,13 +16,7 @@ def register(sub) -> None:
     r.add_argument("grid", metavar="GRID.toml", help="grid file (see examples/sweep_small.toml)")
     r.add_argument("--out", required=True, metavar="DIR", help="sweep folder (created; rerun "
                    "the same command to resume)")
-    r.add_argument("--executor", choices=("inprocess", "processes", "dask"), default=None,
-                   help="inprocess (default: chunks one after another, parallel over the "
-                   "cores), processes (N local workers), dask (LocalCluster, or --scheduler)")
-    r.add_argument("--workers", type=int, default=None,
-                   help="workers for processes / a dask LocalCluster (default: all cores)")
-    r.add_argument("--scheduler", default=None, metavar="tcp://HOST:8786",
-                   help="existing dask scheduler (implies --executor dask)")
+    add_executor_args(r)
     g = r.add_mutually_exclusive_group()
     g.add_argument("--progress", dest="progress", action="store_true", default=None,
                    help="show the progress bar even when stderr is not a terminal")
@@ -47,6 +41,41 @@ def register(sub) -> None:
     c.set_defaults(func=cmd_collect, command="sweep")
 
 
+#: ``--workers`` bound (a sanity limit, far above any one machine's cores)
+MAX_WORKERS = 4096
+
+
+def add_executor_args(p) -> None:
+    """``--executor {inprocess,processes,dask} --workers N --scheduler tcp://HOST:8786``: the
+    one spelling of the sweep runner's executor options (``svdyn sweep run``, ``svdyn
+    report``); check them with :func:`check_executor_args`."""
+    from .common import Num
+    p.add_argument("--executor", choices=("inprocess", "processes", "dask"), default=None,
+                   help="inprocess (default: chunks one after another, parallel over the "
+                   "cores), processes (N local workers), dask (LocalCluster, or --scheduler)")
+    p.add_argument("--workers", type=Num(int, lo=1, hi=MAX_WORKERS), default=None,
+                   help="workers for processes / a dask LocalCluster (default: all cores)")
+    p.add_argument("--scheduler", default=None, metavar="tcp://HOST:8786",
+                   help="existing dask scheduler (implies --executor dask)")
+
+
+def check_executor_args(args) -> None:
+    """Combinations argparse cannot check: --scheduler needs dask; --workers needs a pool."""
+    if args.scheduler is not None:
+        if args.executor not in (None, "dask"):
+            raise SpecError(f"--scheduler needs --executor dask, not {args.executor}")
+        if not args.scheduler.strip() or "://" not in args.scheduler:
+            raise SpecError(f"--scheduler {args.scheduler!r}: give the scheduler's address, "
+                            "e.g. tcp://HOST:8786")
+        if args.workers is not None:
+            raise SpecError(f"--workers {args.workers}: an existing cluster (--scheduler) "
+                            "has its own workers; drop --workers")
+    if args.workers is not None and args.executor in (None, "inprocess") \
+            and args.scheduler is None:
+        raise SpecError(f"--workers {args.workers}: the in-process executor has no workers "
+                        "(it runs on all cores); add --executor processes or dask")
+
+
 def _hms(s) -> str:
     if s is None:
         return "unknown (no finished chunk yet)"
@@ -58,9 +87,8 @@ def _hms(s) -> str:
 def cmd_run(args) -> int:
     from ..sweep.runner import run
     from ..sweep.grid import Grid
+    check_executor_args(args)
     grid = Grid.load(args.grid)
-    if args.scheduler and args.executor not in (None, "dask"):
-        raise SpecError(f"--scheduler needs --executor dask, not {args.executor}")
     try:
         rep = run(grid, args.out, args.executor, workers=args.workers, scheduler=args.scheduler,
                   progress=args.progress)

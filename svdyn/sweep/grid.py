@@ -27,7 +27,7 @@ axis is one :class:`~svdyn.groups.SpecError` naming it::
     seed = 0                # root seed
 
     [task]
-    kind = "classify"       # flow | classify | basin_k4 | critical | validate
+    kind = "classify"       # flow | classify | basin_k4 | k4_critical | critical | validate
     ...                     # task options (see TASKS below); classify / basin_k4:
     classifier = "certified"  # certified (certify_limit: z_final, n_stops, z_retry [0 = no
                             # second stage]) | growth (the
@@ -86,6 +86,9 @@ TASKS = {
              ("scale",), ("K", "L", "eps", "t_end")),
     "classify": (dict(_CLASSIFIER_OPTS), ("scale",), ("K", "L", "eps")),
     "basin_k4": (dict(_CLASSIFIER_OPTS), ("k4_plane",), ("L", "eps")),
+    "k4_critical": ({"r_max": (float, 1.0), "bracket_width": (float, 1e-3),
+                     "points": (int, 16), "max_rounds": (int, 12), "z_final": (float, 1e12)},
+                    ("none",), ("L", "eps")),
     "critical": ({"families": ("strlist", "all")}, ("none",), ("K", "L", "lam")),
     "validate": ({"width": (int, None), "lr": (float, None), "steps": (int, None),
                   "device": (str, "auto"), "save_every": (int, 0)},
@@ -93,7 +96,8 @@ TASKS = {
 }
 #: default absolute tolerance per task (flow: integrate.flow's default; classification: the
 #: normalised-time continuation's)
-ATOL = {"flow": 1e-12, "classify": 1e-14, "basin_k4": 1e-14, "critical": 1e-14,
+ATOL = {"flow": 1e-12, "classify": 1e-14, "basin_k4": 1e-14, "k4_critical": 1e-14,
+        "critical": 1e-14,
         "validate": 1e-14}
 _SECTIONS = ("model", "axes", "init", "task", "tolerances", "run")
 
@@ -420,8 +424,24 @@ def normalise(raw: dict) -> dict:
                 d[k] = copy.deepcopy(default)
     tol.setdefault("atol", ATOL[kind])
     init.setdefault("kind", init_kinds[0])
-    if kind == "critical":
+    if kind in ("critical", "k4_critical"):
         init.pop("samples", None)
+    if kind == "k4_critical":      # the K = 4 line z(0) = eps (0, 1, 1, r), r in (0, r_max]
+        if "K" in axes or model.get("K", 4) != 4:
+            _err("[model] K: task \"k4_critical\" needs K = 4")
+        model["K"] = 4
+        model["group"] = "walsh"
+        t = task
+        if not t["r_max"] > 0:
+            _err(f"[task] r_max = {t['r_max']}: must be > 0")
+        if not 0 < t["bracket_width"] < t["r_max"]:
+            _err(f"[task] bracket_width = {t['bracket_width']}: must be > 0 and < r_max = "
+                 f"{t['r_max']}")
+        if t["points"] < 2 or t["max_rounds"] < 1:
+            _err(f"[task] points = {t['points']}, max_rounds = {t['max_rounds']}: need "
+                 "points >= 2 and max_rounds >= 1")
+        if not t["z_final"] > 1:
+            _err(f"[task] z_final = {t['z_final']}: must be > 1")
     ik = init["kind"]
     if ik not in init_kinds:
         _err(f"[init] kind {ik!r} does not fit task {kind!r}; use {' or '.join(init_kinds)}")
@@ -468,7 +488,8 @@ def normalise(raw: dict) -> dict:
             ModelSpec(K, Ls[0], model.get("n", 1), model["loss"], 0.0, model["group"])
         except SpecError as e:
             _err(f"[model] K = {K}: {e}")
-    if kind in ("classify", "basin_k4") and (model["loss"] != "ce" or "lam" in axes
+    if kind in ("classify", "basin_k4", "k4_critical") and (model["loss"] != "ce"
+                                                            or "lam" in axes
                                              or model.get("lam", 0.0) != 0.0):
         _err(f"[model] task {kind!r} needs loss = \"ce\" and lam = 0 (limit classification of "
              "unregularised cross-entropy)")

@@ -86,7 +86,8 @@ def _status_line(msg: str, quiet: bool):
 
 
 def run(grid, out, executor=None, *, workers: int | None = None, scheduler: str | None = None,
-        progress=None, retries: int = 2, quiet: bool = False) -> RunReport:
+        progress=None, retries: int = 2, quiet: bool = False,
+        label: str | None = None) -> RunReport:
     """Run (or resume) the sweep ``grid`` into the folder ``out``.
 
     Parameters
@@ -99,6 +100,7 @@ def run(grid, out, executor=None, *, workers: int | None = None, scheduler: str 
     scheduler : dask scheduler address for an existing cluster (``tcp://HOST:8786``)
     progress : progress bar on stderr (None: when stderr is a terminal)
     retries : how often a chunk whose worker died is resubmitted within this run
+    label : the progress bar's label (default ``sweep TASK``)
 
     Returns
     -------
@@ -140,7 +142,7 @@ def run(grid, out, executor=None, *, workers: int | None = None, scheduler: str 
         _status_line(f"{len(state)} chunks, {skipped} done, {len(todo)} to run ({n_rows} rows) "
                      f"on {desc['executor']}" + (f" ({desc['workers']} workers)"
                                                  if pool is not None else ""), quiet)
-        with progress_bar(n_rows, f"sweep {grid.task}", enabled=progress, unit="row") as bar:
+        with progress_bar(n_rows, label or f"sweep {grid.task}", enabled=progress, unit="row") as bar:
             def ok(ch, h, res):
                 nonlocal computed, rows
                 _store_result(out, ch, h, res)

@@ -11,6 +11,9 @@ finished chunks), ``chunks_failed``, ``chunks_pending``, then per task:
   ``basin_k4`` adds ``r_threshold`` (the smallest r above which every r is NC).
 * ``flow``: ``ok``, ``failed_rows``, ``loss_median``, ``loss_max``, ``min_margin_median``,
   ``steps_mean``.
+* ``k4_critical``: the certified bracket ``lo, hi`` of the K = 4 critical ratio,
+  ``critical_ratio`` (its midpoint), ``width``, ``width_reached``, ``undecided_band``,
+  ``classified``, ``undecided`` (ratios the searches classified / left undecided).
 * ``critical``: ``families``, ``winner``, ``winner_loss``, ``winner_rank``, ``dnc_gap`` (DNC loss
   minus the winner's).
 * ``validate``: ``max_rel_dev``, ``max_leakage``, ``max_loss_gap`` (spectral) or
@@ -205,13 +208,26 @@ def _validate_row(c: dict) -> dict:
             "nc2_Z_median": float(np.median(c["nc2_Z"]))}
 
 
-ROWS = {"classify": _classify_row, "basin_k4": _basin_row, "flow": _flow_row,
+def _k4_critical_row(c: dict) -> dict:
+    if len(c.get("lo", [])) == 0:
+        return {"count": 0}
+    return {"count": 1, "lo": float(c["lo"][0]), "hi": float(c["hi"][0]),
+            "critical_ratio": float(c["critical_ratio"][0]), "width": float(c["width"][0]),
+            "width_reached": bool(c["width_reached"][0]),
+            "undecided_band": float(c["undecided_band"][0]),
+            "classified": int(c["classified"][0]), "undecided": int(c["undecided"][0])}
+
+
+ROWS = {"classify": _classify_row, "basin_k4": _basin_row, "k4_critical": _k4_critical_row,
+        "flow": _flow_row,
         "critical": _critical_row, "validate": _validate_row}
 COLUMNS = {
     "classify": ["decided", "undecided", "nc", "nc_fraction", "nc_lo", "nc_hi", "failed_rows",
                  "mean_rank", "rank_hist", "support_hist"],
     "basin_k4": ["decided", "undecided", "nc", "nc_fraction", "nc_lo", "nc_hi", "failed_rows",
                  "mean_rank", "rank_hist", "support_hist", "r_threshold"],
+    "k4_critical": ["lo", "hi", "critical_ratio", "width", "width_reached", "undecided_band",
+                    "classified", "undecided"],
     "flow": ["ok", "failed_rows", "loss_median", "loss_max", "min_margin_median", "steps_mean"],
     "critical": ["families", "winner", "winner_loss", "winner_rank", "dnc_gap"],
     "validate": ["max_rel_dev", "max_leakage", "max_loss_gap", "rank_mean", "rank_hist",

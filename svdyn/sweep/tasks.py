@@ -10,6 +10,9 @@ and the chunk's seed entropy, and returns a table as ``{column: values}`` (numpy
               support, decided, status, steps, label, support_class, reason, error, z0 (K)``;
               growth ``nc, rank, support, error, decided, horizon, status, steps, z0 (K)``
 ``basin_k4``  the K = 4 plane ``z(0) = eps (0, 1, 1, r)``: ``r`` plus the classify columns
+``k4_critical`` one row per (L, eps): the certified bracket of the K = 4 critical ratio
+              (:func:`svdyn.analysis.basins.k4_critical_ratio`): ``lo, hi, critical_ratio,
+              width, width_reached, undecided_band, classified, undecided``
 ``critical``  one row per critical family (:func:`svdyn.landscape.critical.critical_points`):
               ``family, loss, rank, converged, grad_norm, min_eig, n_negative, winner``
 ``validate``  full-matrix torch cells (:mod:`svdyn.fullmodel`; cuda when the worker has one):
@@ -23,7 +26,9 @@ from __future__ import annotations
 import numpy as np
 
 #: bump a task's version when its output for the same input changes (invalidates stored chunks)
-TASK_VERSION = {"flow": 1, "classify": 3, "basin_k4": 3, "critical": 1, "validate": 1}
+TASK_VERSION = {"flow": 1, "classify": 3, "basin_k4": 3, "k4_critical": 1, "critical": 1,
+                "validate": 1}
+#: (k4_critical calls certify_limit through basins.k4_critical_ratio: bump it with classify)
 
 #: columns that depend on the machine or the run, not only on the inputs (never compared,
 #: never summarised as results)
@@ -109,6 +114,20 @@ def _basin_k4(normal, params, start, stop, entropy):
     return cols
 
 
+def _k4_critical(normal, params, start, stop, entropy):
+    from ..analysis.basins import k4_critical_ratio
+    o = normal["task"]
+    r = k4_critical_ratio(params["L"], params["eps"], o["r_max"], o["bracket_width"],
+                          o["points"], o["max_rounds"], o["z_final"])
+    lo, hi = r["bracket"]
+    return {"lo": np.array([lo]), "hi": np.array([hi]),
+            "critical_ratio": np.array([r["critical_ratio"]]),
+            "width": np.array([r["width"]]), "width_reached": np.array([r["width_reached"]]),
+            "undecided_band": np.array([r["undecided_band"]]),
+            "classified": np.array([r["classified"]], np.int64),
+            "undecided": np.array([r["undecided"]], np.int64)}
+
+
 # ----------------------------------------------------------------------------- flows
 def _flow(normal, params, start, stop, entropy):
     from ..integrate import flow
@@ -177,8 +196,8 @@ def _validate(normal, params, start, stop, entropy):
     return cols
 
 
-TASKS = {"flow": _flow, "classify": _classify, "basin_k4": _basin_k4, "critical": _critical,
-         "validate": _validate}
+TASKS = {"flow": _flow, "classify": _classify, "basin_k4": _basin_k4,
+         "k4_critical": _k4_critical, "critical": _critical, "validate": _validate}
 
 
 def run_task(normal: dict, params: dict, start: int, stop: int, entropy) -> dict:
@@ -192,6 +211,6 @@ def warm(normal: dict) -> None:
     from .grid import Grid
     g = Grid(normal)
     cell = g.cells()[0]
-    if normal["task"]["kind"] in ("critical", "validate"):
+    if normal["task"]["kind"] in ("critical", "validate", "k4_critical"):  # one row = a study
         return
     run_task(normal, cell.params, 0, min(8, cell.rows), [0])
