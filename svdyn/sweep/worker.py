@@ -25,11 +25,15 @@ def single_thread() -> None:
     """One numba thread in this process: before numba loads via the environment, after via
     ``numba.set_num_threads`` (also for the calling thread of a thread pool)."""
     global _SINGLE
-    os.environ["NUMBA_NUM_THREADS"] = "1"
-    os.environ.setdefault("OMP_NUM_THREADS", "1")
     if "numba" in sys.modules:
+        # numba is loaded (a thread pool inside a live process): the environment variable
+        # must stay as it was, or numba refuses every later parallel launch ("Cannot set
+        # NUMBA_NUM_THREADS to a different value once the threads have been launched")
         import numba
         numba.set_num_threads(1)
+    else:
+        os.environ["NUMBA_NUM_THREADS"] = "1"
+        os.environ.setdefault("OMP_NUM_THREADS", "1")
     _SINGLE = True
 
 
