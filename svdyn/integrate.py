@@ -24,6 +24,7 @@ import numpy as np
 from .bundle import (CLOCK_T, CLOCK_Y, F_T, F_TSTEADY, I_NACC, I_NREJ, I_STATUS, JOB_RK,
                      STOP_TIME, STOP_YMIN, make_ctrl, new_run)
 from .groups import SpecError
+from .progress import _NullBar
 from .result import Trajectory
 from .spec import LOSS_CE, ModelSpec
 from .stepper import (MAX_STEPS, NON_FINITE, OK, PARALLEL_MIN_BATCH, PRECISION,  # noqa: F401
@@ -57,20 +58,7 @@ def _tableau(method, implicit_ok=False):
     return TABLEAUX[method]
 
 
-class _NullBar:
-    """Progress off: nothing to show (progress.progress_bar's no-op, without the import)."""
-
-    def update(self, n=1):
-        pass
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False
-
-
-_NULL_BAR = _NullBar()
+_NULL_BAR = _NullBar()   # progress off (progress.progress_bar's no-op)
 
 
 def _check_max_steps(max_steps):

@@ -120,10 +120,8 @@ def register(sub) -> None:
                    "them)")
     from .sweep import add_executor_args
     add_executor_args(p)
-    g = p.add_mutually_exclusive_group()
-    g.add_argument("--progress", dest="progress", action="store_true", default=None,
-                   help="show the sweep progress bars even when stderr is not a terminal")
-    g.add_argument("--no-progress", dest="progress", action="store_false")
+    from .common import add_progress_args
+    add_progress_args(p, "the sweep progress bars")
     p.set_defaults(func=cmd_report)
 
 

@@ -373,3 +373,11 @@ def need_torch(what: str) -> None:
     import importlib.util
     if importlib.util.find_spec("torch") is None:
         raise SpecError(f"{what} needs torch; install it with {TORCH_HINT}")
+
+
+def add_progress_args(p, what: str = "the progress bar") -> None:
+    """``--progress`` / ``--no-progress`` (default: shown when stderr is a terminal)."""
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--progress", dest="progress", action="store_true", default=None,
+                   help=f"show {what} even when stderr is not a terminal")
+    g.add_argument("--no-progress", dest="progress", action="store_false")

@@ -5,6 +5,7 @@ import json
 import sys
 
 from ..groups import SpecError
+from .common import add_progress_args
 
 
 def register(sub) -> None:
@@ -17,10 +18,7 @@ def register(sub) -> None:
     r.add_argument("--out", required=True, metavar="DIR", help="sweep folder (created; rerun "
                    "the same command to resume)")
     add_executor_args(r)
-    g = r.add_mutually_exclusive_group()
-    g.add_argument("--progress", dest="progress", action="store_true", default=None,
-                   help="show the progress bar even when stderr is not a terminal")
-    g.add_argument("--no-progress", dest="progress", action="store_false")
+    add_progress_args(r)
     r.add_argument("--collect", action="store_true", help="collect (summary + figures) at "
                    "the end")
     r.add_argument("--json", help="write the run report to this JSON file")
