@@ -134,3 +134,48 @@ def test_sigint_keeps_finished_chunks_and_resumes(reference, tmp_path):
     rep = run(g, out, quiet=True)
     assert rep.skipped == len(kept) and rep.computed == len(g.chunks()) - len(kept)
     assert status(out)["pending"] == 0
+
+
+def _children(pid: int) -> list:
+    r = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True)
+    return [int(x) for x in r.stdout.split()]
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(") ")[-1][:1] != "Z"      # a zombie has exited
+    except FileNotFoundError:
+        return False
+
+
+def test_workers_exit_when_the_parent_is_killed(tmp_path):
+    """SIGKILL of `svdyn sweep run` (no handler runs): its process workers, busy in chunks of
+    minutes, end within seconds instead of computing for nobody."""
+    grid = tmp_path / "g.toml"
+    grid.write_text('[model]\nK = 16\n[axes]\nL = [3]\neps = [0.01]\n'
+                    '[init]\nsamples = 512\nseed = 5\n[task]\nkind = "classify"\n'
+                    '[run]\nchunk = 256\n')
+    env = dict(os.environ, SVDYN_PROGRESS="0")
+    env.pop("SVDYN_SWEEP_FAULT_DIR", None)
+    proc = subprocess.Popen([sys.executable, "-m", "svdyn.cli.main", "sweep", "run", str(grid),
+                             "--out", str(tmp_path / "s"), "--executor", "processes",
+                             "--workers", "2"], stderr=subprocess.DEVNULL, env=env)
+    t0 = time.time()
+    kids = []
+    while time.time() - t0 < 60 and len(kids) < 2:
+        kids = [k for k in _children(proc.pid)
+                if "spawn_main" in open(f"/proc/{k}/cmdline").read()
+                and "tracker_fd" in open(f"/proc/{k}/cmdline").read()]
+        time.sleep(0.2)
+    assert len(kids) == 2, "workers did not start"
+    time.sleep(3.0)                                  # inside their first chunk
+    proc.kill()
+    proc.wait(timeout=30)
+    t_kill = time.time()
+    while time.time() - t_kill < 20 and any(_alive(k) for k in kids):
+        time.sleep(0.2)
+    alive = [k for k in kids if _alive(k)]
+    for k in alive:
+        os.kill(k, signal.SIGKILL)
+    assert not alive, f"orphaned workers still running {time.time() - t_kill:.0f} s after kill"

@@ -18,6 +18,7 @@ import concurrent.futures as cf
 import multiprocessing as mp
 import os
 import signal
+import time
 
 from ..groups import SpecError
 from . import worker
@@ -25,8 +26,24 @@ from . import worker
 EXECUTORS = ("inprocess", "processes", "dask")
 
 
+def _exit_with_parent(poll: float = 1.0) -> None:
+    """A daemon thread that ends this worker within ``poll`` s of its parent's death (a parent
+    killed by SIGTERM/SIGKILL otherwise leaves workers computing a chunk nobody will read:
+    seen after ``kill`` of ``svdyn sweep run``, two orphans kept running for 45 min)."""
+    import threading
+    parent = os.getppid()
+
+    def watch():
+        while True:
+            time.sleep(poll)
+            if os.getppid() != parent:
+                os._exit(1)
+    threading.Thread(target=watch, name="svdyn-parent-watch", daemon=True).start()
+
+
 def _worker_init(normal):
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when to stop
+    _exit_with_parent()
     worker.single_thread()
     try:
         worker.warm_once(normal)
