@@ -96,8 +96,8 @@ def register(sub) -> None:
         "report", help="regenerate validation/REPORT.md and its figures",
         description="Run every study of the reproduction report and write the Markdown report "
         "(--out, default validation/REPORT.md) and its figures and data files (--figures, "
-        "default validation/figures; created if its parent exists). Run time: about 11 min on "
-        "2 cores (as measured for the README); --quick runs small grids. The folders must exist: run it from a source "
+        "default validation/figures; created if its parent exists). Run time: the d2 and "
+        "basins sections took 41 min on 2 shared cores (README); --quick runs small grids. The folders must exist: run it from a source "
         "checkout or pass --out and --figures; files are replaced only when the report is "
         "complete. The grid studies (Monte Carlo cells of sections d2 and basins, the K = 4 "
         "basin maps) run through the sweep runner into --work (default FIGURES/sweeps/; "
