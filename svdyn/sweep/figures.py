@@ -37,7 +37,8 @@ def _val(row, key, fixed):
 
 
 def _eps_label(e):
-    return f"{e:.0e}" if e < 0.01 or e >= 100 else f"{e:g}"
+    """Two significant digits, plain decimals from 1e-4 to 1e4 (0.001, 0.0032, 0.32, 1)."""
+    return f"{e:.2g}" if 1e-4 <= e < 1e4 else f"{e:.1e}"
 
 
 def _nc_heatmaps(summ, grid_params, fig_dir):
