@@ -531,13 +531,13 @@ def certify_limit(spec: ModelSpec, state, *, z_final: float = Z_FINAL, q: float 
                         RETRY_MAX_STEPS, sub)
             # a start the second stage decides takes its record; one it does not keeps the
             # first stage's diagnosis (e.g. "saddle" for a start on a basin boundary, which
-            # rounding at z ~ 1e11 blurs into "not a KKT point"), with both stages' steps
-            res.steps[again] += sub.steps
-            ok = sub.decided
-            sub.steps[ok] = res.steps[again[ok]]
-            sub.z_final[ok] = z_retry
-            _copy_rows(res, again[ok], _subset(sub, ok))
-            res.meta["retry"]["decided"] = int(np.sum(ok))
+            # rounding at z ~ 1e11 blurs into "not a KKT point"); all keep both stages' steps
+            first = res.steps[again]
+            ok = np.nonzero(sub.decided)[0]
+            _copy_rows(res, again[ok], sub, ok)
+            res.steps[again] = first + sub.steps
+            res.z_final[again[ok]] = z_retry
+            res.meta["retry"]["decided"] = int(ok.size)
     return res
 
 
@@ -552,27 +552,18 @@ def _retryable(res, i) -> bool:
         r.startswith(REASONS["integration"]) and "max_steps" in r)
 
 
-def _subset(res, keep):
-    """A CertifiedLimit of the starts ``keep`` (bool mask) of ``res``."""
+def _copy_rows(dst, rows, src, src_rows):
+    """dst's starts ``rows`` take src's starts ``src_rows`` (every per-start field)."""
     import dataclasses
-    idx = np.nonzero(keep)[0]
-    arr = {f.name: getattr(res, f.name)[idx] for f in dataclasses.fields(res)
-           if isinstance(getattr(res, f.name), np.ndarray) and f.name != "stops"}
-    lst = {f: [getattr(res, f)[i] for i in idx] for f in ("label", "support_class", "reason",
-                                                           "status")}
-    return dataclasses.replace(res, **arr, **lst)
-
-
-def _copy_rows(dst, rows, src):
-    """dst's starts ``rows`` take src's starts 0..len(rows)-1 (every per-start field)."""
-    for f in ("decided", "nc", "support", "rank", "direction", "vertex_z", "exponents",
-              "stationarity", "slackness", "min_multiplier", "gap", "direction_error", "cost",
-              "steps", "z_final"):
-        getattr(dst, f)[rows] = getattr(src, f)
-    for f in ("label", "support_class", "reason", "status"):
-        d, v = getattr(dst, f), getattr(src, f)
-        for k, i in enumerate(rows):
-            d[i] = v[k]
+    for f in dataclasses.fields(dst):
+        if f.name in ("spec", "stops", "single", "meta"):
+            continue
+        d, v = getattr(dst, f.name), getattr(src, f.name)
+        if isinstance(d, np.ndarray):
+            d[rows] = v[src_rows]
+        else:
+            for i, k in zip(rows, src_rows):
+                d[i] = v[k]
 
 
 def _read_clock(spec, z0, mv, idx, stops, rtol, atol, max_steps, res):
