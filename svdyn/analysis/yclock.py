@@ -40,13 +40,16 @@ import math
 import numba as nb
 import numpy as np
 
+#: absolute tolerance on the gaps m_c - m_min of the margins the field feels (weight
+#: e^(-(m_c - m_min))), on top of rtol in w; 0 turns the margin-unit error off
+GTOL = 1e-3
 OK, MAX_STEPS, STEP_TOO_SMALL, NON_FINITE = 0, 1, 2, 3
 STATUS = {OK: "ok", MAX_STEPS: "max_steps reached before the last stop",
           STEP_TOO_SMALL: "step size underflow", NON_FINITE: "non-finite state"}
 
 
 @nb.njit(cache=True)
-def _field(w, mv, M, a, Lm2, out, z, m, u, want_jac, J, Jg):
+def _field(w, d, zb, mb, mv, M, a, Lm2, out, z, m, u, want_jac, J, Jg):
     """out = dw/dsigma at w = log y (moving modes); J (K, K) its Jacobian when want_jac.
     Returns the min margin.
 
@@ -58,24 +61,27 @@ def _field(w, mv, M, a, Lm2, out, z, m, u, want_jac, J, Jg):
     C1, K = M.shape
     wmin = np.inf
     for j in range(K):
-        if mv[j] and w[j] < wmin:
-            wmin = w[j]
+        if mv[j] and w[j] + d[j] < wmin:
+            wmin = w[j] + d[j]
     sr = 0.0
     for j in range(K):
         if mv[j]:
-            sr += math.exp(-(w[j] - wmin))
+            sr += math.exp(-((w[j] - wmin) + d[j]))
     for j in range(K):
-        z[j] = math.exp(a * w[j]) if mv[j] else 0.0
+        z[j] = zb[j] * math.expm1(a * d[j]) if mv[j] else 0.0   # z - zb
     mmin = np.inf
     imin = 0
     for c in range(C1):
         acc = 0.0
         for j in range(K):
             acc += M[c, j] * z[j]
+        acc += mb[c]
         m[c] = acc
         if acc < mmin:
             mmin = acc
             imin = c
+    for j in range(K):
+        z[j] += zb[j]
     em = math.exp(-mmin) if mmin < 700.0 else 0.0
     tot = 0.0
     for c in range(C1):
@@ -102,13 +108,13 @@ def _field(w, mv, M, a, Lm2, out, z, m, u, want_jac, J, Jg):
         # dF_j/dw_i = -(L-2) (dghat_j/dw_i r_j + ghat_j (r_i r_j - [i = j] r_j)),
         # dghat_j/dw_i = sum_k Jg[j, k] M[k, i] a z_i
         for i in range(K):
-            ri = math.exp(wmin - w[i]) / sr if mv[i] else 0.0
+            ri = math.exp(wmin - w[i] - d[i]) / sr if mv[i] else 0.0
             dz = a * z[i]
             for j in range(K):
                 if not (mv[j] and mv[i]):
                     J[j, i] = 0.0
                     continue
-                rj = math.exp(wmin - w[j]) / sr
+                rj = math.exp(wmin - w[j] - d[j]) / sr
                 acc = 0.0
                 for k in range(C1):
                     acc += Jg[j, k] * M[k, i]
@@ -117,8 +123,21 @@ def _field(w, mv, M, a, Lm2, out, z, m, u, want_jac, J, Jg):
                     v -= out[j] * rj
                 J[j, i] = -Lm2 * v
     for j in range(K):
-        out[j] = -Lm2 * out[j] * math.exp(wmin - w[j]) / sr if mv[j] else 0.0
+        out[j] = -Lm2 * out[j] * math.exp(wmin - w[j] - d[j]) / sr if mv[j] else 0.0
     return mmin
+
+
+@nb.njit(cache=True)
+def _base(w, mv, M, a, zb, mb):
+    """z and the margins at the step's base point w (the stages add smooth offsets to these)."""
+    C1, K = M.shape
+    for j in range(K):
+        zb[j] = math.exp(a * w[j]) if mv[j] else 0.0
+    for c in range(C1):
+        acc = 0.0
+        for j in range(K):
+            acc += M[c, j] * zb[j]
+        mb[c] = acc
 
 
 @nb.njit(cache=True)
@@ -175,7 +194,7 @@ def _wmin(w, mv):
 
 
 @nb.njit(cache=True)
-def _run_one(y0, mv, M, a, Lm2, stops, rtol, atol, max_steps, yout, info):
+def _run_one(y0, mv, M, a, Lm2, stops, rtol, atol, gtol, max_steps, yout, info):
     K = y0.shape[0]
     C1 = M.shape[0]
     w = np.zeros(K)
@@ -198,6 +217,11 @@ def _run_one(y0, mv, M, a, Lm2, stops, rtol, atol, max_steps, yout, info):
     Jg = np.zeros((K, C1))
     W = np.empty((K, K))
     piv = np.empty(K, dtype=np.int64)
+    zb = np.empty(K)
+    mb = np.empty(C1)
+    d0 = np.zeros(K)
+    dd = np.empty(K)
+    ev = np.empty(K)
     d = 1.0 / (2.0 + math.sqrt(2.0))
     e32 = 6.0 + math.sqrt(2.0)
     S = stops.shape[0]
@@ -212,7 +236,8 @@ def _run_one(y0, mv, M, a, Lm2, stops, rtol, atol, max_steps, yout, info):
             yout[s, j] = math.exp(w[j])
         s += 1
     # first step: 1e-3 of the time scale of the fastest mode
-    _field(w, mv, M, a, Lm2, F0, z, m, u, False, J, Jg)
+    _base(w, mv, M, a, zb, mb)
+    _field(w, d0, zb, mb, mv, M, a, Lm2, F0, z, m, u, False, J, Jg)
     rate = 0.0
     for j in range(K):
         if mv[j] and abs(F0[j]) > rate:
@@ -224,7 +249,13 @@ def _run_one(y0, mv, M, a, Lm2, stops, rtol, atol, max_steps, yout, info):
         if steps >= max_steps:
             status = MAX_STEPS
             break
-        _field(w, mv, M, a, Lm2, F0, z, m, u, True, J, Jg)
+        _base(w, mv, M, a, zb, mb)
+        ib = 0
+        for c in range(C1):
+            if mb[c] < mb[ib]:
+                ib = c
+        mbmin = mb[ib]
+        _field(w, d0, zb, mb, mv, M, a, Lm2, F0, z, m, u, True, J, Jg)
         tries = 0
         while True:
             for i in range(K):
@@ -240,26 +271,49 @@ def _run_one(y0, mv, M, a, Lm2, stops, rtol, atol, max_steps, yout, info):
                 continue
             _solve(W, piv, F0, k1)
             for j in range(K):
-                tmp[j] = w[j] + 0.5 * h * k1[j] if mv[j] else w[j]
-            _field(tmp, mv, M, a, Lm2, F1, z, m, u, False, J, Jg)
+                dd[j] = 0.5 * h * k1[j] if mv[j] else 0.0
+            _field(w, dd, zb, mb, mv, M, a, Lm2, F1, z, m, u, False, J, Jg)
             for j in range(K):
                 rhs[j] = F1[j] - k1[j]
             _solve(W, piv, rhs, k2)
             for j in range(K):
                 k2[j] += k1[j]
-                wn[j] = w[j] + h * k2[j] if mv[j] else w[j]
-            _field(wn, mv, M, a, Lm2, F2, z, m, u, False, J, Jg)
+                dd[j] = h * k2[j] if mv[j] else 0.0
+                wn[j] = w[j] + dd[j]
+            _field(w, dd, zb, mb, mv, M, a, Lm2, F2, z, m, u, False, J, Jg)
             for j in range(K):
                 rhs[j] = F2[j] - e32 * (k2[j] - F1[j]) - 2.0 * (k1[j] - F0[j])
             _solve(W, piv, rhs, k3)
+            for j in range(K):
+                rhs[j] = h / 6.0 * (k1[j] - 2.0 * k2[j] + k3[j])
+            _solve(W, piv, rhs, ev)   # filtered estimate (see module docstring)
             err = 0.0
             cnt = 0
             for j in range(K):
                 if mv[j]:
-                    e = h / 6.0 * (k1[j] - 2.0 * k2[j] + k3[j])
-                    err += (e / sc) ** 2
+                    err += (ev[j] / sc) ** 2
                     cnt += 1
             err = math.sqrt(err / max(cnt, 1))
+            if gtol > 0.0:
+                # the same error in margin units: a w error e_j moves m_c by sum_j M a z_j e_j,
+                # and the field feels a margin through e^(-(m_c - m_min)); the gaps of the
+                # margins that matter must stay within gtol (absolute), at every scale of z
+                em_min = 0.0
+                for c in range(C1):
+                    acc = 0.0
+                    for j in range(K):
+                        if mv[j]:
+                            acc += M[c, j] * a * zb[j] * ev[j]
+                    m[c] = acc
+                    if c == ib:
+                        em_min = acc
+                eg = 0.0
+                for c in range(C1):
+                    v = abs(m[c] - em_min) * math.exp(-(mb[c] - mbmin)) / gtol
+                    if v > eg:
+                        eg = v
+                if eg > err:
+                    err = eg
             if not math.isfinite(err):
                 h *= 0.3
                 tries += 1
@@ -306,19 +360,19 @@ def _run_one(y0, mv, M, a, Lm2, stops, rtol, atol, max_steps, yout, info):
 
 
 @nb.njit(cache=True, parallel=True)
-def _run_batch(Y0, MV, M, a, Lm2, stops, rtol, atol, max_steps, yout, info):
+def _run_batch(Y0, MV, M, a, Lm2, stops, rtol, atol, gtol, max_steps, yout, info):
     for i in nb.prange(Y0.shape[0]):
-        _run_one(Y0[i], MV[i], M, a, Lm2, stops, rtol, atol, max_steps, yout[i], info[i])
+        _run_one(Y0[i], MV[i], M, a, Lm2, stops, rtol, atol, gtol, max_steps, yout[i], info[i])
 
 
 @nb.njit(cache=True)
-def _run_serial(Y0, MV, M, a, Lm2, stops, rtol, atol, max_steps, yout, info):
+def _run_serial(Y0, MV, M, a, Lm2, stops, rtol, atol, gtol, max_steps, yout, info):
     for i in range(Y0.shape[0]):
-        _run_one(Y0[i], MV[i], M, a, Lm2, stops, rtol, atol, max_steps, yout[i], info[i])
+        _run_one(Y0[i], MV[i], M, a, Lm2, stops, rtol, atol, gtol, max_steps, yout[i], info[i])
 
 
 def stiff_flow_y(spec, z0, stops, rtol: float = 1e-8, atol: float = 1e-30,
-                 max_steps: int = 20_000):
+                 max_steps: int = 20_000, gtol: float = GTOL):
     """y at the stops for balanced starts z0 (B, K): ``(y (B, S, K), status list, steps (B,),
     tau (B,))``; non-moving modes (mode 0, z_j = 0) carry y = inf."""
     from .maxmargin import margin_matrix
@@ -335,6 +389,6 @@ def stiff_flow_y(spec, z0, stops, rtol: float = 1e-8, atol: float = 1e-30,
     info = np.zeros((B, 3))
     run = _run_batch if B >= 8 else _run_serial
     run(np.ascontiguousarray(Y0), np.ascontiguousarray(mv), M, -L / (L - 2.0), float(L - 2),
-        stops, float(rtol), float(atol), int(max_steps), yout, info)
+        stops, float(rtol), float(atol), float(gtol), int(max_steps), yout, info)
     yout[~np.broadcast_to(mv[:, None, :], yout.shape)] = np.inf
     return yout, [STATUS[int(v)] for v in info[:, 0]], info[:, 1].astype(int), info[:, 2]
