@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from derivations import certify_clock
-from svdyn.analysis import basins, maxmargin
+from svdyn.analysis import basins, certify, maxmargin
 from svdyn.analysis.certify import (certify_limit, fast_margins, kkt_certificate,
                                     reference_flow_y, scaled_field, y_stops)
 from svdyn.analysis.normtime import run_to_margin
@@ -152,7 +152,9 @@ def test_second_stage_decides_a_slow_start_on_a_closed_form_vertex():
                    0.011260097898081132, 0.010516410473905112, 0.008888515192168161,
                    0.01233331833675533])
     one = certify_limit(spec, z0, is_z=True, z_retry=None)
-    assert not one.decided[0] and "DIRECTION_TOL" in one.reason[0]
+    # undecided for a reason a longer clock can resolve (at the first stage's rtol 1e-7 a pair
+    # still in transit; at 1e-8 the direction not yet within DIRECTION_TOL)
+    assert not one.decided[0] and certify._retryable(one, 0), one.reason[0]
     assert one.z_final[0] == 1e9 and "retry" not in one.meta
     two = certify_limit(spec, z0, is_z=True)
     assert two.decided[0] and two.label == ["rank-4 code"], two.reason
@@ -190,18 +192,18 @@ def test_stiff_clock_jacobian_matches_central_differences_late_in_the_flow():
     _base(w, mv, M, -3.0, zb, mb)
     assert zb.max() == pytest.approx(1e9, rel=1e-6)
     bufs = lambda: (np.empty(K), np.empty(K), np.empty(C1), np.empty(C1),  # noqa: E731
-                    np.zeros((K, K)), np.zeros((K, C1)))
-    F, z, m, u, J, Jg = bufs()
-    _field(w, np.zeros(K), zb, mb, mv, M, -3.0, 1.0, F, z, m, u, True, J, Jg)
+                    np.empty(K), np.zeros((K, K)))
+    F, z, m, u, r, J = bufs()
+    _field(w, np.zeros(K), zb, mb, mv, M, -3.0, 1.0, F, z, m, u, r, True, J)
     fd = np.zeros((K, K))
     h = 1e-12
     for k in np.nonzero(mv)[0]:
         e = np.zeros(K)
         e[k] = h
         Fp, *rest = bufs()
-        _field(w, e, zb, mb, mv, M, -3.0, 1.0, Fp, *rest[:3], False, *rest[3:])
+        _field(w, e, zb, mb, mv, M, -3.0, 1.0, Fp, *rest[:4], False, rest[4])
         Fm, *rest = bufs()
-        _field(w, -e, zb, mb, mv, M, -3.0, 1.0, Fm, *rest[:3], False, *rest[3:])
+        _field(w, -e, zb, mb, mv, M, -3.0, 1.0, Fm, *rest[:4], False, rest[4])
         fd[:, k] = (Fp - Fm) / (2 * h)
     assert np.abs(J).max() > 1e6                       # stiff: rates ~ z_max in sigma
     assert np.abs(J - fd).max() <= 1e-5 * np.abs(J).max()
