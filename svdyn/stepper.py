@@ -45,11 +45,17 @@ _njit = nb.njit(cache=True, error_model="numpy")
 SAFETY = 0.9
 MIN_FACTOR = 0.2
 MAX_FACTOR = 10.0
-#: Every STEADY_WINDOW accepted steps, if at least STEADY_REJECT_FRACTION of the attempts in
-#: that window were rejected (the symptom of stiffness at a fixed point), try the hand-off of
-#: ``steady.newton_steady``.
+#: Every STEADY_WINDOW accepted steps, if the window shows stiffness, try the hand-off of
+#: ``steady.newton_steady``. Stiff means either of: at least STEADY_REJECT_FRACTION of the
+#: attempts in the window were rejected (dopri5's step control at its stability limit), or the
+#: window's last step is stability-limited, ``h |lambda| >= STEADY_STIFF_FRACTION *
+#: tab.stab_real`` with ``|lambda|`` Hairer's estimate ``||f(y_new) - f(Y_s)|| / ||y_new -
+#: Y_s||`` from the two stages at c = 1 (DOPRI5/DOP853 codes, Hairer, Norsett & Wanner I,
+#: Sec. II.10; free: no extra field evaluation). dop853 and tsit5 run at their stability limit
+#: with almost no rejections, so they need the second test (see bench/RESULTS.md).
 STEADY_WINDOW = 256
 STEADY_REJECT_FRACTION = 0.05
+STEADY_STIFF_FRACTION = 0.5
 SLICE_SECONDS = 0.2
 
 OK, MAX_STEPS, STEP_TOO_SMALL, NON_FINITE, PRECISION, STOP_PASSED = 0, 1, 2, 3, 4, 5
@@ -169,6 +175,29 @@ def _interpolate(y, k, h, theta, tab, out):
             for l in range(L):
                 for j in range(K):
                     out[l, j] += cw * k[i, l, j]
+
+
+@_njit
+def _stiff_ratio(y, k, h, tab):
+    """``|lambda|`` estimated from the last step's stages at c = 1 (``tab.stiff_stage`` and
+    the FSAL stage ``f(y_new)``): ``||k_F - k_s|| / ||Y_F - Y_s||``, ``Y_F - Y_s = h sum_q
+    (A_Fq - A_sq) k_q``; 0 when the stages coincide. Call before ``k[0]`` is overwritten."""
+    s = tab.stiff_stage
+    F = tab.n_stages - 1
+    L, K = y.shape
+    num = 0.0
+    den = 0.0
+    for l in range(L):
+        for j in range(K):
+            dk = k[F, l, j] - k[s, l, j]
+            dy = 0.0
+            for q in range(F):
+                dy += (tab.A[F, q] - tab.A[s, q]) * k[q, l, j]
+            num += dk * dk
+            den += dy * dy
+    if not (den > 0.0):
+        return 0.0
+    return np.sqrt(num / den) / h
 
 
 @_njit
@@ -588,6 +617,11 @@ def rk_advance(i, run, m, tab, ctrl):
                     _record(run, i, idx, yint, li, mi, t_old + th * h_eff)
                     idx += 1
                 ev = ev_new
+            stiff = False
+            if (ctrl.steady != 0 and win_acc + 1 >= STEADY_WINDOW and tab.stiff_stage >= 0
+                    and m.clock == CLOCK_T):
+                hl = h_eff * _stiff_ratio(y, k, h_eff, tab)
+                stiff = hl >= STEADY_STIFF_FRACTION * tab.stab_real
             for l in range(L):
                 for j in range(K):
                     y[l, j] = ynew[l, j]
@@ -603,7 +637,7 @@ def rk_advance(i, run, m, tab, ctrl):
                 done = True
             elif win_acc >= STEADY_WINDOW:
                 if (ctrl.steady != 0 and m.clock == CLOCK_T and
-                        win_rej >= STEADY_REJECT_FRACTION * (win_acc + win_rej) and
+                        (stiff or win_rej >= STEADY_REJECT_FRACTION * (win_acc + win_rej)) and
                         newton_steady(y, k[0], ytmp, sc, rtol, atol, m)):
                     fs[F_TSTEADY] = t
                     ls, ms = field(ytmp, ynew, sc, m)
