@@ -1,8 +1,8 @@
 """Adaptive gradient-flow integration of the reduced dynamics, and the certification clock.
 
 Both run on the one stepper (``svdyn.stepper``): an embedded explicit Runge--Kutta pair held as
-data (``svdyn.tableaux``: ``dopri5`` default, ``tsit5``, ``dop853``), step control as
-scipy.integrate.RK45, save grids read off the tableau's dense output (no extra steps; only the
+data (``svdyn.tableaux``: ``dop853`` default, ``dopri5``, ``tsit5``), step control as
+scipy.integrate.RK45 (DOP853's combined error estimate for dop853), save grids read off the tableau's dense output (no extra steps; only the
 last save time is hit exactly unless ``hit_save_times=True``). Late-time CE dynamics slow down
 like 1/t, the accepted step grows like t, and the number of steps grows like ``log(t_end)``.
 
@@ -28,7 +28,7 @@ from .progress import _NullBar
 from .result import Trajectory
 from .spec import LOSS_CE, ModelSpec
 from .stepper import (MAX_STEPS, NON_FINITE, OK, PARALLEL_MIN_BATCH, PRECISION,  # noqa: F401
-                      STATUS_MESSAGES, STEP_TOO_SMALL, STOP_PASSED, drive)
+                      STATUS_MESSAGES, STEP_TOO_SMALL, STOP_PASSED, drive, first_slice)
 from .tableaux import IMPLICIT, TABLEAUX
 
 __all__ = ["flow", "flow_y", "YFlow", "log_grid", "y_floor", "STATUS_MESSAGES", "Z_LIMIT"]
@@ -67,6 +67,18 @@ def _check_max_steps(max_steps):
     return int(max_steps)
 
 
+_CTRLS: dict = {}   # make_ctrl's result by its arguments (Ctrl is immutable; ~2 us a build)
+
+
+def _flow_ctrl(*args):
+    c = _CTRLS.get(args)
+    if c is None:
+        if len(_CTRLS) > 256:
+            _CTRLS.clear()
+        c = _CTRLS[args] = make_ctrl(JOB_RK, *args)
+    return c
+
+
 def _bar(progress, total, desc):
     if progress is False:
         return _NULL_BAR
@@ -76,7 +88,7 @@ def _bar(progress, total, desc):
 
 
 def flow(spec: ModelSpec, s0, t_end: float | None = None, *, save_at=None, rtol: float = 1e-9,
-         atol: float = 1e-12, max_steps: int = 2_000_000, method: str = "dopri5",
+         atol: float = 1e-12, max_steps: int = 2_000_000, method: str = "dop853",
          first_step: float = 0.0, steady_handoff: bool = True, dense: bool = True,
          hit_save_times: bool = False, adaptive: bool = True, progress=None) -> Trajectory:
     """Integrate the reduced gradient flow.
@@ -92,7 +104,9 @@ def flow(spec: ModelSpec, s0, t_end: float | None = None, *, save_at=None, rtol:
     ---------------
     rtol, atol : error tolerances (mixed, per component)
     max_steps : limit on attempted steps (accepted + rejected) per trajectory
-    method : tableau name in ``svdyn.tableaux.TABLEAUX`` (``dopri5``, ``tsit5``, ``dop853``)
+    method : tableau name in ``svdyn.tableaux.TABLEAUX``: ``dop853`` (default: the cheapest
+        wherever the error asked is <= 1e-8, 1.03-3.5x against dopri5 in bench/RESULTS.md
+        "Default method"), ``dopri5`` (steps in lockstep with scipy's RK45), ``tsit5``
     first_step : initial step (0 = automatic)
     steady_handoff : at a stiff stable fixed point, hand off to it (``svdyn.steady``); the time
         it happened is ``stats["t_steady"]`` (-1 when it did not)
@@ -138,12 +152,13 @@ def flow(spec: ModelSpec, s0, t_end: float | None = None, *, save_at=None, rtol:
     Y0 = s0[None] if single else s0
     B, T = Y0.shape[0], times.size
     run = new_run(Y0, tab.n_dense, times, copy=False)  # s0 is check_state's fresh copy
-    ctrl = make_ctrl(JOB_RK, rtol, atol, max_steps, 1 << 30, steady_handoff,
-                     dense and not hit_save_times, STOP_TIME, first_step, adaptive)
+    work = tab.n_stages * spec.L * spec.K
+    ctrl = _flow_ctrl(rtol, atol, max_steps, first_slice(B, work), steady_handoff,
+                      dense and not hit_save_times, STOP_TIME, first_step, adaptive)
     m = spec.bundle(CLOCK_T)
     with _bar(progress, B * T, "flow") as bar:
-        wall = drive(run, m, tab, ctrl, bar=None if bar is _NULL_BAR else bar, work_per_step=tab.n_stages * spec.L * spec.K,
-                     what="flow")
+        wall = drive(run, m, tab, ctrl, bar=None if bar is _NULL_BAR else bar,
+                     work_per_step=work, what="flow", fresh=True)
     ist, fs = run.ist.T.tolist(), run.fs.T.tolist()   # one conversion each, then lists
     status = [STATUS_MESSAGES[st] for st in ist[I_STATUS]]
     stats = {"accepted_steps": ist[I_NACC], "rejected_steps": ist[I_NREJ],
