@@ -31,6 +31,7 @@ import time
 
 import numba as nb
 import numpy as np
+from numba._dispatcher import compute_fingerprint
 
 from .bundle import (CLOCK_T, CLOCK_Y, F_EV, F_H, F_LOSS, F_MM, F_T, F_TSTEADY, I_ATTEMPTS, I_DONE,
                      I_IDX, I_NACC, I_NONFIN, I_NREJ, I_REJ, I_STARTED, I_STATUS, I_WINACC,
@@ -761,12 +762,22 @@ PARALLEL_MIN_BATCH = 8
 TYPICAL_COMPILE_S = {JOB_RK: 40.0, JOB_GD: 15.0}
 
 
-def drive(run, m, tab, ctrl, *, bar=None, work_per_step: float = 1.0, what: str = "flow"):
+def first_slice(B: int, work_per_step: float, slice_steps: int = 1 << 30) -> int:
+    """Attempts per trajectory in the first compiled slice of :func:`drive` (about 2e6 stage
+    evaluations x K L in all): pass it as ``make_ctrl(slice_steps=...)`` to save the
+    ``Ctrl._replace`` of the first slice."""
+    return max(1, min(slice_steps, int(2e6 / max(1.0, B * work_per_step))))
+
+
+def drive(run, m, tab, ctrl, *, bar=None, work_per_step: float = 1.0, what: str = "flow",
+          fresh: bool = False):
     """Run slices until every trajectory of ``run`` is done; returns the wall time (s).
 
     Slices start small and are resized to take about :data:`SLICE_SECONDS` each, so Python
     regains control (and Ctrl-C is honoured) at least that often. ``bar`` (an object with
-    ``update(n)``) advances by the number of stops reached.
+    ``update(n)``) advances by the number of stops reached. ``fresh=True``: the caller
+    guarantees that ``run`` is ``bundle.new_run``'s result, untouched (its numba type is then
+    known without typing its nine arrays).
     """
     B = run.y.shape[0]
     ser, par = BATCH_KERNELS[ctrl.job]
@@ -776,33 +787,94 @@ def drive(run, m, tab, ctrl, *, bar=None, work_per_step: float = 1.0, what: str 
 
         with compile_notice(what + (" (parallel)" if kernel is par else ""),
                             TYPICAL_COMPILE_S[ctrl.job], dispatchers=[kernel]):
-            out = _drive(kernel, run, m, tab, ctrl, bar, work_per_step, True)
+            out = _drive(kernel, run, m, tab, ctrl, bar, work_per_step, True, fresh)
         _READY.add(kernel)
         return out
-    return _drive(kernel, run, m, tab, ctrl, bar, work_per_step, False)
+    return _drive(kernel, run, m, tab, ctrl, bar, work_per_step, False, fresh)
 
 
 _READY: set = set()  # batch kernels already called in this process (dispatcher lookups of
 #                      ``.signatures`` cost ~0.3 ms a call)
 
+# ------------------------------------------------------------------ direct entry points
+# numba's dispatch types every field of the four NamedTuple bundles on every call (~10 us at
+# K = 4). The compiled overload's entry point takes the same arguments without that step, so
+# ``_entry`` keys it on the arguments' fingerprints (``numba._dispatcher.compute_fingerprint``:
+# class, field names, scalar kinds, array dtype/ndim/layout/writeability; numba's own type
+# cache keys on the same fingerprints). The fingerprints of the long-lived bundles (models,
+# tableaux: immutable, their arrays never change flags) are kept by identity; a run fresh from
+# ``bundle.new_run`` always has the same one (nine fresh C float64/int64 arrays of fixed ndim),
+# any other run is fingerprinted once per :func:`drive`; the controls (scalars only) are keyed
+# by the Python types of their fields. Any miss (an unseen key, an argument numba cannot
+# fingerprint, an overload reached only through a type conversion) goes through the
+# dispatcher as before.
+_ENTRY: dict = {}   # (kernel, fingerprints) -> compiled entry point
+_FP: dict = {}      # id(bundle) -> (bundle, fingerprint) for models and tableaux
+_FRESH_RUN_FP: list = []   # the fingerprint every new_run result has (set on first use)
+_CTRL_SCALARS = frozenset((int, float))
 
-def _drive(kernel, run, m, tab, ctrl, bar, work_per_step, compiling):
+
+def _fingerprint(obj):
+    try:
+        return compute_fingerprint(obj)
+    except Exception:  # noqa: BLE001 -- not fingerprintable: no fast path
+        return None
+
+
+def _kept_fingerprint(obj):
+    e = _FP.get(id(obj))
+    if e is not None and e[0] is obj:
+        return e[1]
+    f = _fingerprint(obj)
+    if len(_FP) > 1024:
+        _FP.clear()
+    _FP[id(obj)] = (obj, f)   # holds obj: its id cannot be reused while the entry lives
+    return f
+
+
+def _entry(kernel, run, m, tab, ctrl, fresh):
+    """The compiled entry point of ``kernel`` for these arguments, or None (use dispatch)."""
+    fm, ft = _kept_fingerprint(m), _kept_fingerprint(tab)
+    if fresh:
+        if not _FRESH_RUN_FP:
+            _FRESH_RUN_FP.append(_fingerprint(run))
+        fr = _FRESH_RUN_FP[0]
+    else:
+        fr = _fingerprint(run)
+    fc = tuple(map(type, ctrl))
+    if fm is None or ft is None or fr is None or not _CTRL_SCALARS.issuperset(fc):
+        return None
+    key = (kernel, fr, fm, ft, type(ctrl), fc)
+    ep = _ENTRY.get(key)
+    if ep is None:
+        sig = tuple(kernel.typeof_pyval(a) for a in (run, m, tab, ctrl))
+        cres = kernel.overloads.get(sig)
+        if cres is None:   # not compiled yet (or only through a conversion): dispatch
+            return None
+        ep = _ENTRY[key] = cres.entry_point
+    return ep
+
+
+def _drive(kernel, run, m, tab, ctrl, bar, work_per_step, compiling, fresh=False):
     B = run.y.shape[0]
-    slice_steps = max(1, min(ctrl.slice_steps, int(2e6 / max(1.0, B * work_per_step))))
+    slice_steps = first_slice(B, work_per_step, ctrl.slice_steps)
     t0 = time.perf_counter()
     shown = 0
     ist = run.ist
+    call = None if compiling else _entry(kernel, run, m, tab, ctrl, fresh)
+    if call is None:
+        call = kernel
     while True:
         c = ctrl if ctrl.slice_steps == slice_steps else ctrl._replace(slice_steps=int(slice_steps))
         ts = time.perf_counter()
-        kernel(run, m, tab, c)
+        call(run, m, tab, c)
         dt = time.perf_counter() - ts
         if bar is not None:
             reached = int(ist[:, I_IDX].sum())
             if reached > shown:
                 bar.update(reached - shown)
                 shown = reached
-        if ist[:, I_DONE].all():
+        if (ist[0, I_DONE] != 0) if B == 1 else ist[:, I_DONE].all():
             break
         # resize toward SLICE_SECONDS (at most x4 per slice, never below one attempt); the
         # first slice of a fresh process may include the compile: it only grows the slice
