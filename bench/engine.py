@@ -1,7 +1,8 @@
 """svdyn's engine on its own: field vs its floor, wrapper overhead, one trajectory per method
 (accuracy per cost), batches, and the step-count law in log(t_end).
 
-    python bench/engine.py [--quick]
+    python bench/engine.py [--quick] [--only wrapper|methods] [--wrapper-vs REF]
+                           [--steady-vs REF]
 
 All ratios come from one run of this script (the machine may be shared: compare rows of one
 run, not runs). Accuracy is the max relative deviation of the final state from a dop853
@@ -200,11 +201,48 @@ print(json.dumps(out))
 """
 
 
-def wrapper_vs(ref, rounds=3):
-    """The wrapper rows of ``git archive REF`` and of this tree, in alternating subprocesses
-    (same minutes of the same machine): best CPU us per call over the rounds."""
+_STEADY_SNIPPET = """
+import json, time
+import numpy as np
+from svdyn.integrate import flow
+from svdyn.spec import ModelSpec
+out = []
+for K, L, group, loss, wd in [(8, 3, "walsh", "ce", 1e-3), (8, 3, "walsh", "mse", 1e-2),
+                              (8, 2, "walsh", "ls:0.1", 0.0), (6, 4, "cyclic", "ce", 1e-3),
+                              (10, 3, "2,5", "mse", 1e-3)]:
+    spec = ModelSpec(K, L, 1, loss, wd, group)
+    rng = np.random.default_rng(11)
+    z = 0.5 * rng.uniform(0.5, 1.5, K)
+    z = 0.5 * (z + z[spec.G.partner])
+    z[0] = 0.0
+    s0 = spec.balanced(z)
+    for meth in ("dopri5", "tsit5", "dop853"):
+        kw = dict(save_at=[1e2, 1e4, 1e5, 1e12], method=meth, max_steps=200_000, progress=False)
+        flow(spec, s0, save_at=[1.0], method=meth, progress=False)
+        t0 = time.process_time()
+        tr = flow(spec, s0, **kw)
+        cpu = time.process_time() - t0
+        out.append({"case": f"K={K} L={L} {group} {loss} wd={wd}", "method": meth,
+                    "status": tr.status[:9], "t_steady": round(tr.stats["t_steady"][0], 1),
+                    "accepted": tr.stats["accepted_steps"][0],
+                    "rejected": tr.stats["rejected_steps"][0], "cpu_ms": cpu * 1e3})
+print(json.dumps(out))
+"""
+
+
+def _snippet_in(path, code):
     import json
     import os
+    import subprocess
+
+    env = dict(os.environ, PYTHONPATH=str(path))   # cwd too: ``-c`` puts it first on sys.path
+    r = subprocess.run([sys.executable, "-c", code + "\nimport svdyn; assert svdyn.__file__"
+                        f".startswith({str(path)!r}), svdyn.__file__"], env=env, cwd=str(path),
+                       capture_output=True, text=True, check=True)
+    return json.loads(r.stdout.strip().splitlines()[-1])
+
+
+def _archive(ref):
     import subprocess
     import tempfile
 
@@ -212,13 +250,33 @@ def wrapper_vs(ref, rounds=3):
     tmp = Path(tempfile.mkdtemp(prefix="svdyn_ref_"))
     subprocess.run(f"git -C {root} archive {ref} svdyn | tar -x -C {tmp}", shell=True,
                    check=True)
+    return root, tmp
+
+
+def steady_vs(ref):
+    """The fixed-point hand-off of ``tests/test_flow.py``'s five cases (to t = 1e12, max_steps
+    200,000) under each method, in ``git archive REF`` and in this tree."""
+    root, tmp = _archive(ref)
+    a, b = _snippet_in(tmp, _STEADY_SNIPPET), _snippet_in(root, _STEADY_SNIPPET)
+    rows = []
+    for x, y in zip(a, b):
+        rows.append({"case": x["case"], "method": x["method"],
+                     f"{ref}: status / t_steady / acc+rej / cpu ms":
+                         f"{x['status']} / {x['t_steady']} / {x['accepted']}+{x['rejected']} / "
+                         f"{x['cpu_ms']:.3g}",
+                     "this tree": f"{y['status']} / {y['t_steady']} / "
+                                  f"{y['accepted']}+{y['rejected']} / {y['cpu_ms']:.3g}"})
+    return rows
+
+
+def wrapper_vs(ref, rounds=3):
+    """The wrapper rows of ``git archive REF`` and of this tree, in alternating subprocesses
+    (same minutes of the same machine): best CPU us per call over the rounds."""
+    root, tmp = _archive(ref)
     best = {}
     for rnd in range(rounds):
         for label, path in ((ref, tmp), ("this tree", root)):
-            env = dict(os.environ, PYTHONPATH=str(path))
-            r = subprocess.run([sys.executable, "-c", _WRAPPER_SNIPPET], env=env,
-                               capture_output=True, text=True, check=True)
-            out = json.loads(r.stdout.strip().splitlines()[-1])
+            out = _snippet_in(path, _WRAPPER_SNIPPET)
             print(label, rnd, {k: v for k, v in out.items() if not k.startswith("s ")},
                   flush=True)
             b = best.setdefault(label, out)
@@ -360,9 +418,16 @@ def main(argv=None):
     ap.add_argument("--only", choices=["wrapper", "methods"], help="run one case")
     ap.add_argument("--wrapper-vs", metavar="REF",
                     help="wrapper cost of git REF against this tree, alternating processes")
+    ap.add_argument("--steady-vs", metavar="REF",
+                    help="the fixed-point hand-off per method: git REF against this tree")
     a = ap.parse_args(argv)
     q = a.quick
     print(header("svdyn engine"))
+    if a.steady_vs:
+        print(f"### Fixed-point hand-off per method: {a.steady_vs} vs this tree "
+              "(save_at [1e2, 1e4, 1e5, 1e12], max_steps 200,000)\n")
+        print(table(steady_vs(a.steady_vs)))
+        return
     if a.wrapper_vs:
         rows, same = wrapper_vs(a.wrapper_vs)
         print(f"### Wrapper per call: {a.wrapper_vs} vs this tree (CPU us, best of 3 rounds x "
