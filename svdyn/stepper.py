@@ -832,11 +832,14 @@ def _kept_fingerprint(obj):
     return f
 
 
-_LAST: list = [None] * 5   # (kernel, m, tab, ctrl, entry) of the last fresh-run lookup
+#: (kernel, m, tab, ctrl, entry) of the last fresh-run lookup: one tuple, replaced whole, so a
+#: thread reading it never mixes two lookups
+_LAST: tuple = (None,) * 5
 
 
 def _entry(kernel, run, m, tab, ctrl, fresh):
     """The compiled entry point of ``kernel`` for these arguments, or None (use dispatch)."""
+    global _LAST
     last = _LAST
     if (fresh and last[0] is kernel and last[1] is m and last[2] is tab and last[3] is ctrl):
         return last[4]   # the same bundle objects as last time (flow reuses its Ctrl)
@@ -859,7 +862,7 @@ def _entry(kernel, run, m, tab, ctrl, fresh):
             return None
         ep = _ENTRY[key] = cres.entry_point
     if fresh:
-        _LAST[:] = [kernel, m, tab, ctrl, ep]
+        _LAST = (kernel, m, tab, ctrl, ep)
     return ep
 
 
