@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from derivations import certify_clock
-from svdyn.analysis import basins, maxmargin
+from svdyn.analysis import basins, certify, maxmargin
 from svdyn.analysis.certify import (certify_limit, fast_margins, kkt_certificate,
                                     reference_flow_y, scaled_field, y_stops)
 from svdyn.analysis.normtime import run_to_margin
@@ -152,7 +152,9 @@ def test_second_stage_decides_a_slow_start_on_a_closed_form_vertex():
                    0.011260097898081132, 0.010516410473905112, 0.008888515192168161,
                    0.01233331833675533])
     one = certify_limit(spec, z0, is_z=True, z_retry=None)
-    assert not one.decided[0] and "DIRECTION_TOL" in one.reason[0]
+    # undecided for a reason a longer clock can resolve (at the first stage's rtol 1e-7 a pair
+    # still in transit; at 1e-8 the direction not yet within DIRECTION_TOL)
+    assert not one.decided[0] and certify._retryable(one, 0), one.reason[0]
     assert one.z_final[0] == 1e9 and "retry" not in one.meta
     two = certify_limit(spec, z0, is_z=True)
     assert two.decided[0] and two.label == ["rank-4 code"], two.reason
@@ -165,3 +167,61 @@ def test_second_stage_decides_a_slow_start_on_a_closed_form_vertex():
     assert np.isclose(np.sum(zv[zv > 0] ** (2 / 3)), np.sum(opt[opt > 0] ** (2 / 3)))
     assert two.item(0)["stops"][-1] == pytest.approx(1e11 ** (-1 / 3))
     assert two.steps[0] > one.steps[0]            # both stages counted
+
+
+def _late_state(spec, z0, z_stop):
+    """w = log y of the stiff clock's state at the stop z_max = z_stop, and the moving modes."""
+    y, st, _, _ = stiff_flow_y(spec, z0[None], np.array([z_stop ** (-(spec.L - 2) / spec.L)]))
+    assert st == ["ok"]
+    mv = np.isfinite(y[0, 0])
+    return np.where(mv, np.log(np.where(mv, y[0, 0], 1.0)), 0.0), mv
+
+
+def test_stiff_clock_jacobian_matches_central_differences_late_in_the_flow():
+    """At z_max = 1e9 the active margins are ~1e9 and their gaps O(1): the field, evaluated at
+    the step's base point plus a smooth offset, is differentiable at offsets ~1e-12 in w
+    (a margin change ~1e-3), so central differences check the analytic Jacobian there."""
+    from svdyn.analysis.maxmargin import margin_matrix
+    from svdyn.analysis.yclock import _base, _field
+    spec = ModelSpec(8, 3)
+    z0 = np.r_[0, 0.01 * np.random.default_rng(7).uniform(0.5, 1.5, 7)]
+    w, mv = _late_state(spec, z0, 1e9)
+    M = np.ascontiguousarray(margin_matrix(spec.G, spec.n))
+    K, C1 = 8, M.shape[0]
+    zb, mb = np.empty(K), np.empty(C1)
+    _base(w, mv, M, -3.0, zb, mb)
+    assert zb.max() == pytest.approx(1e9, rel=1e-6)
+    bufs = lambda: (np.empty(K), np.empty(K), np.empty(C1), np.empty(C1),  # noqa: E731
+                    np.empty(K), np.zeros((K, K)))
+    F, z, m, u, r, J = bufs()
+    _field(w, np.zeros(K), zb, mb, mv, M, -3.0, 1.0, F, z, m, u, r, True, J)
+    fd = np.zeros((K, K))
+    h = 1e-12
+    for k in np.nonzero(mv)[0]:
+        e = np.zeros(K)
+        e[k] = h
+        Fp, *rest = bufs()
+        _field(w, e, zb, mb, mv, M, -3.0, 1.0, Fp, *rest[:4], False, rest[4])
+        Fm, *rest = bufs()
+        _field(w, -e, zb, mb, mv, M, -3.0, 1.0, Fm, *rest[:4], False, rest[4])
+        fd[:, k] = (Fp - Fm) / (2 * h)
+    assert np.abs(J).max() > 1e6                       # stiff: rates ~ z_max in sigma
+    assert np.abs(J - fd).max() <= 1e-5 * np.abs(J).max()
+
+
+def test_stiff_clock_reaches_1e11_and_converges_in_rtol():
+    """The slow start of the second-stage test: to z_max = 1e11 (margins ~1e11) the clock at
+    rtol 1e-8 and at 1e-10 agree on every y to 1e-4 relative (measured 2.0e-5), each within
+    40,000 steps (measured 27,394 and 27,455; before the error was also measured in margin
+    units, GTOL, the rtol 1e-10 run took 63,103: accepted steps threw the active gaps off
+    the slow manifold and the next steps crawled back)."""
+    spec = ModelSpec(8, 3)
+    z0 = np.array([0.0, 0.014900536153551074, 0.007451444835451229, 0.00540827601392863,
+                   0.011260097898081132, 0.010516410473905112, 0.008888515192168161,
+                   0.01233331833675533])
+    st = y_stops(3, 1e11)
+    a, sa, na, _ = stiff_flow_y(spec, z0[None], st, rtol=1e-8, max_steps=100_000)
+    b, sb, nb_, _ = stiff_flow_y(spec, z0[None], st, rtol=1e-10, max_steps=100_000)
+    assert sa == sb == ["ok"] and na[0] < 40_000 and nb_[0] < 40_000
+    assert np.allclose(a[0, :, 1:], b[0, :, 1:], rtol=1e-4)
+    assert np.allclose(a[0, :, 1:].min(axis=1), st, rtol=1e-9)

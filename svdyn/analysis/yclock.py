@@ -15,13 +15,36 @@ the analytic Jacobian
     dghat_j / dm_k = ghat_j ([k = argmin m] + p_k) - M[k, j] w_k,    dm_k / dw_i = M[k, i] a z_i,
     dF_j / dw_i = -(L-2) (dghat_j/dw_i r_j + ghat_j (r_i r_j - [i = j] r_j)),  r = Y / y,
 
-``w = e^(-(m - m_min)) / (1 + sum_c e^(-m_c))`` (the scaled softmax residual), ``p = w e^(-m_min)``,
-``a = -L/(L-2)`` (checked against central differences to 1e-9 relative). Against the same
+``w = e^(-(m - m_min)) / (1 + sum_c e^(-m_c))`` (the scaled softmax residual), ``p = w e^(-m_min)``
+(computed through the symmetric ``M^T diag(w) M``, with ``sum_k w_k M[k, i] = ghat_i``),
+``a = -L/(L-2)`` (checked against central differences to 1e-9 relative; at z_max = 1e9,
+``tests/test_certify.py``, to 1e-5 of the largest entry ~1e7). Against the same
 pair in the y variables (``NUMBA_NUM_THREADS=1``, walsh K = 8, L = 3, eps = 0.01, 100 starts
 decided at z = 1e9): median steps 1515 vs 1493 to z = 1e9, and to z = 1e11 (400k-step limit)
 98 vs 92 of 100 runs reach the last stop in 4.7 vs 12.7 s CPU. The Jacobian is dense
 (K x K), so one step costs O(K^3): fine to K = 256 for single starts, not for K = 1024
-batches. Every stop ``min_j y_j = delta`` is landed on by secant iteration on the step size
+batches (measured ``NUMBA_NUM_THREADS=1``, rtol 1e-7, 16 starts to z = 1e9: 4.0, 14 and
+237 us per step at K = 8, 16, 64).
+
+Late in the flow the active margins are ~z_max while their gaps ``m_c - m_min``, which the
+field feels through ``e^(-(m_c - m_min))``, are O(1). Three things keep that regime cheap and
+accurate:
+
+* the stages of a step evaluate the field at the step's base point plus a smooth offset,
+  ``m_c = m_c(base) + sum_j M[c, j] z_j(base) expm1(a d_j)``, so the field is smooth in the
+  offset d instead of jumping by ~z_max * 1e-15 whenever a stage's w rounds differently;
+* the embedded error estimate is filtered through the step's factorised ``I - h d J`` (the
+  device of Hairer & Wanner's RADAU5 and Shampine's stiff solvers), which removes the spurious
+  stiff part of the estimate;
+* the error is also measured in margin units, ``max_c |dm_c - dm_min| e^(-(m_c - m_min))``,
+  against ``GTOL`` (absolute) on top of rtol in w: an error of 1e-8 in w moves a gap by
+  ~1e-8 z_max, which at z_max = 1e9 is 10 and reweights the softmax by e^10.
+
+Measured before -> after on one walsh K = 16, L = 3, eps = 0.1 start whose old run hit a wall
+(rtol 1e-8): steps to z_max = 1e9 17,988 -> 8,100, to 1e11 > 400,000 (the step size fell to
+~1e-6 while accepted steps threw three active gaps from O(0.4) to O(10)) -> 51,590; on 200
+Monte Carlo starts at that cell (seed 1) the certifier left 12 -> 8 undecided. Every stop
+``min_j y_j = delta`` ``min_j y_j = delta`` is landed on by secant iteration on the step size
 (``log y_min`` within 1e-10). Failures are status codes, never exceptions inside the
 compiled loop.
 
@@ -31,7 +54,8 @@ the stops of ``certify.y_stops``): rodas4 takes 3-4x fewer steps but costs 0.85-
 time (K = 16: 0.45 vs 0.53 s; K = 4, L = 4: 0.037 vs 0.013 s, 16 starts), and inside
 ``certify_limit`` on 100 starts (K = 8, L = 4, eps = 0.01) it cost 2.02 vs 0.86 s and left one
 start undecided that this clock certifies (rank-4 code): rodas4's y at z = 1e9 was off by
-7.9e-3 against a rtol 1e-11 run, this clock by 1.3e-5. Labels agreed on 399 of 400 starts (K = 8, L = 3, 4, eps = 0.01, 0.1).
+7.9e-3 against a rtol 1e-11 run, this clock by 1.3e-5. Labels agreed on 399 of 400 starts
+(K = 8, L = 3, 4, eps = 0.01, 0.1).
 """
 from __future__ import annotations
 
@@ -40,13 +64,16 @@ import math
 import numba as nb
 import numpy as np
 
+#: absolute tolerance on the gaps m_c - m_min of the margins the field feels (weight
+#: e^(-(m_c - m_min))), on top of rtol in w; 0 turns the margin-unit error off
+GTOL = 1e-3
 OK, MAX_STEPS, STEP_TOO_SMALL, NON_FINITE = 0, 1, 2, 3
 STATUS = {OK: "ok", MAX_STEPS: "max_steps reached before the last stop",
           STEP_TOO_SMALL: "step size underflow", NON_FINITE: "non-finite state"}
 
 
 @nb.njit(cache=True)
-def _field(w, mv, M, a, Lm2, out, z, m, u, want_jac, J, Jg):
+def _field(w, d, zb, mb, mv, M, a, Lm2, out, z, m, u, r, want_jac, J):
     """out = dw/dsigma at w = log y (moving modes); J (K, K) its Jacobian when want_jac.
     Returns the min margin.
 
@@ -58,24 +85,29 @@ def _field(w, mv, M, a, Lm2, out, z, m, u, want_jac, J, Jg):
     C1, K = M.shape
     wmin = np.inf
     for j in range(K):
-        if mv[j] and w[j] < wmin:
-            wmin = w[j]
+        if mv[j] and w[j] + d[j] < wmin:
+            wmin = w[j] + d[j]
     sr = 0.0
     for j in range(K):
-        if mv[j]:
-            sr += math.exp(-(w[j] - wmin))
+        r[j] = math.exp(-((w[j] - wmin) + d[j])) if mv[j] else 0.0
+        sr += r[j]
     for j in range(K):
-        z[j] = math.exp(a * w[j]) if mv[j] else 0.0
+        r[j] /= sr        # r_j = Y / y_j
+    for j in range(K):
+        z[j] = zb[j] * math.expm1(a * d[j]) if mv[j] else 0.0   # z - zb
     mmin = np.inf
     imin = 0
     for c in range(C1):
         acc = 0.0
         for j in range(K):
             acc += M[c, j] * z[j]
+        acc += mb[c]
         m[c] = acc
         if acc < mmin:
             mmin = acc
             imin = c
+    for j in range(K):
+        z[j] += zb[j]
     em = math.exp(-mmin) if mmin < 700.0 else 0.0
     tot = 0.0
     for c in range(C1):
@@ -91,34 +123,45 @@ def _field(w, mv, M, a, Lm2, out, z, m, u, want_jac, J, Jg):
                 g += M[c, j] * u[c]
         out[j] = g
     if want_jac:
-        # Jg[j, k] = dghat_j / dm_k = ghat_j ([k = argmin m] + e^(-m_k)/(1+S)) - M[k, j] u_k
-        for j in range(K):
-            gj = out[j]
-            for k in range(C1):
-                v = gj * u[k] * em - M[k, j] * u[k]
-                if k == imin:
-                    v += gj
-                Jg[j, k] = v
-        # dF_j/dw_i = -(L-2) (dghat_j/dw_i r_j + ghat_j (r_i r_j - [i = j] r_j)),
-        # dghat_j/dw_i = sum_k Jg[j, k] M[k, i] a z_i
+        # dghat_j/dm_k = ghat_j ([k = argmin m] + e^(-m_k)/(1+S)) - M[k, j] u_k, so with
+        # dm_k/dw_i = M[k, i] a z_i and sum_k u_k M[k, i] = ghat_i:
+        # dghat_j/dw_i = (ghat_j (em ghat_i + M[imin, i]) - (M^T diag(u) M)[j, i]) a z_i,
+        # dF_j/dw_i = -(L-2) (dghat_j/dw_i r_j + ghat_j (r_i r_j - [i = j] r_j))
         for i in range(K):
-            ri = math.exp(wmin - w[i]) / sr if mv[i] else 0.0
+            for j in range(i + 1):
+                acc = 0.0
+                if mv[i] and mv[j]:
+                    for c in range(C1):
+                        acc += M[c, j] * u[c] * M[c, i]
+                J[j, i] = acc
+                J[i, j] = acc
+        for i in range(K):
+            gi = em * out[i] + M[imin, i]
             dz = a * z[i]
             for j in range(K):
                 if not (mv[j] and mv[i]):
                     J[j, i] = 0.0
                     continue
-                rj = math.exp(wmin - w[j]) / sr
-                acc = 0.0
-                for k in range(C1):
-                    acc += Jg[j, k] * M[k, i]
-                v = acc * dz * rj + out[j] * ri * rj
+                v = (out[j] * gi - J[j, i]) * dz * r[j] + out[j] * r[i] * r[j]
                 if i == j:
-                    v -= out[j] * rj
+                    v -= out[j] * r[j]
                 J[j, i] = -Lm2 * v
     for j in range(K):
-        out[j] = -Lm2 * out[j] * math.exp(wmin - w[j]) / sr if mv[j] else 0.0
+        out[j] = -Lm2 * out[j] * r[j]
     return mmin
+
+
+@nb.njit(cache=True)
+def _base(w, mv, M, a, zb, mb):
+    """z and the margins at the step's base point w (the stages add smooth offsets to these)."""
+    C1, K = M.shape
+    for j in range(K):
+        zb[j] = math.exp(a * w[j]) if mv[j] else 0.0
+    for c in range(C1):
+        acc = 0.0
+        for j in range(K):
+            acc += M[c, j] * zb[j]
+        mb[c] = acc
 
 
 @nb.njit(cache=True)
@@ -175,7 +218,7 @@ def _wmin(w, mv):
 
 
 @nb.njit(cache=True)
-def _run_one(y0, mv, M, a, Lm2, stops, rtol, atol, max_steps, yout, info):
+def _run_one(y0, mv, M, a, Lm2, stops, rtol, atol, gtol, max_steps, yout, info):
     K = y0.shape[0]
     C1 = M.shape[0]
     w = np.zeros(K)
@@ -195,9 +238,14 @@ def _run_one(y0, mv, M, a, Lm2, stops, rtol, atol, max_steps, yout, info):
     m = np.empty(C1)
     u = np.empty(C1)
     J = np.zeros((K, K))
-    Jg = np.zeros((K, C1))
+    r = np.empty(K)
     W = np.empty((K, K))
     piv = np.empty(K, dtype=np.int64)
+    zb = np.empty(K)
+    mb = np.empty(C1)
+    d0 = np.zeros(K)
+    dd = np.empty(K)
+    ev = np.empty(K)
     d = 1.0 / (2.0 + math.sqrt(2.0))
     e32 = 6.0 + math.sqrt(2.0)
     S = stops.shape[0]
@@ -212,7 +260,8 @@ def _run_one(y0, mv, M, a, Lm2, stops, rtol, atol, max_steps, yout, info):
             yout[s, j] = math.exp(w[j])
         s += 1
     # first step: 1e-3 of the time scale of the fastest mode
-    _field(w, mv, M, a, Lm2, F0, z, m, u, False, J, Jg)
+    _base(w, mv, M, a, zb, mb)
+    _field(w, d0, zb, mb, mv, M, a, Lm2, F0, z, m, u, r, False, J)
     rate = 0.0
     for j in range(K):
         if mv[j] and abs(F0[j]) > rate:
@@ -224,7 +273,13 @@ def _run_one(y0, mv, M, a, Lm2, stops, rtol, atol, max_steps, yout, info):
         if steps >= max_steps:
             status = MAX_STEPS
             break
-        _field(w, mv, M, a, Lm2, F0, z, m, u, True, J, Jg)
+        _base(w, mv, M, a, zb, mb)
+        ib = 0
+        for c in range(C1):
+            if mb[c] < mb[ib]:
+                ib = c
+        mbmin = mb[ib]
+        _field(w, d0, zb, mb, mv, M, a, Lm2, F0, z, m, u, r, True, J)
         tries = 0
         while True:
             for i in range(K):
@@ -240,26 +295,49 @@ def _run_one(y0, mv, M, a, Lm2, stops, rtol, atol, max_steps, yout, info):
                 continue
             _solve(W, piv, F0, k1)
             for j in range(K):
-                tmp[j] = w[j] + 0.5 * h * k1[j] if mv[j] else w[j]
-            _field(tmp, mv, M, a, Lm2, F1, z, m, u, False, J, Jg)
+                dd[j] = 0.5 * h * k1[j] if mv[j] else 0.0
+            _field(w, dd, zb, mb, mv, M, a, Lm2, F1, z, m, u, r, False, J)
             for j in range(K):
                 rhs[j] = F1[j] - k1[j]
             _solve(W, piv, rhs, k2)
             for j in range(K):
                 k2[j] += k1[j]
-                wn[j] = w[j] + h * k2[j] if mv[j] else w[j]
-            _field(wn, mv, M, a, Lm2, F2, z, m, u, False, J, Jg)
+                dd[j] = h * k2[j] if mv[j] else 0.0
+                wn[j] = w[j] + dd[j]
+            _field(w, dd, zb, mb, mv, M, a, Lm2, F2, z, m, u, r, False, J)
             for j in range(K):
                 rhs[j] = F2[j] - e32 * (k2[j] - F1[j]) - 2.0 * (k1[j] - F0[j])
             _solve(W, piv, rhs, k3)
+            for j in range(K):
+                rhs[j] = h / 6.0 * (k1[j] - 2.0 * k2[j] + k3[j])
+            _solve(W, piv, rhs, ev)   # filtered estimate (see module docstring)
             err = 0.0
             cnt = 0
             for j in range(K):
                 if mv[j]:
-                    e = h / 6.0 * (k1[j] - 2.0 * k2[j] + k3[j])
-                    err += (e / sc) ** 2
+                    err += (ev[j] / sc) ** 2
                     cnt += 1
             err = math.sqrt(err / max(cnt, 1))
+            if gtol > 0.0:
+                # the same error in margin units: a w error e_j moves m_c by sum_j M a z_j e_j,
+                # and the field feels a margin through e^(-(m_c - m_min)); the gaps of the
+                # margins that matter must stay within gtol (absolute), at every scale of z
+                em_min = 0.0
+                for c in range(C1):
+                    acc = 0.0
+                    for j in range(K):
+                        if mv[j]:
+                            acc += M[c, j] * a * zb[j] * ev[j]
+                    m[c] = acc
+                    if c == ib:
+                        em_min = acc
+                eg = 0.0
+                for c in range(C1):
+                    v = abs(m[c] - em_min) * math.exp(-(mb[c] - mbmin)) / gtol
+                    if v > eg:
+                        eg = v
+                if eg > err:
+                    err = eg
             if not math.isfinite(err):
                 h *= 0.3
                 tries += 1
@@ -306,19 +384,19 @@ def _run_one(y0, mv, M, a, Lm2, stops, rtol, atol, max_steps, yout, info):
 
 
 @nb.njit(cache=True, parallel=True)
-def _run_batch(Y0, MV, M, a, Lm2, stops, rtol, atol, max_steps, yout, info):
+def _run_batch(Y0, MV, M, a, Lm2, stops, rtol, atol, gtol, max_steps, yout, info):
     for i in nb.prange(Y0.shape[0]):
-        _run_one(Y0[i], MV[i], M, a, Lm2, stops, rtol, atol, max_steps, yout[i], info[i])
+        _run_one(Y0[i], MV[i], M, a, Lm2, stops, rtol, atol, gtol, max_steps, yout[i], info[i])
 
 
 @nb.njit(cache=True)
-def _run_serial(Y0, MV, M, a, Lm2, stops, rtol, atol, max_steps, yout, info):
+def _run_serial(Y0, MV, M, a, Lm2, stops, rtol, atol, gtol, max_steps, yout, info):
     for i in range(Y0.shape[0]):
-        _run_one(Y0[i], MV[i], M, a, Lm2, stops, rtol, atol, max_steps, yout[i], info[i])
+        _run_one(Y0[i], MV[i], M, a, Lm2, stops, rtol, atol, gtol, max_steps, yout[i], info[i])
 
 
 def stiff_flow_y(spec, z0, stops, rtol: float = 1e-8, atol: float = 1e-30,
-                 max_steps: int = 20_000):
+                 max_steps: int = 20_000, gtol: float = GTOL):
     """y at the stops for balanced starts z0 (B, K): ``(y (B, S, K), status list, steps (B,),
     tau (B,))``; non-moving modes (mode 0, z_j = 0) carry y = inf."""
     from .maxmargin import margin_matrix
@@ -335,6 +413,6 @@ def stiff_flow_y(spec, z0, stops, rtol: float = 1e-8, atol: float = 1e-30,
     info = np.zeros((B, 3))
     run = _run_batch if B >= 8 else _run_serial
     run(np.ascontiguousarray(Y0), np.ascontiguousarray(mv), M, -L / (L - 2.0), float(L - 2),
-        stops, float(rtol), float(atol), int(max_steps), yout, info)
+        stops, float(rtol), float(atol), float(gtol), int(max_steps), yout, info)
     yout[~np.broadcast_to(mv[:, None, :], yout.shape)] = np.inf
     return yout, [STATUS[int(v)] for v in info[:, 0]], info[:, 1].astype(int), info[:, 2]
