@@ -1,7 +1,8 @@
 """svdyn's engine on its own: field vs its floor, wrapper overhead, one trajectory per method
 (accuracy per cost), batches, and the step-count law in log(t_end).
 
-    python bench/engine.py [--quick]
+    python bench/engine.py [--quick] [--only wrapper|methods] [--wrapper-vs REF]
+                           [--steady-vs REF]
 
 All ratios come from one run of this script (the machine may be shared: compare rows of one
 run, not runs). Accuracy is the max relative deviation of the final state from a dop853
@@ -109,7 +110,9 @@ def _cpu_per_call(fn, n=300, repeat=5):
 
 
 def wrapper_rows():
-    """Per-call cost of the Python wrapper, and where it goes (CPU us, best of 5 x 300)."""
+    """Per-call cost of the Python wrapper, and where it goes (CPU us, best of 15 interleaved
+    rounds x 200 calls)."""
+    import svdyn.stepper as st
     from svdyn.bundle import CLOCK_T, JOB_RK, STOP_TIME, make_ctrl, new_run
     from svdyn.result import Trajectory
     from svdyn.stepper import rk_batch_ser
@@ -119,22 +122,188 @@ def wrapper_rows():
     s0 = spec.balanced(_z0(spec))
     flow(spec, s0, save_at=[1e-6], first_step=1e-6, progress=False)
     descend(spec, s0, 0.1, 0, progress=False)
-    tab, m, times = TABLEAUX["dopri5"], spec.bundle(CLOCK_T), np.array([0.0, 1e-6])
+    tab, m, times = TABLEAUX["dop853"], spec.bundle(CLOCK_T), np.array([0.0, 1e-6])
     ctrl = make_ctrl(JOB_RK, 1e-9, 1e-12, 2_000_000, 1 << 30, True, True, STOP_TIME, 1e-6)
+    run = new_run(s0[None], tab.n_dense, times)
+    rk_batch_ser(run, m, tab, ctrl)
+    entry = st._entry(rk_batch_ser, run, m, tab, ctrl, False)
+
+    def one(meth):
+        return lambda: flow(spec, s0, save_at=[1e-6], first_step=1e-6, progress=False,
+                            method=meth)
+
+    def dispatched(meth):
+        def f():
+            keep, st._entry = st._entry, lambda *a: None
+            try:
+                for _ in range(10):
+                    one(meth)()
+            finally:
+                st._entry = keep
+        return f
+
     parts = {
-        "flow, one step (K = 4, L = 2)":
-            lambda: flow(spec, s0, save_at=[1e-6], first_step=1e-6, progress=False),
+        "flow, one step, dop853 (K = 4, L = 2)": one("dop853"),
+        "flow, one step, dopri5": one("dopri5"),
+        "flow, one step, dop853, numba dispatch (fast entry off), per call / 10":
+            dispatched("dop853"),
         "descend, 0 steps (K = 4, L = 2)": lambda: descend(spec, s0, 0.1, 0, progress=False),
         "  part: spec.check_state": lambda: spec.check_state(s0, "initial state"),
         "  part: new_run (arrays)": lambda: new_run(s0[None], tab.n_dense, times),
-        "  part: new_run + compiled one-step slice (numba dispatch of 4 bundles)":
+        "  part: new_run + compiled one-step slice by the entry point":
+            lambda: entry(new_run(s0[None], tab.n_dense, times), m, tab, ctrl),
+        "  part: new_run + compiled one-step slice by numba dispatch":
             lambda: rk_batch_ser(new_run(s0[None], tab.n_dense, times), m, tab, ctrl),
         "  part: make_ctrl": lambda: make_ctrl(JOB_RK, 1e-9, 1e-12, 2_000_000, 1 << 30, True,
                                                True, STOP_TIME, 1e-6),
         "  part: Trajectory(...)": lambda: Trajectory(spec, times, s0, times, times, "ok", {},
                                                       kind="flow"),
     }
-    return [{"call": k, "cpu_us_per_call": _cpu_per_call(f)} for k, f in parts.items()]
+    best = dict.fromkeys(parts, float("inf"))
+    for _ in range(15):   # interleaved rounds: every row sees the same load; best of 15 x 200
+        for k, f in parts.items():
+            best[k] = min(best[k], _cpu_per_call(f, n=200, repeat=1))
+    rows = [{"call": k, "cpu_us_per_call": best[k] / (10 if "/ 10" in k else 1)}
+            for k in parts]
+    us = {r["call"]: r["cpu_us_per_call"] for r in rows}
+    work = (us["  part: new_run + compiled one-step slice by the entry point"]
+            - us["  part: new_run (arrays)"])
+    rows.append({"call": "flow dop853 minus the compiled slice (entry call + one step): the "
+                         "wrapper", "cpu_us_per_call": us["flow, one step, dop853 (K = 4, L = 2)"]
+                 - work})
+    return rows
+
+
+_WRAPPER_SNIPPET = """
+import json, sys, time
+import numpy as np
+from svdyn.descent import descend
+from svdyn.integrate import flow
+from svdyn.spec import ModelSpec
+spec = ModelSpec(4, 2)
+s0 = spec.balanced(np.array([0.0, 0.4, 0.5, 0.6]))
+out = {}
+for meth in ("dopri5", "dop853"):
+    f = lambda: flow(spec, s0, save_at=[1e-6], first_step=1e-6, progress=False, method=meth)
+    f()
+    best = 1e9
+    for _ in range(5):
+        t0 = time.process_time()
+        for _ in range(300):
+            f()
+        best = min(best, (time.process_time() - t0) / 300)
+    out["flow " + meth] = best * 1e6
+    out["s " + meth] = f().s.tolist()
+f = lambda: flow(spec, s0, save_at=[1e-6], first_step=1e-6)   # progress=None: the default
+f()
+best = 1e9
+for _ in range(5):
+    t0 = time.process_time()
+    for _ in range(300):
+        f()
+    best = min(best, (time.process_time() - t0) / 300)
+out["flow default (dop853 now, dopri5 in main; progress=None, stderr not a terminal)"] = best * 1e6
+descend(spec, s0, 0.1, 0, progress=False)
+best = 1e9
+for _ in range(5):
+    t0 = time.process_time()
+    for _ in range(300):
+        descend(spec, s0, 0.1, 0, progress=False)
+    best = min(best, (time.process_time() - t0) / 300)
+out["descend"] = best * 1e6
+print(json.dumps(out))
+"""
+
+
+_STEADY_SNIPPET = """
+import json, time
+import numpy as np
+from svdyn.integrate import flow
+from svdyn.spec import ModelSpec
+out = []
+for K, L, group, loss, wd in [(8, 3, "walsh", "ce", 1e-3), (8, 3, "walsh", "mse", 1e-2),
+                              (8, 2, "walsh", "ls:0.1", 0.0), (6, 4, "cyclic", "ce", 1e-3),
+                              (10, 3, "2,5", "mse", 1e-3)]:
+    spec = ModelSpec(K, L, 1, loss, wd, group)
+    rng = np.random.default_rng(11)
+    z = 0.5 * rng.uniform(0.5, 1.5, K)
+    z = 0.5 * (z + z[spec.G.partner])
+    z[0] = 0.0
+    s0 = spec.balanced(z)
+    for meth in ("dopri5", "tsit5", "dop853"):
+        kw = dict(save_at=[1e2, 1e4, 1e5, 1e12], method=meth, max_steps=200_000, progress=False)
+        flow(spec, s0, save_at=[1.0], method=meth, progress=False)
+        t0 = time.process_time()
+        tr = flow(spec, s0, **kw)
+        cpu = time.process_time() - t0
+        out.append({"case": f"K={K} L={L} {group} {loss} wd={wd}", "method": meth,
+                    "status": tr.status[:9], "t_steady": round(tr.stats["t_steady"][0], 1),
+                    "accepted": tr.stats["accepted_steps"][0],
+                    "rejected": tr.stats["rejected_steps"][0], "cpu_ms": cpu * 1e3})
+print(json.dumps(out))
+"""
+
+
+def _snippet_in(path, code):
+    import json
+    import os
+    import subprocess
+
+    env = dict(os.environ, PYTHONPATH=str(path))   # cwd too: ``-c`` puts it first on sys.path
+    r = subprocess.run([sys.executable, "-c", code + "\nimport svdyn; assert svdyn.__file__"
+                        f".startswith({str(path)!r}), svdyn.__file__"], env=env, cwd=str(path),
+                       capture_output=True, text=True, check=True)
+    return json.loads(r.stdout.strip().splitlines()[-1])
+
+
+def _archive(ref):
+    import subprocess
+    import tempfile
+
+    root = Path(__file__).resolve().parent.parent
+    tmp = Path(tempfile.mkdtemp(prefix="svdyn_ref_"))
+    subprocess.run(f"git -C {root} archive {ref} svdyn | tar -x -C {tmp}", shell=True,
+                   check=True)
+    return root, tmp
+
+
+def steady_vs(ref):
+    """The fixed-point hand-off of ``tests/test_flow.py``'s five cases (to t = 1e12, max_steps
+    200,000) under each method, in ``git archive REF`` and in this tree."""
+    root, tmp = _archive(ref)
+    a, b = _snippet_in(tmp, _STEADY_SNIPPET), _snippet_in(root, _STEADY_SNIPPET)
+    rows = []
+    for x, y in zip(a, b):
+        rows.append({"case": x["case"], "method": x["method"],
+                     f"{ref}: status / t_steady / acc+rej / cpu ms":
+                         f"{x['status']} / {x['t_steady']} / {x['accepted']}+{x['rejected']} / "
+                         f"{x['cpu_ms']:.3g}",
+                     "this tree": f"{y['status']} / {y['t_steady']} / "
+                                  f"{y['accepted']}+{y['rejected']} / {y['cpu_ms']:.3g}"})
+    return rows
+
+
+def wrapper_vs(ref, rounds=5):
+    """The wrapper rows of ``git archive REF`` and of this tree, in alternating subprocesses
+    (same minutes of the same machine): best CPU us per call over the rounds."""
+    root, tmp = _archive(ref)
+    best = {}
+    for rnd in range(rounds):
+        for label, path in ((ref, tmp), ("this tree", root)):
+            out = _snippet_in(path, _WRAPPER_SNIPPET)
+            print(label, rnd, {k: v for k, v in out.items() if not k.startswith("s ")},
+                  flush=True)
+            b = best.setdefault(label, out)
+            for k, v in out.items():
+                if not k.startswith("s "):
+                    b[k] = min(b[k], v)
+    same = {m: best[ref]["s " + m] == best["this tree"]["s " + m] for m in ("dopri5", "dop853")}
+    rows = [{"call": k, ref + " us": best[ref][k], "this tree us": best["this tree"][k],
+             "ratio": best[ref][k] / best["this tree"][k]}
+            for k in ("flow dopri5", "flow dop853",
+                      "flow default (dop853 now, dopri5 in main; progress=None, stderr not a "
+                      "terminal)", "descend")]
+    return rows, same
 
 
 def method_rows(Ks, Ls, t_end, rtol):
@@ -263,9 +432,25 @@ def main(argv=None):
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--only", choices=["wrapper", "methods"], help="run one case")
+    ap.add_argument("--wrapper-vs", metavar="REF",
+                    help="wrapper cost of git REF against this tree, alternating processes")
+    ap.add_argument("--steady-vs", metavar="REF",
+                    help="the fixed-point hand-off per method: git REF against this tree")
     a = ap.parse_args(argv)
     q = a.quick
     print(header("svdyn engine"))
+    if a.steady_vs:
+        print(f"### Fixed-point hand-off per method: {a.steady_vs} vs this tree "
+              "(save_at [1e2, 1e4, 1e5, 1e12], max_steps 200,000)\n")
+        print(table(steady_vs(a.steady_vs)))
+        return
+    if a.wrapper_vs:
+        rows, same = wrapper_vs(a.wrapper_vs)
+        print(f"### Wrapper per call: {a.wrapper_vs} vs this tree (CPU us, best of 5 rounds x "
+              "5 x 300 calls, alternating subprocesses)\n")
+        print(table(rows))
+        print(f"one-step states bit-identical: {same}\n")
+        return
     if a.only == "wrapper":
         print("### Python wrapper per call (CPU time)\n")
         print(table(wrapper_rows()))

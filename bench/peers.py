@@ -1,6 +1,7 @@
 """svdyn against the ODE peers a researcher could pick instead: one process, same work.
 
     python bench/peers.py [--quick] [--out FILE] [--without numbalsoda,cyrk,...]
+                          [--parts single] [--single-ks 4,64,256] [--single-ls 2,4]
 
 Problem: the reduced walsh CE gradient flow (MODEL.md section 2), n = 1, no weight decay, from
 the balanced start ``z_0 = 0``, ``z_j = 0.5 U(0.5, 1.5)`` (seed 0), integrated from 0 to
@@ -660,6 +661,9 @@ def main(argv=None):
                     help="comma list of peers to treat as missing (tests the missing path)")
     ap.add_argument("--parts", default="single,batch,gd",
                     help="comma list of single, batch, gd")
+    ap.add_argument("--single-ks", help="comma list of K for the single part "
+                    "(default 4,16,64,256,1024)")
+    ap.add_argument("--single-ls", help="comma list of L for the single part (default 2,4)")
     ap.add_argument("--batch-ks", help="comma list of K for the batch part (default 4,64)")
     ap.add_argument("--batch-sizes", help="comma list of B (default 16,256,4096)")
     a = ap.parse_args(argv)
@@ -687,6 +691,10 @@ def main(argv=None):
         batch_cases = [(K, B) for K in (4, 64) for B in (16, 256, 4096)]
         gd_ks, repeats, budget = (64, 256), 7, 10.0
         single_methods, batch_methods = SINGLE_METHODS, BATCH_METHODS
+    if a.single_ks:
+        single_ks = tuple(int(x) for x in a.single_ks.split(","))
+    if a.single_ls:
+        single_ls = tuple(int(x) for x in a.single_ls.split(","))
     if a.batch_ks or a.batch_sizes:
         ks = {K for K, _ in batch_cases}
         bs = {B for _, B in batch_cases}

@@ -201,15 +201,22 @@ def make_ctrl(job=JOB_RK, rtol=1e-9, atol=1e-12, max_steps=2_000_000, slice_step
 
 def new_run(y0: np.ndarray, n_stages: int, stops: np.ndarray, *, copy: bool = True) -> Run:
     """Fresh :class:`Run` for initial states ``y0`` (B, L, K) and stops (T,). ``copy=False``
-    uses ``y0`` itself as the state (the caller hands over a fresh float64 C array)."""
+    uses ``y0`` itself as the state where it is a writeable float64 C array (the caller hands
+    it over). Every result has the same numba type: nine writeable C-contiguous arrays
+    (float64, ``ist`` int64) of fixed ndim (``stepper.drive(fresh=True)`` relies on it)."""
     y0 = np.array(y0, dtype=np.float64, order="C", copy=copy or None)
+    if not y0.flags.writeable:
+        y0 = y0.copy()
     B, L, K = y0.shape
     stops = np.array(stops, dtype=np.float64, order="C", copy=True).ravel()
     T = stops.shape[0]
-    out_s = np.empty((B, T, L, K))      # empty + fill: np.full costs ~2 us a call more
-    out_s.fill(np.nan)
-    out = np.empty((3, B, T))
-    out.fill(np.nan)
-    return Run(y=y0, k=np.zeros((B, n_stages, L, K)), fs=np.zeros((B, NF)),
+    # two allocations, viewed as the float arrays: out_s, out_loss/mm/t (NaN), then k, fs (0)
+    n_out, n_k = B * T * L * K, B * n_stages * L * K
+    nan = np.empty(n_out + 3 * B * T)
+    nan.fill(np.nan)
+    zero = np.zeros(n_k + B * NF)
+    out = nan[n_out:].reshape(3, B, T)
+    return Run(y=y0, k=zero[:n_k].reshape(B, n_stages, L, K), fs=zero[n_k:].reshape(B, NF),
                ist=np.zeros((B, NI), dtype=np.int64), stops=stops,
-               out_s=out_s, out_loss=out[0], out_mm=out[1], out_t=out[2])
+               out_s=nan[:n_out].reshape(B, T, L, K), out_loss=out[0], out_mm=out[1],
+               out_t=out[2])

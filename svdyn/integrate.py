@@ -1,8 +1,8 @@
 """Adaptive gradient-flow integration of the reduced dynamics, and the certification clock.
 
 Both run on the one stepper (``svdyn.stepper``): an embedded explicit Runge--Kutta pair held as
-data (``svdyn.tableaux``: ``dopri5`` default, ``tsit5``, ``dop853``), step control as
-scipy.integrate.RK45, save grids read off the tableau's dense output (no extra steps; only the
+data (``svdyn.tableaux``: ``dop853`` default, ``dopri5``, ``tsit5``), step control as
+scipy.integrate.RK45 (DOP853's combined error estimate for dop853), save grids read off the tableau's dense output (no extra steps; only the
 last save time is hit exactly unless ``hit_save_times=True``). Late-time CE dynamics slow down
 like 1/t, the accepted step grows like t, and the number of steps grows like ``log(t_end)``.
 
@@ -17,6 +17,7 @@ O(1) at any margin), stopping where ``min_j y_j`` reaches given thresholds.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field as dc_field
 
 import numpy as np
@@ -24,11 +25,11 @@ import numpy as np
 from .bundle import (CLOCK_T, CLOCK_Y, F_T, F_TSTEADY, I_NACC, I_NREJ, I_STATUS, JOB_RK,
                      STOP_TIME, STOP_YMIN, make_ctrl, new_run)
 from .groups import SpecError
-from .progress import _NullBar
+from .progress import _NullBar, progress_bar, progress_enabled
 from .result import Trajectory
 from .spec import LOSS_CE, ModelSpec
 from .stepper import (MAX_STEPS, NON_FINITE, OK, PARALLEL_MIN_BATCH, PRECISION,  # noqa: F401
-                      STATUS_MESSAGES, STEP_TOO_SMALL, STOP_PASSED, drive)
+                      STATUS_MESSAGES, STEP_TOO_SMALL, STOP_PASSED, drive, first_slice)
 from .tableaux import IMPLICIT, TABLEAUX
 
 __all__ = ["flow", "flow_y", "YFlow", "log_grid", "y_floor", "STATUS_MESSAGES", "Z_LIMIT"]
@@ -42,10 +43,18 @@ def log_grid(t_end: float, n: int = 200, t_min: float | None = None) -> np.ndarr
     return np.concatenate([[0.0], np.geomspace(t_min, t_end, n)])
 
 
+def _finite(x) -> bool:
+    """``np.isfinite`` for one number, at ``math.isfinite``'s cost (~0.05 us, not ~0.7 us)."""
+    try:
+        return math.isfinite(x)
+    except TypeError:
+        return bool(np.isfinite(x))
+
+
 def _check_tol(rtol, atol):
-    if not (np.isfinite(rtol) and 1e-14 <= rtol < 1):
+    if not (_finite(rtol) and 1e-14 <= rtol < 1):
         raise SpecError(f"rtol must lie in [1e-14, 1), got {rtol}")
-    if not (np.isfinite(atol) and atol > 0):
+    if not (_finite(atol) and atol > 0):
         raise SpecError(f"atol must be > 0, got {atol}")
 
 
@@ -67,16 +76,28 @@ def _check_max_steps(max_steps):
     return int(max_steps)
 
 
-def _bar(progress, total, desc):
-    if progress is False:
-        return _NULL_BAR
-    from .progress import progress_bar
+_CTRLS: dict = {}   # make_ctrl's result by its arguments (Ctrl is immutable; ~2 us a build)
 
-    return progress_bar(total, desc, enabled=progress, unit="save")
+
+def _flow_ctrl(*args):
+    c = _CTRLS.get(args)
+    if c is None:
+        if len(_CTRLS) > 256:
+            _CTRLS.clear()
+        c = _CTRLS[args] = make_ctrl(JOB_RK, *args)
+    return c
+
+
+def _bar(progress, total, desc):
+    # resolve progress=None first: a bar object that shows nothing still cost the default call
+    # ~20 us (drive counts stops for it every slice)
+    if progress is False or not progress_enabled(progress):
+        return _NULL_BAR
+    return progress_bar(total, desc, enabled=True, unit="save")
 
 
 def flow(spec: ModelSpec, s0, t_end: float | None = None, *, save_at=None, rtol: float = 1e-9,
-         atol: float = 1e-12, max_steps: int = 2_000_000, method: str = "dopri5",
+         atol: float = 1e-12, max_steps: int = 2_000_000, method: str = "dop853",
          first_step: float = 0.0, steady_handoff: bool = True, dense: bool = True,
          hit_save_times: bool = False, adaptive: bool = True, progress=None) -> Trajectory:
     """Integrate the reduced gradient flow.
@@ -92,7 +113,9 @@ def flow(spec: ModelSpec, s0, t_end: float | None = None, *, save_at=None, rtol:
     ---------------
     rtol, atol : error tolerances (mixed, per component)
     max_steps : limit on attempted steps (accepted + rejected) per trajectory
-    method : tableau name in ``svdyn.tableaux.TABLEAUX`` (``dopri5``, ``tsit5``, ``dop853``)
+    method : tableau name in ``svdyn.tableaux.TABLEAUX``: ``dop853`` (default: the cheapest
+        wherever the error asked is <= 1e-8, 1.03-3.5x against dopri5 in bench/RESULTS.md
+        "Default method"), ``dopri5`` (steps in lockstep with scipy's RK45), ``tsit5``
     first_step : initial step (0 = automatic)
     steady_handoff : at a stiff stable fixed point, hand off to it (``svdyn.steady``); the time
         it happened is ``stats["t_steady"]`` (-1 when it did not)
@@ -112,24 +135,30 @@ def flow(spec: ModelSpec, s0, t_end: float | None = None, *, save_at=None, rtol:
     _check_tol(rtol, atol)
     max_steps = _check_max_steps(max_steps)
     if save_at is None:
-        if t_end is None or not (np.isfinite(t_end) and t_end > 0):
+        if t_end is None or not (_finite(t_end) and t_end > 0):
             raise SpecError(f"t_end must be a finite number > 0, got {t_end}")
         times = log_grid(float(t_end))
     else:
         times = np.asarray(save_at, dtype=np.float64).ravel()
-        # ndarray methods, not np.all/np.any/np.diff (each of those costs ~3 us a call)
-        if times.size == 0 or not np.isfinite(times).all() or times.min() < 0:
+        if times.size <= 16:   # a few save times: checked as Python floats (~1 us, not ~4)
+            tl = times.tolist()
+            bad = not tl or not all(map(math.isfinite, tl)) or min(tl) < 0
+            unsorted = not bad and any(b < a for a, b in zip(tl, tl[1:]))
+        else:  # ndarray methods, not np.all/np.any/np.diff (each of those costs ~3 us a call)
+            bad = not np.isfinite(times).all() or times.min() < 0
+            unsorted = not bad and bool((times[1:] < times[:-1]).any())
+        if bad:
             raise SpecError("save times must be finite and >= 0")
-        if times.size > 1 and (times[1:] < times[:-1]).any():
+        if unsorted:
             raise SpecError("save times must be sorted ascending")
         if t_end is not None:
-            if not (np.isfinite(t_end) and t_end > 0):
+            if not (_finite(t_end) and t_end > 0):
                 raise SpecError(f"t_end must be a finite number > 0, got {t_end}")
             if times[-1] > t_end:
                 raise SpecError(f"save time {times[-1]} lies beyond t_end={t_end}")
             if times[-1] < t_end:
                 times = np.append(times, t_end)
-    if not (np.isfinite(first_step) and first_step >= 0):
+    if not (_finite(first_step) and first_step >= 0):
         raise SpecError(f"first_step must be a finite number >= 0, got {first_step}")
     if not adaptive and not first_step > 0:
         raise SpecError("adaptive=False needs first_step > 0 (the fixed step size)")
@@ -138,13 +167,18 @@ def flow(spec: ModelSpec, s0, t_end: float | None = None, *, save_at=None, rtol:
     Y0 = s0[None] if single else s0
     B, T = Y0.shape[0], times.size
     run = new_run(Y0, tab.n_dense, times, copy=False)  # s0 is check_state's fresh copy
-    ctrl = make_ctrl(JOB_RK, rtol, atol, max_steps, 1 << 30, steady_handoff,
-                     dense and not hit_save_times, STOP_TIME, first_step, adaptive)
+    work = tab.n_stages * spec.L * spec.K
+    ctrl = _flow_ctrl(rtol, atol, max_steps, first_slice(B, work), steady_handoff,
+                      dense and not hit_save_times, STOP_TIME, first_step, adaptive)
     m = spec.bundle(CLOCK_T)
     with _bar(progress, B * T, "flow") as bar:
-        wall = drive(run, m, tab, ctrl, bar=None if bar is _NULL_BAR else bar, work_per_step=tab.n_stages * spec.L * spec.K,
-                     what="flow")
-    ist, fs = run.ist.T.tolist(), run.fs.T.tolist()   # one conversion each, then lists
+        wall = drive(run, m, tab, ctrl, bar=None if bar is _NULL_BAR else bar,
+                     work_per_step=work, what="flow", fresh=True)
+    if single:   # rows as lists: ~1.5 us less than the column lists of a batch
+        i0, f0 = run.ist[0].tolist(), run.fs[0].tolist()
+        ist, fs = [[v] for v in i0], [[v] for v in f0]
+    else:
+        ist, fs = run.ist.T.tolist(), run.fs.T.tolist()   # one conversion each, then lists
     status = [STATUS_MESSAGES[st] for st in ist[I_STATUS]]
     stats = {"accepted_steps": ist[I_NACC], "rejected_steps": ist[I_NREJ],
              "t_reached": fs[F_T], "t_steady": fs[F_TSTEADY],

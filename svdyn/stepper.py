@@ -31,6 +31,7 @@ import time
 
 import numba as nb
 import numpy as np
+from numba._dispatcher import compute_fingerprint
 
 from .bundle import (CLOCK_T, CLOCK_Y, F_EV, F_H, F_LOSS, F_MM, F_T, F_TSTEADY, I_ATTEMPTS, I_DONE,
                      I_IDX, I_NACC, I_NONFIN, I_NREJ, I_REJ, I_STARTED, I_STATUS, I_WINACC,
@@ -45,11 +46,17 @@ _njit = nb.njit(cache=True, error_model="numpy")
 SAFETY = 0.9
 MIN_FACTOR = 0.2
 MAX_FACTOR = 10.0
-#: Every STEADY_WINDOW accepted steps, if at least STEADY_REJECT_FRACTION of the attempts in
-#: that window were rejected (the symptom of stiffness at a fixed point), try the hand-off of
-#: ``steady.newton_steady``.
+#: Every STEADY_WINDOW accepted steps, if the window shows stiffness, try the hand-off of
+#: ``steady.newton_steady``. Stiff means either of: at least STEADY_REJECT_FRACTION of the
+#: attempts in the window were rejected (dopri5's step control at its stability limit), or the
+#: window's last step is stability-limited, ``h |lambda| >= STEADY_STIFF_FRACTION *
+#: tab.stab_real`` with ``|lambda|`` Hairer's estimate ``||f(y_new) - f(Y_s)|| / ||y_new -
+#: Y_s||`` from the two stages at c = 1 (DOPRI5/DOP853 codes, Hairer, Norsett & Wanner I,
+#: Sec. II.10; free: no extra field evaluation). dop853 and tsit5 run at their stability limit
+#: with almost no rejections, so they need the second test (see bench/RESULTS.md).
 STEADY_WINDOW = 256
 STEADY_REJECT_FRACTION = 0.05
+STEADY_STIFF_FRACTION = 0.5
 SLICE_SECONDS = 0.2
 
 OK, MAX_STEPS, STEP_TOO_SMALL, NON_FINITE, PRECISION, STOP_PASSED = 0, 1, 2, 3, 4, 5
@@ -169,6 +176,29 @@ def _interpolate(y, k, h, theta, tab, out):
             for l in range(L):
                 for j in range(K):
                     out[l, j] += cw * k[i, l, j]
+
+
+@_njit
+def _stiff_ratio(y, k, h, tab):
+    """``|lambda|`` estimated from the last step's stages at c = 1 (``tab.stiff_stage`` and
+    the FSAL stage ``f(y_new)``): ``||k_F - k_s|| / ||Y_F - Y_s||``, ``Y_F - Y_s = h sum_q
+    (A_Fq - A_sq) k_q``; 0 when the stages coincide. Call before ``k[0]`` is overwritten."""
+    s = tab.stiff_stage
+    F = tab.n_stages - 1
+    L, K = y.shape
+    num = 0.0
+    den = 0.0
+    for l in range(L):
+        for j in range(K):
+            dk = k[F, l, j] - k[s, l, j]
+            dy = 0.0
+            for q in range(F):
+                dy += (tab.A[F, q] - tab.A[s, q]) * k[q, l, j]
+            num += dk * dk
+            den += dy * dy
+    if not (den > 0.0):
+        return 0.0
+    return np.sqrt(num / den) / h
 
 
 @_njit
@@ -588,6 +618,11 @@ def rk_advance(i, run, m, tab, ctrl):
                     _record(run, i, idx, yint, li, mi, t_old + th * h_eff)
                     idx += 1
                 ev = ev_new
+            stiff = False
+            if (ctrl.steady != 0 and win_acc + 1 >= STEADY_WINDOW and tab.stiff_stage >= 0
+                    and m.clock == CLOCK_T):
+                hl = h_eff * _stiff_ratio(y, k, h_eff, tab)
+                stiff = hl >= STEADY_STIFF_FRACTION * tab.stab_real
             for l in range(L):
                 for j in range(K):
                     y[l, j] = ynew[l, j]
@@ -603,7 +638,7 @@ def rk_advance(i, run, m, tab, ctrl):
                 done = True
             elif win_acc >= STEADY_WINDOW:
                 if (ctrl.steady != 0 and m.clock == CLOCK_T and
-                        win_rej >= STEADY_REJECT_FRACTION * (win_acc + win_rej) and
+                        (stiff or win_rej >= STEADY_REJECT_FRACTION * (win_acc + win_rej)) and
                         newton_steady(y, k[0], ytmp, sc, rtol, atol, m)):
                     fs[F_TSTEADY] = t
                     ls, ms = field(ytmp, ynew, sc, m)
@@ -727,12 +762,22 @@ PARALLEL_MIN_BATCH = 8
 TYPICAL_COMPILE_S = {JOB_RK: 40.0, JOB_GD: 15.0}
 
 
-def drive(run, m, tab, ctrl, *, bar=None, work_per_step: float = 1.0, what: str = "flow"):
+def first_slice(B: int, work_per_step: float, slice_steps: int = 1 << 30) -> int:
+    """Attempts per trajectory in the first compiled slice of :func:`drive` (about 2e6 stage
+    evaluations x K L in all): pass it as ``make_ctrl(slice_steps=...)`` to save the
+    ``Ctrl._replace`` of the first slice."""
+    return max(1, min(slice_steps, int(2e6 / max(1.0, B * work_per_step))))
+
+
+def drive(run, m, tab, ctrl, *, bar=None, work_per_step: float = 1.0, what: str = "flow",
+          fresh: bool = False):
     """Run slices until every trajectory of ``run`` is done; returns the wall time (s).
 
     Slices start small and are resized to take about :data:`SLICE_SECONDS` each, so Python
     regains control (and Ctrl-C is honoured) at least that often. ``bar`` (an object with
-    ``update(n)``) advances by the number of stops reached.
+    ``update(n)``) advances by the number of stops reached. ``fresh=True``: the caller
+    guarantees that ``run`` is ``bundle.new_run``'s result, untouched (its numba type is then
+    known without typing its nine arrays).
     """
     B = run.y.shape[0]
     ser, par = BATCH_KERNELS[ctrl.job]
@@ -742,33 +787,105 @@ def drive(run, m, tab, ctrl, *, bar=None, work_per_step: float = 1.0, what: str 
 
         with compile_notice(what + (" (parallel)" if kernel is par else ""),
                             TYPICAL_COMPILE_S[ctrl.job], dispatchers=[kernel]):
-            out = _drive(kernel, run, m, tab, ctrl, bar, work_per_step, True)
+            out = _drive(kernel, run, m, tab, ctrl, bar, work_per_step, True, fresh)
         _READY.add(kernel)
         return out
-    return _drive(kernel, run, m, tab, ctrl, bar, work_per_step, False)
+    return _drive(kernel, run, m, tab, ctrl, bar, work_per_step, False, fresh)
 
 
 _READY: set = set()  # batch kernels already called in this process (dispatcher lookups of
 #                      ``.signatures`` cost ~0.3 ms a call)
 
+# ------------------------------------------------------------------ direct entry points
+# numba's dispatch types every field of the four NamedTuple bundles on every call (~10 us at
+# K = 4). The compiled overload's entry point takes the same arguments without that step, so
+# ``_entry`` keys it on the arguments' fingerprints (``numba._dispatcher.compute_fingerprint``:
+# class, field names, scalar kinds, array dtype/ndim/layout/writeability; numba's own type
+# cache keys on the same fingerprints). The fingerprints of the long-lived bundles (models,
+# tableaux: immutable, their arrays never change flags) are kept by identity; a run fresh from
+# ``bundle.new_run`` always has the same one (nine fresh C float64/int64 arrays of fixed ndim),
+# any other run is fingerprinted once per :func:`drive`; the controls (scalars only) are keyed
+# by the Python types of their fields. Any miss (an unseen key, an argument numba cannot
+# fingerprint, an overload reached only through a type conversion) goes through the
+# dispatcher as before.
+_ENTRY: dict = {}   # (kernel, fingerprints) -> compiled entry point
+_FP: dict = {}      # id(bundle) -> (bundle, fingerprint) for models and tableaux
+_FRESH_RUN_FP: list = []   # the fingerprint every new_run result has (set on first use)
+_CTRL_SCALARS = frozenset((int, float))
 
-def _drive(kernel, run, m, tab, ctrl, bar, work_per_step, compiling):
+
+def _fingerprint(obj):
+    try:
+        return compute_fingerprint(obj)
+    except Exception:  # noqa: BLE001 -- not fingerprintable: no fast path
+        return None
+
+
+def _kept_fingerprint(obj):
+    e = _FP.get(id(obj))
+    if e is not None and e[0] is obj:
+        return e[1]
+    f = _fingerprint(obj)
+    if len(_FP) > 1024:
+        _FP.clear()
+    _FP[id(obj)] = (obj, f)   # holds obj: its id cannot be reused while the entry lives
+    return f
+
+
+#: (kernel, m, tab, ctrl, entry) of the last fresh-run lookup: one tuple, replaced whole, so a
+#: thread reading it never mixes two lookups
+_LAST: tuple = (None,) * 5
+
+
+def _entry(kernel, run, m, tab, ctrl, fresh):
+    """The compiled entry point of ``kernel`` for these arguments, or None (use dispatch)."""
+    global _LAST
+    last = _LAST
+    if (fresh and last[0] is kernel and last[1] is m and last[2] is tab and last[3] is ctrl):
+        return last[4]   # the same bundle objects as last time (flow reuses its Ctrl)
+    fm, ft = _kept_fingerprint(m), _kept_fingerprint(tab)
+    if fresh:
+        if not _FRESH_RUN_FP:
+            _FRESH_RUN_FP.append(_fingerprint(run))
+        fr = _FRESH_RUN_FP[0]
+    else:
+        fr = _fingerprint(run)
+    fc = tuple(map(type, ctrl))
+    if fm is None or ft is None or fr is None or not _CTRL_SCALARS.issuperset(fc):
+        return None
+    key = (kernel, fr, fm, ft, type(ctrl), fc)
+    ep = _ENTRY.get(key)
+    if ep is None:
+        sig = tuple(kernel.typeof_pyval(a) for a in (run, m, tab, ctrl))
+        cres = kernel.overloads.get(sig)
+        if cres is None:   # not compiled yet (or only through a conversion): dispatch
+            return None
+        ep = _ENTRY[key] = cres.entry_point
+    if fresh:
+        _LAST = (kernel, m, tab, ctrl, ep)
+    return ep
+
+
+def _drive(kernel, run, m, tab, ctrl, bar, work_per_step, compiling, fresh=False):
     B = run.y.shape[0]
-    slice_steps = max(1, min(ctrl.slice_steps, int(2e6 / max(1.0, B * work_per_step))))
+    slice_steps = first_slice(B, work_per_step, ctrl.slice_steps)
     t0 = time.perf_counter()
     shown = 0
     ist = run.ist
+    call = None if compiling else _entry(kernel, run, m, tab, ctrl, fresh)
+    if call is None:
+        call = kernel
     while True:
         c = ctrl if ctrl.slice_steps == slice_steps else ctrl._replace(slice_steps=int(slice_steps))
         ts = time.perf_counter()
-        kernel(run, m, tab, c)
+        call(run, m, tab, c)
         dt = time.perf_counter() - ts
         if bar is not None:
             reached = int(ist[:, I_IDX].sum())
             if reached > shown:
                 bar.update(reached - shown)
                 shown = reached
-        if ist[:, I_DONE].all():
+        if (ist[0, I_DONE] != 0) if B == 1 else ist[:, I_DONE].all():
             break
         # resize toward SLICE_SECONDS (at most x4 per slice, never below one attempt); the
         # first slice of a fresh process may include the compile: it only grows the slice

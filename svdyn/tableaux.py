@@ -10,7 +10,12 @@ A :class:`Tableau` (a ``typing.NamedTuple`` the numba stepper takes as one argum
   ``err_kind = 1`` (DOP853) the 5th-order ``e`` and 3rd-order ``e3`` estimates are combined as
   in Hairer & Wanner's code, ``err = |h| ||e5||^2 / sqrt(||e5||^2 + 0.01 ||e3||^2)``;
 * ``order``: the order q of the error estimator, step factor ``err^(-1/(q+1))``;
-* the dense output ``y(t + theta h) = y + h sum_i k_i sum_r P[i, r] theta^(r+1)``.
+* the dense output ``y(t + theta h) = y + h sum_i k_i sum_r P[i, r] theta^(r+1)``;
+* for the stiffness test of the steady hand-off (``svdyn.stepper``): ``stiff_stage``, a stage
+  other than the FSAL one at ``c = 1`` (Hairer's test compares ``f`` there with ``f(y_new)``),
+  and ``stab_real``, the length of the stability interval on the negative real axis (computed
+  from the stability function ``R(z) = 1 + z b^T (I - z A)^{-1} 1``: dopri5 3.307, tsit5 3.507,
+  dop853 6.394).
 """
 from __future__ import annotations
 
@@ -39,6 +44,9 @@ class Tableau(NamedTuple):
     implicit: int       # 0: explicit RK; 1: Rosenbrock (A, G, gamma; y clock only)
     G: np.ndarray       # (S, S) Rosenbrock c_ij (zeros for explicit pairs)
     gamma: float        # Rosenbrock diagonal (0 for explicit pairs)
+    stiff_stage: int    # a non-FSAL stage at c = 1 (-1: none, no stiffness test)
+    stab_real: float    # stability interval on the negative real axis, |R(-x)| <= 1 for x <=
+    #                     stab_real (0 for Rosenbrock pairs)
 
 
 def _pad(a, n):
@@ -47,18 +55,46 @@ def _pad(a, n):
     return out
 
 
+def _stability_interval(A, b):
+    """Largest x with ``|R(-u)| <= 1`` for all 0 <= u <= x (``R`` the stability function of
+    the explicit pair ``A, b``): a scan in steps of 0.01, then bisection to 1e-12."""
+    S = A.shape[0]
+    one, eye = np.ones(S), np.eye(S)
+
+    def grows(x):
+        return abs(1.0 - x * (b @ np.linalg.solve(eye + x * A, one))) > 1.0
+
+    x = 0.01
+    while not grows(x):
+        x += 0.01
+        if x > 100.0:
+            return np.inf
+    lo, hi = x - 0.01, x
+    while hi - lo > 1e-12:
+        mid = 0.5 * (lo + hi)
+        lo, hi = (lo, mid) if grows(mid) else (mid, hi)
+    return lo
+
+
 def _make(A, b, e, c, P, order, sol_order, n_stages=None, e3=None, err_kind=0, G=None,
           gamma=0.0, n_dense=None):
     A = np.ascontiguousarray(A, dtype=np.float64)
     S = A.shape[0]
     G = np.zeros((S, S)) if G is None else np.ascontiguousarray(G, dtype=np.float64)
+    ns = int(S if n_stages is None else n_stages)
+    c_ = _pad(c, S)
+    stiff, stab = -1, 0.0
+    if gamma == 0.0:
+        at_one = [i for i in range(ns - 1) if c_[i] == 1.0]
+        stiff = at_one[-1] if at_one else -1
+        stab = float(_stability_interval(A[:ns, :ns], _pad(b, S)[:ns]))
     return Tableau(A=A, b=_pad(b, S), e=_pad(e, S),
-                   e3=_pad(np.zeros(0) if e3 is None else e3, S), c=_pad(c, S),
+                   e3=_pad(np.zeros(0) if e3 is None else e3, S), c=c_,
                    P=np.ascontiguousarray(P, dtype=np.float64), order=int(order),
-                   n_stages=int(S if n_stages is None else n_stages),
+                   n_stages=ns,
                    n_dense=int(S if n_dense is None else n_dense), err_kind=int(err_kind),
                    sol_order=int(sol_order), implicit=int(gamma != 0.0), G=G,
-                   gamma=float(gamma))
+                   gamma=float(gamma), stiff_stage=int(stiff), stab_real=stab)
 
 
 # ------------------------------------------------------------------------------ dopri5

@@ -186,7 +186,7 @@ def cmd_demo(args) -> int:
     lines = [f"svdyn demo: K={K}, walsh basis, cross-entropy, n=1, no weight decay",
              f"one spectral init z(0) = {np.array2string(z0, precision=4)}"
              f" (init-scale {args.init_scale}, seed {args.seed}), balanced over the factors",
-             f"gradient flow to t = {args.t_end:g} (dopri5, rtol 1e-9)", "",
+             f"gradient flow to t = {args.t_end:g} (dop853, rtol 1e-9)", "",
              f"{'depth':>5} {'rank(0.1)':>9} {'limit (classify)':>17} {'loss':>12} "
              f"{'min margin':>11} {'steps':>6} {'seconds':>8}  z(T)/max z(T)"]
     trajs = []

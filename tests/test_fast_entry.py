@@ -1,0 +1,61 @@
+"""The compiled entry-point fast path of ``stepper.drive``: same results as numba's dispatch,
+and a fall-back to dispatch for arguments whose type it cannot vouch for."""
+import numpy as np
+
+import svdyn.stepper as st
+from svdyn.bundle import CLOCK_T, JOB_RK, STOP_TIME, make_ctrl, new_run
+from svdyn.integrate import flow
+from svdyn.spec import ModelSpec
+from svdyn.tableaux import TABLEAUX
+
+
+def _starts(spec, B, seed=0):
+    rng = np.random.default_rng(seed)
+    z = 0.5 * rng.uniform(0.5, 1.5, (B, spec.K))
+    z = 0.5 * (z + z[:, spec.G.partner])
+    z[:, 0] = 0.0
+    return spec.balanced(z)
+
+
+def test_entry_point_results_equal_dispatch(monkeypatch):
+    spec = ModelSpec(6, 3, group="cyclic", weight_decay=1e-3)
+    S = _starts(spec, 3)
+    kw = dict(save_at=[0.0, 1.0, 1e3, 1e6], progress=False)
+    fast = [flow(spec, S[0], **kw), flow(spec, S, **kw), flow(spec, S[1], method="dopri5", **kw)]
+    assert st._ENTRY   # the fast path was taken
+    monkeypatch.setattr(st, "_entry", lambda *a: None)
+    slow = [flow(spec, S[0], **kw), flow(spec, S, **kw), flow(spec, S[1], method="dopri5", **kw)]
+    for a, b in zip(fast, slow):
+        np.testing.assert_array_equal(a.s, b.s)
+        np.testing.assert_array_equal(a.loss, b.loss)
+        assert a.stats["accepted_steps"] == b.stats["accepted_steps"]
+        assert a.stats["t_steady"] == b.stats["t_steady"]
+
+
+def test_unvouched_arguments_dispatch():
+    spec = ModelSpec(4, 2)
+    s0 = _starts(spec, 1)
+    tab, m = TABLEAUX["dop853"], spec.bundle(CLOCK_T)
+    times = np.array([0.0, 1e-3, 1.0])
+    ctrl = make_ctrl(JOB_RK, 1e-9, 1e-12, 10_000, 1 << 20, True, True, STOP_TIME, 0.0)
+    ref = new_run(s0, tab.n_dense, times)
+    st.drive(ref, m, tab, ctrl)
+    k = st.BATCH_KERNELS[JOB_RK][0]
+    assert st._entry(k, new_run(s0, tab.n_dense, times), m, tab, ctrl, True) is not None
+    odd = ctrl._replace(h0=np.float64(0.0))   # a numpy scalar: not keyed, dispatch
+    assert st._entry(k, new_run(s0, tab.n_dense, times), m, tab, odd, False) is None
+    run = new_run(s0, tab.n_dense, times)
+    st.drive(run, m, tab, odd)
+    np.testing.assert_array_equal(run.out_s, ref.out_s)
+    # a run whose stops are read-only has another fingerprint (and numba type): no entry
+    ro = new_run(s0, tab.n_dense, times)
+    ro.stops.setflags(write=False)
+    assert st._entry(k, ro, m, tab, ctrl, False) is None
+
+
+def test_new_run_copies_a_read_only_state():
+    y = np.ones((1, 2, 4))
+    y.setflags(write=False)
+    run = new_run(y, 7, np.array([1.0]), copy=False)
+    assert run.y.flags.writeable and run.y.flags.c_contiguous
+    assert all(a.flags.writeable and a.flags.c_contiguous for a in run)
