@@ -182,9 +182,9 @@ from svdyn.integrate import flow
 from svdyn.spec import ModelSpec
 spec = ModelSpec(4, 2)
 s0 = spec.balanced(np.array([0.0, 0.4, 0.5, 0.6]))
-out = {}
-for meth in ("dopri5", "dop853"):
-    f = lambda: flow(spec, s0, save_at=[1e-6], first_step=1e-6, progress=False, method=meth)
+
+
+def best_us(f):
     f()
     best = 1e9
     for _ in range(5):
@@ -192,25 +192,17 @@ for meth in ("dopri5", "dop853"):
         for _ in range(300):
             f()
         best = min(best, (time.process_time() - t0) / 300)
-    out["flow " + meth] = best * 1e6
+    return best * 1e6
+
+
+out = {}
+for meth in ("dopri5", "dop853"):
+    f = lambda: flow(spec, s0, save_at=[1e-6], first_step=1e-6, progress=False, method=meth)
+    out["flow " + meth] = best_us(f)
     out["s " + meth] = f().s.tolist()
-f = lambda: flow(spec, s0, save_at=[1e-6], first_step=1e-6)   # progress=None: the default
-f()
-best = 1e9
-for _ in range(5):
-    t0 = time.process_time()
-    for _ in range(300):
-        f()
-    best = min(best, (time.process_time() - t0) / 300)
-out["flow default (dop853 now, dopri5 in main; progress=None, stderr not a terminal)"] = best * 1e6
-descend(spec, s0, 0.1, 0, progress=False)
-best = 1e9
-for _ in range(5):
-    t0 = time.process_time()
-    for _ in range(300):
-        descend(spec, s0, 0.1, 0, progress=False)
-    best = min(best, (time.process_time() - t0) / 300)
-out["descend"] = best * 1e6
+out["flow default (dop853 now, dopri5 in main; progress=None, stderr not a terminal)"] = best_us(
+    lambda: flow(spec, s0, save_at=[1e-6], first_step=1e-6))   # progress=None: the default
+out["descend"] = best_us(lambda: descend(spec, s0, 0.1, 0, progress=False))
 print(json.dumps(out))
 """
 

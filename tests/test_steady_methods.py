@@ -9,16 +9,9 @@ from svdyn.integrate import flow, log_grid
 from svdyn.spec import ModelSpec
 from svdyn.stepper import _stiff_ratio
 from svdyn.tableaux import TABLEAUX
+from test_flow import _z0
 
 EXPLICIT = [n for n, t in TABLEAUX.items() if not t.implicit]
-
-
-def _z0(spec, scale, seed):
-    rng = np.random.default_rng(seed)
-    z = scale * rng.uniform(0.5, 1.5, spec.K)
-    z = 0.5 * (z + z[spec.G.partner])
-    z[0] = 0.0
-    return z
 
 
 @pytest.mark.parametrize("method", EXPLICIT)
