@@ -2,9 +2,10 @@
 
 Both run on the one stepper (``svdyn.stepper``): an embedded explicit Runge--Kutta pair held as
 data (``svdyn.tableaux``: ``dop853`` default, ``dopri5``, ``tsit5``), step control as
-scipy.integrate.RK45 (DOP853's combined error estimate for dop853), save grids read off the tableau's dense output (no extra steps; only the
-last save time is hit exactly unless ``hit_save_times=True``). Late-time CE dynamics slow down
-like 1/t, the accepted step grows like t, and the number of steps grows like ``log(t_end)``.
+scipy.integrate.RK45 (DOP853's combined error estimate for dop853), save grids read off the
+tableau's dense output (no extra steps; only the last save time is hit exactly unless
+``hit_save_times=True``). Late-time CE dynamics slow down like 1/t, the accepted step grows
+like t, and the number of steps grows like ``log(t_end)``.
 
 Failures never raise inside the compiled loop: each trajectory returns a status
 (``stepper.STATUS_MESSAGES``), and saved points after a failure are NaN with the status saying

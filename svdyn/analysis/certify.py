@@ -51,12 +51,13 @@ start by start (``NUMBA_NUM_THREADS=1 python bench/certify_speed.py K L EPS 100 
 a plain flow of the same start to t = 1e12 (default dop853): K = 8, L = 3, eps = 0.01, seed 0
 median ratio 1.8 (90th percentile 3.4), ratio of totals 14.7, because the 2 starts of 100
 that need the second stage take 84 % of the time; K = 16, L = 3, eps = 0.1, seed 1 median
-8.1, totals 110 (the slow exits from a saddle region need ~1e4-4e5 clock steps). A limit is reported as a code (or NC) only when all of: integration ok,
-every mode decided, vertex, feasible, direction within tolerance, stationarity residual below
-``KKT_TOL``, and gap > 0; otherwise the result is ``undecided`` with the reason. A non-vertex
-KKT point of the concave problem is never a local minimum (the objective is strictly concave
-along the face), so the flow reaches it only from a measure-zero set: a start on a basin
-boundary (a tie) comes back ``undecided: saddle``, not labelled.
+8.1, totals 110 (the slow exits from a saddle region need ~1e4-4e5 clock steps). A limit is
+reported as a code (or NC) only when all of: integration ok, every mode decided, vertex,
+feasible, direction within tolerance, stationarity residual below ``KKT_TOL``, and gap > 0;
+otherwise the result is ``undecided`` with the reason. A non-vertex KKT point of the concave
+problem is never a local minimum (the objective is strictly concave along the face), so the
+flow reaches it only from a measure-zero set: a start on a basin boundary (a tie) comes back
+``undecided: saddle``, not labelled.
 
 Depth 2: every balanced start with all non-constant modes > 0 converges to NC (the theorem
 of [H]); the max-margin problem is convex there and NC its unique optimum, so the certificate
