@@ -28,12 +28,11 @@ import numpy as np
 
 from .bundle import CLOCK_T, CLOCK_Y, Scratch
 from .groups import WALSH
+from .jit import inline as _inline, kernel as _njit, leaf  # decorator flags: svdyn/jit.py
 from .kernels import ce_grad, ls_grad, ls_loss_extra, mse_grad, mse_loss_term
 from .softmax import EXP_FLOOR, class_margins, softmax_residual
 from .spec import LOSS_CE, LOSS_MSE, ModelSpec
 
-_njit = nb.njit(cache=True, error_model="numpy")
-_inline = nb.njit(cache=True, error_model="numpy", inline="always")  # see softmax.py
 
 
 @_njit
@@ -171,7 +170,7 @@ def y_rhs(y, out, sc, m):
     return loss, mmin
 
 
-@_njit
+@leaf
 def field(y, out, sc, m):
     """The stepper's right-hand side for the bundle's clock; returns (loss, min margin)."""
     if m.clock == CLOCK_Y:

@@ -38,10 +38,9 @@ from .bundle import (CLOCK_T, CLOCK_Y, F_EV, F_H, F_LOSS, F_MM, F_T, F_TSTEADY, 
                      I_WINREJ, JOB_GD, JOB_RK, STOP_MARGIN, STOP_TIME, STOP_YMIN)
 from .field import field, logits_into, loss_margin, new_scratch, rhs, symmetrise_pairs, z_of_y
 from .groups import WALSH
+from .jit import kernel as _njit, leaf  # decorator flags: svdyn/jit.py
 from .softmax import class_margins, group_transform, min_margin_of
 from .steady import _lu, _lu_solve, newton_steady
-
-_njit = nb.njit(cache=True, error_model="numpy")
 
 SAFETY = 0.9
 MIN_FACTOR = 0.2
@@ -76,7 +75,7 @@ STATUS_MESSAGES = {
 
 
 # --------------------------------------------------------------------------- helpers
-@_njit
+@leaf
 def _rms_scaled(a, y, atol, rtol):
     acc = 0.0
     L, K = a.shape
@@ -88,7 +87,7 @@ def _rms_scaled(a, y, atol, rtol):
     return np.sqrt(acc / (L * K))
 
 
-@_njit
+@leaf
 def _all_finite(a):
     L, K = a.shape
     for l in range(L):
@@ -98,7 +97,7 @@ def _all_finite(a):
     return True
 
 
-@_njit
+@leaf
 def _initial_step(y0, f0, t_span, err_order, rtol, atol, tmp, ftmp, sc, m):
     """scipy's heuristic (Hairer, Norsett & Wanner, Sec. II.4) for the first step; may return
     0 or nan (the caller turns that into a status)."""
@@ -125,7 +124,7 @@ def _initial_step(y0, f0, t_span, err_order, rtol, atol, tmp, ftmp, sc, m):
     return min(100.0 * h0, h1, t_span)
 
 
-@_njit
+@leaf
 def _event(y, mm, sc, m, kind):
     """Increasing event value of a state: the minimum margin, or ``-min_j y_j`` over the moving
     modes (y clock). ``mm`` is the state's min margin when already known (else nan)."""
@@ -140,7 +139,7 @@ def _event(y, mm, sc, m, kind):
     return min_margin_of(logits_into(y, sc, m), sc, m)
 
 
-@_njit
+@leaf
 def _dense_stages(y, k, h, tab, ytmp, sc, m):
     """Extra stages only the dense output needs (DOP853: 3)."""
     L, K = y.shape
@@ -157,7 +156,7 @@ def _dense_stages(y, k, h, tab, ytmp, sc, m):
         field(ytmp, k[i], sc, m)
 
 
-@_njit
+@leaf
 def _interpolate(y, k, h, theta, tab, out):
     """Dense output ``out = y(t + theta h)`` from the step's stages."""
     L, K = y.shape
@@ -178,7 +177,7 @@ def _interpolate(y, k, h, theta, tab, out):
                     out[l, j] += cw * k[i, l, j]
 
 
-@_njit
+@leaf
 def _stiff_ratio(y, k, h, tab):
     """``|lambda|`` estimated from the last step's stages at c = 1 (``tab.stiff_stage`` and
     the FSAL stage ``f(y_new)``): ``||k_F - k_s|| / ||Y_F - Y_s||``, ``Y_F - Y_s = h sum_q
@@ -201,7 +200,7 @@ def _stiff_ratio(y, k, h, tab):
     return np.sqrt(num / den) / h
 
 
-@_njit
+@leaf
 def _record(run, i, idx, ys, loss, mm, t):
     o = run.out_s[i, idx]
     L, K = ys.shape
@@ -213,7 +212,7 @@ def _record(run, i, idx, ys, loss, mm, t):
     run.out_t[i, idx] = t
 
 
-@_njit
+@leaf
 def _root_theta(y, k, h, tab, ev0, ev1, target, yint, sc, m, kind):
     """theta in (0, 1] with event(y(theta)) = target, given event(y(0)) = ev0 < target <=
     ev1 = event(y(1)): Illinois regula falsi, to round-off in theta."""

@@ -64,6 +64,8 @@ import math
 import numba as nb
 import numpy as np
 
+from ..jit import leaf  # no reference counting in the per-step kernels (svdyn/jit.py)
+
 #: absolute tolerance on the gaps m_c - m_min of the margins the field feels (weight
 #: e^(-(m_c - m_min))), on top of rtol in w; 0 turns the margin-unit error off
 GTOL = 1e-3
@@ -72,7 +74,7 @@ STATUS = {OK: "ok", MAX_STEPS: "max_steps reached before the last stop",
           STEP_TOO_SMALL: "step size underflow", NON_FINITE: "non-finite state"}
 
 
-@nb.njit(cache=True)
+@leaf
 def _field(w, d, zb, mb, mv, M, a, Lm2, out, z, m, u, r, want_jac, J):
     """out = dw/dsigma at w + d (w = log y of the moving modes, d a stage's offset from the
     step's base point w, where ``zb``, ``mb`` are z and the margins); J (K, K) its Jacobian
@@ -152,7 +154,7 @@ def _field(w, d, zb, mb, mv, M, a, Lm2, out, z, m, u, r, want_jac, J):
     return mmin
 
 
-@nb.njit(cache=True)
+@leaf
 def _base(w, mv, M, a, zb, mb):
     """z and the margins at the step's base point w (the stages add smooth offsets to these)."""
     C1, K = M.shape
@@ -165,7 +167,7 @@ def _base(w, mv, M, a, zb, mb):
         mb[c] = acc
 
 
-@nb.njit(cache=True)
+@leaf
 def _solve(LU, piv, b, x):
     n = b.shape[0]
     for i in range(n):
@@ -179,7 +181,7 @@ def _solve(LU, piv, b, x):
         x[i] /= LU[i, i]
 
 
-@nb.njit(cache=True)
+@leaf
 def _lu(A, piv):
     n = A.shape[0]
     for i in range(n):
@@ -209,7 +211,7 @@ def _lu(A, piv):
     return True
 
 
-@nb.njit(cache=True)
+@leaf
 def _wmin(w, mv):
     r = np.inf
     for j in range(w.shape[0]):
