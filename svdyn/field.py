@@ -105,6 +105,13 @@ def logit_grad(z, g, sc, m):
     return loss, mmin
 
 
+@leaf
+def logit_grad_once(z, g, sc, m):
+    """:func:`logit_grad` compiled once and called (not inlined) by :func:`rhs` and
+    :func:`y_rhs`: one copy of the loss code instead of one per inlined site."""
+    return logit_grad(z, g, sc, m)
+
+
 @_inline
 def rhs(s, out, sc, m):
     """Reduced vector field ``out = ds/dclock`` at ``s`` (L, K) (t or normalised clock).
@@ -117,7 +124,7 @@ def rhs(s, out, sc, m):
     for l in range(1, L):
         for j in range(K):
             z[j] *= s[l, j]
-    loss, mmin = logit_grad(z, g, sc, m)
+    loss, mmin = logit_grad_once(z, g, sc, m)
     # prefix / suffix products (no division by s, which may be 0).
     # Row-wise loops over contiguous memory: 2x faster than per-mode loops at K = 64, L = 4.
     pre = sc.pre
@@ -163,7 +170,7 @@ def y_rhs(y, out, sc, m):
     z = sc.z
     for j in range(K):
         z[j] = z_of_y(y[0, j], L)
-    loss, mmin = logit_grad(z, sc.g, sc, m)
+    loss, mmin = logit_grad_once(z, sc.g, sc, m)
     c = -(L - 2.0)
     for j in range(K):
         out[0, j] = c * sc.g[j] if y[0, j] > 0.0 else 0.0

@@ -28,7 +28,7 @@ from __future__ import annotations
 import numba as nb
 import numpy as np
 
-from .field import conjugate, rhs
+from .field import conjugate, field
 from .groups import WALSH
 from .spec import LOSS_MSE
 
@@ -130,10 +130,10 @@ def _newton_delta(y, f, co, sc, rtol, atol, model, delta, H, piv):
         hc = 1e-6 * max(abs(y[l, j]), 1e-3)
         yp[l, j] = y[l, j] + hc
         yp[l, p] = y[l, p] + hc
-        rhs(yp, fp, sc, model)
+        field(yp, fp, sc, model)
         yp[l, j] = y[l, j] - hc
         yp[l, p] = y[l, p] - hc
-        rhs(yp, fm, sc, model)
+        field(yp, fm, sc, model)
         yp[l, j] = y[l, j]
         yp[l, p] = y[l, p]
         for r in range(m):
@@ -201,7 +201,7 @@ def _apply(y, delta, co, out):
 
 @nb.njit(cache=True, error_model="numpy")
 def newton_steady(y, f, ystar, sc, rtol, atol, model):
-    """Try the fixed-point hand-off at state ``y`` (L, K) with field ``f = rhs(y)`` (``sc`` a
+    """Try the fixed-point hand-off at state ``y`` (L, K) with field ``f = field(y)`` (t clock) (``sc`` a
     field scratch, ``model`` the model bundle).
 
     On success writes ``s*`` into ``ystar`` and returns True; returns False when the Hessian on
@@ -227,7 +227,7 @@ def newton_steady(y, f, ystar, sc, rtol, atol, model):
         return True
     y1 = ystar.copy()
     f1 = np.empty((L, K))
-    rhs(y1, f1, sc, model)
+    field(y1, f1, sc, model)
     r2 = _chord_delta(y1, f1, co, rtol, atol, delta, H, piv)
     if r2 < 0.0 or not (r2 < STEADY_TOL_2):
         return False

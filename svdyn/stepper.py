@@ -125,6 +125,19 @@ def _initial_step(y0, f0, t_span, err_order, rtol, atol, tmp, ftmp, sc, m):
 
 
 @leaf
+def _loss_margin(y, sc, m):
+    """``loss_margin`` compiled once (it is inlined here, not at each call site: every inlined
+    copy of the field's transforms adds seconds to the first compile)."""
+    return loss_margin(y, sc, m)
+
+
+@leaf
+def _transform(x, out, sc, m):
+    """``group_transform`` compiled once, for the Jacobian's five transforms."""
+    group_transform(x, out, sc, m)
+
+
+@leaf
 def _event(y, mm, sc, m, kind):
     """Increasing event value of a state: the minimum margin, or ``-min_j y_j`` over the moving
     modes (y clock). ``mm`` is the state's min margin when already known (else nan)."""
@@ -294,13 +307,13 @@ def y_jacobian(y, J, sc, m):
         Psum += p[c]
     kr = 1.0 / (K * math.sqrt(m.n))
     What = np.empty(K)
-    group_transform(wts, What, sc, m)      # sum_c w_c C_cj
+    _transform(wts, What, sc, m)      # sum_c w_c C_cj
     Phat = np.empty(K)
-    group_transform(p, Phat, sc, m)        # sum_c p_c C_ck
+    _transform(p, Phat, sc, m)        # sum_c p_c C_ck
     e = np.zeros(K)
     e[cstar] = 1.0
     crow = np.empty(K)
-    group_transform(e, crow, sc, m)        # C[c*, k]
+    _transform(e, crow, sc, m)        # C[c*, k]
     G = np.empty(K)
     r = np.empty(K)
     for j in range(K):
@@ -317,13 +330,13 @@ def y_jacobian(y, J, sc, m):
         for j in range(K):
             e[j] = 0.0
         e[k] = 1.0
-        group_transform(e, row, sc, m)     # C[k, c] = C[c, k]
+        _transform(e, row, sc, m)     # C[k, c] = C[c, k]
         v[0] = 0.0
         Ak = 0.0
         for c in range(1, K):
             v[c] = (1.0 - row[c]) * wts[c]
             Ak += v[c]
-        group_transform(v, X, sc, m)       # sum_c C_cj (1 - C_ck) w_c
+        _transform(v, X, sc, m)       # sum_c C_cj (1 - C_ck) w_c
         dz = -(L / (L - 2.0)) * z[k] / y[0, k]
         for j in range(K):
             if y[0, j] > 0.0:
@@ -597,7 +610,7 @@ def rk_advance(i, run, m, tab, ctrl):
                                 have_dense = True
                             th = (stops[idx] - t_old) / h_eff
                             _interpolate(y, k, h_eff, th, tab, yint)
-                            li, mi = loss_margin(yint, sc, m)
+                            li, mi = _loss_margin(yint, sc, m)
                             _record(run, i, idx, yint, li, mi, stops[idx])
                         idx += 1
                 else:
@@ -613,7 +626,7 @@ def rk_advance(i, run, m, tab, ctrl):
                     th = _root_theta(y, k, h_eff, tab, ev, ev_new, stops[idx], yint, sc, m,
                                      kind)
                     _interpolate(y, k, h_eff, th, tab, yint)
-                    li, mi = loss_margin(yint, sc, m)
+                    li, mi = _loss_margin(yint, sc, m)
                     _record(run, i, idx, yint, li, mi, t_old + th * h_eff)
                     idx += 1
                 ev = ev_new
