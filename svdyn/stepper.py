@@ -407,8 +407,13 @@ def _ros_step(y, f0, h, tab, sc, m, ynew, err, U, W, piv, J, ytmp, ftmp, rhs_):
 
 # --------------------------------------------------------------------------- RK slice
 @_njit
-def rk_advance(i, run, m, tab, ctrl):
-    """Advance trajectory ``i`` by at most ``ctrl.slice_steps`` attempted steps."""
+def rk_advance(i, run, m, tab, ctrl, ros):
+    """Advance trajectory ``i`` by at most ``ctrl.slice_steps`` attempted steps.
+
+    ``ros``: True in the kernels for implicit (Rosenbrock) tableaux, None in the explicit
+    ones; numba prunes the ``ros is not None`` branch when ``ros`` is None, so the explicit
+    kernels never compile the Rosenbrock step and its analytic Jacobian (~4 s of a first
+    compile)."""
     ist = run.ist[i]
     fs = run.fs[i]
     if ist[I_DONE]:
@@ -514,8 +519,11 @@ def rk_advance(i, run, m, tab, ctrl):
             done = True
             break
         if implicit:
-            finite, lo, mg = _ros_step(y, k[0], h_eff, tab, sc, m, ynew, err, U, Wm, piv, Jm,
-                                       ytmp, yint, rhs_)
+            if ros is not None:
+                finite, lo, mg = _ros_step(y, k[0], h_eff, tab, sc, m, ynew, err, U, Wm, piv,
+                                           Jm, ytmp, yint, rhs_)
+            else:  # an implicit tableau in an explicit kernel (drive never does this)
+                finite, lo, mg = False, np.nan, np.nan
         else:
             # stages (row-wise over contiguous memory so the loops vectorise)
             for s_ in range(1, S):
@@ -735,14 +743,28 @@ def gd_advance(i, run, m, tab, ctrl):
 def rk_batch_par(run, m, tab, ctrl):
     """One RK slice of every unfinished trajectory, in parallel over the batch."""
     for i in nb.prange(run.y.shape[0]):
-        rk_advance(i, run, m, tab, ctrl)
+        rk_advance(i, run, m, tab, ctrl, None)
 
 
 @_njit
 def rk_batch_ser(run, m, tab, ctrl):
     """One RK slice of every unfinished trajectory, serially."""
     for i in range(run.y.shape[0]):
-        rk_advance(i, run, m, tab, ctrl)
+        rk_advance(i, run, m, tab, ctrl, None)
+
+
+@nb.njit(cache=True, error_model="numpy", parallel=True)
+def ros_batch_par(run, m, tab, ctrl):
+    """One Rosenbrock slice (implicit tableaux) of every unfinished trajectory, in parallel."""
+    for i in nb.prange(run.y.shape[0]):
+        rk_advance(i, run, m, tab, ctrl, True)
+
+
+@_njit
+def ros_batch_ser(run, m, tab, ctrl):
+    """One Rosenbrock slice (implicit tableaux) of every unfinished trajectory, serially."""
+    for i in range(run.y.shape[0]):
+        rk_advance(i, run, m, tab, ctrl, True)
 
 
 @nb.njit(cache=True, error_model="numpy", parallel=True)
@@ -759,9 +781,11 @@ def gd_batch_ser(run, m, tab, ctrl):
         gd_advance(i, run, m, tab, ctrl)
 
 
-#: the batch kernels by job: (serial, parallel). Separate per job so that a command compiles
-#: only the loop it runs.
-BATCH_KERNELS = {JOB_RK: (rk_batch_ser, rk_batch_par), JOB_GD: (gd_batch_ser, gd_batch_par)}
+#: the batch kernels by (job, implicit tableau): (serial, parallel). Separate so that a command
+#: compiles only the loop it runs (explicit flows never compile the Rosenbrock step).
+BATCH_KERNELS = {(JOB_RK, False): (rk_batch_ser, rk_batch_par),
+                 (JOB_RK, True): (ros_batch_ser, ros_batch_par),
+                 (JOB_GD, False): (gd_batch_ser, gd_batch_par)}
 
 
 # Entering numba's parallel region costs ~15 ms per call on this 2-core machine (a one-step
@@ -771,7 +795,7 @@ PARALLEL_MIN_BATCH = 8
 
 #: typical first-compile seconds of each batch kernel on the 2-core reference machine (CPU
 #: seconds, measured from an empty cache; see bench/RESULTS.md "cold start")
-TYPICAL_COMPILE_S = {JOB_RK: 40.0, JOB_GD: 15.0}
+TYPICAL_COMPILE_S = {JOB_RK: 20.0, JOB_GD: 15.0}
 
 
 def first_slice(B: int, work_per_step: float, slice_steps: int = 1 << 30) -> int:
@@ -792,7 +816,7 @@ def drive(run, m, tab, ctrl, *, bar=None, work_per_step: float = 1.0, what: str 
     known without typing its nine arrays).
     """
     B = run.y.shape[0]
-    ser, par = BATCH_KERNELS[ctrl.job]
+    ser, par = BATCH_KERNELS[(ctrl.job, ctrl.job == JOB_RK and tab.implicit != 0)]
     kernel = par if B >= PARALLEL_MIN_BATCH else ser
     if kernel not in _READY:  # first call in this process: maybe a compile, say so
         from .progress import compile_notice
