@@ -781,11 +781,11 @@ def gd_batch_ser(run, m, tab, ctrl):
         gd_advance(i, run, m, tab, ctrl)
 
 
-#: the batch kernels by (job, implicit tableau): (serial, parallel). Separate so that a command
-#: compiles only the loop it runs (explicit flows never compile the Rosenbrock step).
-BATCH_KERNELS = {(JOB_RK, False): (rk_batch_ser, rk_batch_par),
-                 (JOB_RK, True): (ros_batch_ser, ros_batch_par),
-                 (JOB_GD, False): (gd_batch_ser, gd_batch_par)}
+#: the batch kernels by job: (serial, parallel), and those of RK runs with an implicit tableau.
+#: Separate so that a command compiles only the loop it runs (explicit flows never compile the
+#: Rosenbrock step).
+BATCH_KERNELS = {JOB_RK: (rk_batch_ser, rk_batch_par), JOB_GD: (gd_batch_ser, gd_batch_par)}
+ROS_KERNELS = (ros_batch_ser, ros_batch_par)
 
 
 # Entering numba's parallel region costs ~15 ms per call on this 2-core machine (a one-step
@@ -816,7 +816,7 @@ def drive(run, m, tab, ctrl, *, bar=None, work_per_step: float = 1.0, what: str 
     known without typing its nine arrays).
     """
     B = run.y.shape[0]
-    ser, par = BATCH_KERNELS[(ctrl.job, ctrl.job == JOB_RK and tab.implicit != 0)]
+    ser, par = ROS_KERNELS if ctrl.job == JOB_RK and tab.implicit else BATCH_KERNELS[ctrl.job]
     kernel = par if B >= PARALLEL_MIN_BATCH else ser
     if kernel not in _READY:  # first call in this process: maybe a compile, say so
         from .progress import compile_notice
