@@ -23,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from common import best_of, header, table  # noqa: E402
 
 from svdyn.descent import descend  # noqa: E402
-from svdyn.field import new_scratch, rhs  # noqa: E402
+from svdyn.field import field, new_scratch  # noqa: E402
 from svdyn.integrate import flow  # noqa: E402
 from svdyn.spec import ModelSpec  # noqa: E402
 from svdyn.transforms import fwht  # noqa: E402
@@ -31,9 +31,11 @@ from svdyn.transforms import fwht  # noqa: E402
 
 @nb.njit(cache=True)
 def _field_loop(reps, s, out, sc, m):
+    """``field`` as the stepper calls it, on a state nudged every call (nothing hoisted)."""
     acc = 0.0
     for _ in range(reps):
-        lo, mm = rhs(s, out, sc, m)
+        s[0, 1] += 1e-300
+        lo, mm = field(s, out, sc, m)
         acc += lo + out[0, 1]
     return acc
 

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import math
 
-import numba as nb
 import numpy as np
 
 from .bundle import CLOCK_T, CLOCK_Y, Scratch

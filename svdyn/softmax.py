@@ -21,23 +21,16 @@ from __future__ import annotations
 
 import math
 
-import numba as nb
 import numpy as np
 
 from .bundle import CLOCK_NORM, CLOCK_T
 from .groups import WALSH
+from .jit import inline as _inline  # decorator flags: svdyn/jit.py
 from .transforms import char_transform, fwht
 
-#: every engine kernel: cached, and numpy's error model (x / 0 gives inf or nan, never a
-#: ZeroDivisionError out of compiled code; it also lets loops vectorise)
-_njit = nb.njit(cache=True, error_model="numpy")
 #: exponents below this give 0 instead of a subnormal number (e^-708 = 3e-308 is about the
 #: smallest normal result; subnormal arithmetic is slow on x86 and carries no relative precision)
 EXP_FLOOR = -708.0
-#: hot helpers are inlined into their callers at numba-IR level: a call across cached modules
-#: that passes the bundles costs ~0.6 us (measured: group_transform at K = 4 took 610 ns as a
-#: call, the transform itself 16 ns), more than the whole field at small K
-_inline = nb.njit(cache=True, error_model="numpy", inline="always")
 
 
 @_inline

@@ -25,14 +25,14 @@ L >= 2) whose Hessian is singular; such flows stay explicit (and may end with ``
 """
 from __future__ import annotations
 
-import numba as nb
 import numpy as np
 
 from .field import conjugate, field
 from .groups import WALSH
+from .jit import kernel
 from .spec import LOSS_MSE
 
-@nb.njit(cache=True, error_model="numpy")
+@kernel
 def _lu(W, piv):
     """In-place LU with partial pivoting; False when singular (never raises)."""
     n = W.shape[0]
@@ -61,7 +61,7 @@ def _lu(W, piv):
     return True
 
 
-@nb.njit(cache=True, error_model="numpy")
+@kernel
 def _lu_solve(W, piv, b):
     n = W.shape[0]
     for i in range(n):
@@ -92,7 +92,7 @@ STEADY_TOL_NEAR = 10.0
 STEADY_TOL_2 = 0.01
 
 
-@nb.njit(cache=True, error_model="numpy")
+@kernel
 def _coords(L, K, kind, dims, code, lam):
     """(n, 3) int array of (l, j, partner) for the coordinates that move."""
     out = np.empty((L * K, 3), dtype=np.int64)
@@ -111,7 +111,7 @@ def _coords(L, K, kind, dims, code, lam):
     return out[:n]
 
 
-@nb.njit(cache=True, error_model="numpy")
+@kernel
 def _newton_delta(y, f, co, sc, rtol, atol, model, delta, H, piv):
     """One Newton step ``delta = -J^{-1} f`` on the moving coordinates ``co`` at state ``y``
     with field ``f``; returns its scaled rms (:func:`_chord_delta`), or -1 when the Hessian
@@ -168,7 +168,7 @@ def _newton_delta(y, f, co, sc, rtol, atol, model, delta, H, piv):
     return _chord_delta(y, f, co, rtol, atol, delta, H, piv)
 
 
-@nb.njit(cache=True, error_model="numpy")
+@kernel
 def _chord_delta(y, f, co, rtol, atol, delta, H, piv):
     """``delta = (-J)^{-1} f`` with the LU factors ``H, piv`` of ``-J``; returns
     ``rms(delta / (atol + rtol |y|))`` (-1 if not finite)."""
@@ -187,7 +187,7 @@ def _chord_delta(y, f, co, rtol, atol, delta, H, piv):
     return rms if np.isfinite(rms) else -1.0
 
 
-@nb.njit(cache=True, error_model="numpy")
+@kernel
 def _apply(y, delta, co, out):
     L, K = y.shape
     for l in range(L):
@@ -199,7 +199,7 @@ def _apply(y, delta, co, out):
         out[lr, pr] = out[lr, jr]
 
 
-@nb.njit(cache=True, error_model="numpy")
+@kernel
 def newton_steady(y, f, ystar, sc, rtol, atol, model):
     """Try the fixed-point hand-off at state ``y`` (L, K) with field ``f = field(y)`` (t clock) (``sc`` a
     field scratch, ``model`` the model bundle).
