@@ -3,6 +3,7 @@ certifier's y clock): one place for their flags.
 
 * :data:`kernel`  ``cache=True`` and numpy's error model (``x / 0`` gives inf or nan, never a
   ZeroDivisionError out of compiled code; it also lets loops vectorise).
+* :data:`parallel` the same with ``parallel=True`` (the batch loops over ``nb.prange``).
 * :data:`inline`  the same, inlined into the caller at numba-IR level (hot helpers: a call
   that passes the bundles to a reference-counted kernel cost ~0.6 us, more than the whole
   field at small K).
@@ -28,5 +29,6 @@ from __future__ import annotations
 import numba as nb
 
 kernel = nb.njit(cache=True, error_model="numpy")
+parallel = nb.njit(cache=True, error_model="numpy", parallel=True)
 inline = nb.njit(cache=True, error_model="numpy", inline="always")
 leaf = nb.njit(cache=True, error_model="numpy", _nrt=False)

@@ -201,8 +201,8 @@ def _apply(y, delta, co, out):
 
 @kernel
 def newton_steady(y, f, ystar, sc, rtol, atol, model):
-    """Try the fixed-point hand-off at state ``y`` (L, K) with field ``f = field(y)`` (t clock) (``sc`` a
-    field scratch, ``model`` the model bundle).
+    """Try the fixed-point hand-off at state ``y`` (L, K) with field ``f = field(y)`` (t clock;
+    ``sc`` a field scratch, ``model`` the model bundle).
 
     On success writes ``s*`` into ``ystar`` and returns True; returns False when the Hessian on
     the moving coordinates is not positive definite, the Newton step is not small enough, or

@@ -38,7 +38,7 @@ from .bundle import (CLOCK_T, CLOCK_Y, F_EV, F_H, F_LOSS, F_MM, F_T, F_TSTEADY, 
                      I_WINREJ, JOB_GD, JOB_RK, STOP_MARGIN, STOP_TIME, STOP_YMIN)
 from .field import field, logits_into, loss_margin, new_scratch, rhs, symmetrise_pairs, z_of_y
 from .groups import WALSH
-from .jit import kernel as _njit, leaf  # decorator flags: svdyn/jit.py
+from .jit import kernel as _njit, leaf, parallel as _parallel  # decorator flags: svdyn/jit.py
 from .softmax import class_margins, group_transform, min_margin_of
 from .steady import _lu, _lu_solve, newton_steady
 
@@ -739,7 +739,7 @@ def gd_advance(i, run, m, tab, ctrl):
 
 
 # --------------------------------------------------------------------------- batches
-@nb.njit(cache=True, error_model="numpy", parallel=True)
+@_parallel
 def rk_batch_par(run, m, tab, ctrl):
     """One RK slice of every unfinished trajectory, in parallel over the batch."""
     for i in nb.prange(run.y.shape[0]):
@@ -753,7 +753,7 @@ def rk_batch_ser(run, m, tab, ctrl):
         rk_advance(i, run, m, tab, ctrl, None)
 
 
-@nb.njit(cache=True, error_model="numpy", parallel=True)
+@_parallel
 def ros_batch_par(run, m, tab, ctrl):
     """One Rosenbrock slice (implicit tableaux) of every unfinished trajectory, in parallel."""
     for i in nb.prange(run.y.shape[0]):
@@ -767,7 +767,7 @@ def ros_batch_ser(run, m, tab, ctrl):
         rk_advance(i, run, m, tab, ctrl, True)
 
 
-@nb.njit(cache=True, error_model="numpy", parallel=True)
+@_parallel
 def gd_batch_par(run, m, tab, ctrl):
     """One gradient-descent slice of every unfinished trajectory, in parallel."""
     for i in nb.prange(run.y.shape[0]):
