@@ -33,10 +33,10 @@ import numba as nb
 import numpy as np
 from numba._dispatcher import compute_fingerprint
 
-from .bundle import (CLOCK_T, CLOCK_Y, F_EV, F_H, F_LOSS, F_MM, F_T, F_TSTEADY, I_ATTEMPTS, I_DONE,
+from .bundle import (CLOCK_T, F_EV, F_H, F_LOSS, F_MM, F_T, F_TSTEADY, I_ATTEMPTS, I_DONE,
                      I_IDX, I_NACC, I_NONFIN, I_NREJ, I_REJ, I_STARTED, I_STATUS, I_WINACC,
                      I_WINREJ, JOB_GD, JOB_RK, STOP_MARGIN, STOP_TIME, STOP_YMIN)
-from .field import field, logits_into, loss_margin, new_scratch, rhs, symmetrise_pairs, z_of_y
+from .field import field, logits_into, loss_margin, new_scratch, symmetrise_pairs, z_of_y
 from .groups import WALSH
 from .jit import kernel as _njit, leaf, parallel as _parallel  # decorator flags: svdyn/jit.py
 from .softmax import class_margins, group_transform, min_margin_of
@@ -716,7 +716,7 @@ def gd_advance(i, run, m, tab, ctrl):
     idx = ist[I_IDX]
     for _ in range(ctrl.slice_steps):
         it = ist[I_NACC]
-        loss, mm = rhs(y, d, sc, m)
+        loss, mm = field(y, d, sc, m)   # the compiled leaf: no reference counting per step
         if it % every == 0 or it == steps:
             _record(run, i, idx, y, loss, mm, float(it))
             idx += 1
@@ -795,7 +795,7 @@ PARALLEL_MIN_BATCH = 8
 
 #: typical first-compile seconds of each batch kernel on the 2-core reference machine (CPU
 #: seconds, measured from an empty cache; see bench/RESULTS.md "cold start")
-TYPICAL_COMPILE_S = {JOB_RK: 20.0, JOB_GD: 15.0}
+TYPICAL_COMPILE_S = {JOB_RK: 20.0, JOB_GD: 6.0}
 
 
 def first_slice(B: int, work_per_step: float, slice_steps: int = 1 << 30) -> int:
