@@ -33,7 +33,6 @@ from .softmax import EXP_FLOOR, class_margins, softmax_residual
 from .spec import LOSS_CE, LOSS_MSE, ModelSpec
 
 
-
 @_njit
 def new_scratch(K, tmax):
     """A fresh :class:`svdyn.bundle.Scratch` for K classes (``tmax = m.tmax``)."""

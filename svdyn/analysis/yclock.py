@@ -23,8 +23,9 @@ pair in the y variables (``NUMBA_NUM_THREADS=1``, walsh K = 8, L = 3, eps = 0.01
 decided at z = 1e9): median steps 1515 vs 1493 to z = 1e9, and to z = 1e11 (400k-step limit)
 98 vs 92 of 100 runs reach the last stop in 4.7 vs 12.7 s CPU. The Jacobian is dense
 (K x K), so one step costs O(K^3): fine to K = 256 for single starts, not for K = 1024
-batches (measured ``NUMBA_NUM_THREADS=1``, rtol 1e-7, 16 starts to z = 1e9: 4.0, 14 and
-237 us per step at K = 8, 16, 64).
+batches (measured ``NUMBA_NUM_THREADS=1 python bench/yclock_step_cost.py``, rtol 1e-7, 16
+starts to z = 1e9 (4 at K = 64), idle machine, 2026-12-02: 1.78, 6.71 and 184 us per step at
+K = 8, 16, 64).
 
 Late in the flow the active margins are ~z_max while their gaps ``m_c - m_min``, which the
 field feels through ``e^(-(m_c - m_min))``, are O(1). Three things keep that regime cheap and
