@@ -6,20 +6,12 @@ import numpy as np
 import svdyn.stepper as st
 from svdyn.descent import descend
 from svdyn.integrate import flow
-from svdyn.spec import ModelSpec
-
-
-def _starts(spec, B, seed=0):
-    rng = np.random.default_rng(seed)
-    z = 0.5 * rng.uniform(0.5, 1.5, (B, spec.K))
-    z = 0.5 * (z + z[:, spec.G.partner])
-    z[:, 0] = 0.0
-    return spec.balanced(z)
+from svdyn.spec import ModelSpec, random_init_z
 
 
 def test_windowed_batches_equal_whole_batches(monkeypatch):
     spec = ModelSpec(6, 3, group="cyclic", weight_decay=1e-3)
-    S = _starts(spec, 40)
+    S = spec.balanced(random_init_z(spec, 0.5, np.random.default_rng(0), batch=40))
     whole_f = flow(spec, S, t_end=1e6, progress=False)
     whole_g = descend(spec, S, 0.3, 500, save_every=50, progress=False)
     calls = []
