@@ -15,10 +15,10 @@ certifier's y clock): one place for their flags.
   (a compiled loop calling ``field``, walsh, L = 2, old and new trees alternately; bench/
   RESULTS.md "engine4"): 823-872 -> 141-143 ns per evaluation at K = 4, 1592-1707 -> 931-953
   at K = 64, 4447-4900 -> 3961-4012 at K = 256; a dop853 flow to t = 1e7 at K = 4 (rtol 1e-8)
-  0.70-0.71 -> 0.17-0.18 ms CPU, bit-identical states. A leaf may not
-  create arrays, and numba compiles what it calls with the same flag, so it may not call a
-  kernel that does (it refuses to compile either); arrays it receives are borrowed from the
-  caller, which keeps them alive.
+  0.70-0.71 -> 0.17-0.18 ms CPU, bit-identical states. A leaf may not create arrays, and
+  numba compiles what it calls with the same flag, so it may not call a kernel that does (it
+  refuses to compile either); arrays it receives are borrowed from the caller, which keeps
+  them alive.
 
 Every caller of a kernel links and re-optimises the kernel's whole call tree when it compiles
 (a 3-line caller of ``field`` compiles in 0.55 s, a 3-line function alone in 0.06 s): big

@@ -126,8 +126,8 @@ def _initial_step(y0, f0, t_span, err_order, rtol, atol, tmp, ftmp, sc, m):
 
 @leaf
 def _loss_margin(y, sc, m):
-    """``loss_margin`` compiled once (it is inlined here, not at each call site: every inlined
-    copy of the field's transforms adds seconds to the first compile)."""
+    """``loss_margin`` compiled once, for rk_advance's two save sites (inlining it at each site
+    would add a copy of the field's transforms, seconds of first compile, per site)."""
     return loss_margin(y, sc, m)
 
 

@@ -49,7 +49,7 @@ where a mode's share falls like a small power of z (measured z_j / z_max ~ z_max
 1e7 to 1e9) and the direction error of 2.5e-2 at z = 1e9 is still 2.4e-3 at 1e13. Cost,
 start by start (``NUMBA_NUM_THREADS=1 python bench/certify_speed.py K L EPS 100 SEED``), against
 a plain flow of the same start to t = 1e12 (default dop853; measured 2026-12-02, after the
-flow's field became ~2-5x cheaper): K = 8, L = 3, eps = 0.01, seed 0 median ratio 2.5 (90th
+flow's field became 1.6-6x cheaper, old and new code timed alternately): K = 8, L = 3, eps = 0.01, seed 0 median ratio 2.5 (90th
 percentile 5.3; 2.00 vs 0.79 ms), ratio of totals 20.9, because the 2 starts of 100 that need
 the second stage take 84 % of the time; K = 16, L = 3, eps = 0.1, seed 1 median 11.9, totals
 173 (the slow exits from a saddle region need ~1e4-4e5 clock steps). A limit is
