@@ -143,30 +143,44 @@ def test_stiff_clock_matches_the_engine_flow_y():
     assert np.allclose(a[:, :, 1:], o.y[:, :, 1:], rtol=1e-5)  # measured max 2.6e-6
 
 
-def test_second_stage_decides_a_slow_start_on_a_closed_form_vertex():
+def test_limit_stage_decides_a_slow_start_on_a_closed_form_vertex():
     """walsh K = 8, L = 3: a start (seed-0 Monte Carlo, eps = 0.01) whose pairs are still
-    trading places at z = 1e9 is undecided there; the second stage (z_retry = 1e11) certifies
-    it on the rank-4 vertex with z = 2 on four modes (the maxmargin optimum's value profile)."""
+    trading places at z = 1e9 is undecided there; the limit stage (the frozen-scale clock from
+    that state, six more decades of y_min) certifies it on the rank-4 vertex with z = 2 on four
+    modes (the maxmargin optimum's value profile), and so does the true clock continued to
+    z = 1e11 (the old second stage), independently."""
     spec = ModelSpec(8, 3)
     z0 = np.array([0.0, 0.014900536153551074, 0.007451444835451229, 0.00540827601392863,
                    0.011260097898081132, 0.010516410473905112, 0.008888515192168161,
                    0.01233331833675533])
-    one = certify_limit(spec, z0, is_z=True, z_retry=None)
+    one = certify_limit(spec, z0, is_z=True, limit_decades=0)
     # undecided for a reason a longer clock can resolve (at the first stage's rtol 1e-7 a pair
     # still in transit; at 1e-8 the direction not yet within DIRECTION_TOL)
     assert not one.decided[0] and certify._retryable(one, 0), one.reason[0]
-    assert one.z_final[0] == 1e9 and "retry" not in one.meta
+    assert one.z_final[0] == 1e9 and "retry" not in one.meta and "limit" not in one.meta
     two = certify_limit(spec, z0, is_z=True)
     assert two.decided[0] and two.label == ["rank-4 code"], two.reason
-    assert two.z_final[0] == 1e11 and two.meta["retry"] == {"z_final": 1e11, "starts": 1,
-                                                            "decided": 1}
-    zv = two.vertex_z[0]
-    assert np.allclose(np.sort(zv)[-4:], 2.0, atol=1e-9) and np.allclose(np.sort(zv)[:4], 0)
-    assert np.isclose(fast_margins(spec.G, zv).min(), 1.0)
-    opt = np.array(maxmargin.solve(8, 3)["optimum"]["z"])
-    assert np.isclose(np.sum(zv[zv > 0] ** (2 / 3)), np.sum(opt[opt > 0] ** (2 / 3)))
-    assert two.item(0)["stops"][-1] == pytest.approx(1e11 ** (-1 / 3))
-    assert two.steps[0] > one.steps[0]            # both stages counted
+    assert two.meta["limit"] == {"decades": certify.LIMIT_DECADES, "starts": 1, "decided": 1,
+                                 "rtol": certify.LIMIT_RTOL}
+    # the first stage reaches 3 of its 4 stops within MAX_STEPS (y_min = 0.01, z = 1e6); the
+    # limit stage's last stop is 1e-6 of that: an equivalent z = (1e-8)^(-3) = 1e24 > Z_CAP
+    assert one.status[0].startswith("ok to stop 3 of 4")
+    assert two.z_final[0] == pytest.approx(1e24, rel=1e-9)
+    assert two.item(0)["stops"][-1] == pytest.approx(1e-8)
+    three = certify_limit(spec, z0, is_z=True, z_retry=1e11, limit_decades=0)
+    assert three.decided[0] and three.support_class == two.support_class
+    assert three.z_final[0] == 1e11 and three.meta["retry"] == {"z_final": 1e11, "starts": 1,
+                                                                "decided": 1}
+    for r in (two, three):
+        zv = r.vertex_z[0]
+        assert np.allclose(np.sort(zv)[-4:], 2.0, atol=1e-9)
+        assert np.allclose(np.sort(zv)[:4], 0)
+        assert np.isclose(fast_margins(spec.G, zv).min(), 1.0)
+        opt = np.array(maxmargin.solve(8, 3)["optimum"]["z"])
+        assert np.isclose(np.sum(zv[zv > 0] ** (2 / 3)), np.sum(opt[opt > 0] ** (2 / 3)))
+    assert three.item(0)["stops"][-1] == pytest.approx(1e11 ** (-1 / 3))
+    assert three.steps[0] > one.steps[0]          # both stages counted
+    assert two.steps[0] > one.steps[0]
 
 
 def _late_state(spec, z0, z_stop):
@@ -177,10 +191,13 @@ def _late_state(spec, z0, z_stop):
     return np.where(mv, np.log(np.where(mv, y[0, 0], 1.0)), 0.0), mv
 
 
-def test_stiff_clock_jacobian_matches_central_differences_late_in_the_flow():
+@pytest.mark.parametrize("lam", [0.0, 1e9])
+def test_stiff_clock_jacobian_matches_central_differences_late_in_the_flow(lam):
     """At z_max = 1e9 the active margins are ~1e9 and their gaps O(1): the field, evaluated at
     the step's base point plus a smooth offset, is differentiable at offsets ~1e-12 in w
-    (a margin change ~1e-3), so central differences check the analytic Jacobian there."""
+    (a margin change ~1e-3), so central differences check the analytic Jacobian there; the
+    same for the frozen-scale field (lam > 0: z = lam (y / Y)^(-3), whose Jacobian has the
+    extra term of the moving scale Y)."""
     from svdyn.analysis.maxmargin import margin_matrix
     from svdyn.analysis.yclock import _base, _field
     spec = ModelSpec(8, 3)
@@ -189,23 +206,26 @@ def test_stiff_clock_jacobian_matches_central_differences_late_in_the_flow():
     M = np.ascontiguousarray(margin_matrix(spec.G, spec.n))
     K, C1 = 8, M.shape[0]
     zb, mb = np.empty(K), np.empty(C1)
-    _base(w, mv, M, -3.0, zb, mb)
-    assert zb.max() == pytest.approx(1e9, rel=1e-6)
+    _base(w, mv, M, -3.0, lam, zb, mb)
+    if lam == 0.0:
+        assert zb.max() == pytest.approx(1e9, rel=1e-6)
+    else:
+        assert lam / K ** 3 <= zb.max() <= lam
+    h = 1e-3 / zb.max()   # a margin change ~3e-3
     bufs = lambda: (np.empty(K), np.empty(K), np.empty(C1), np.empty(C1),  # noqa: E731
-                    np.empty(K), np.zeros((K, K)))
-    F, z, m, u, r, J = bufs()
-    _field(w, np.zeros(K), zb, mb, mv, M, -3.0, 1.0, F, z, m, u, r, True, J)
+                    np.empty(K), np.zeros((K, K)), np.zeros(K))
+    F, z, m, u, r, J, t = bufs()
+    _field(w, np.zeros(K), zb, mb, mv, M, -3.0, 1.0, lam, F, z, m, u, r, True, J, t)
     fd = np.zeros((K, K))
-    h = 1e-12
     for k in np.nonzero(mv)[0]:
         e = np.zeros(K)
         e[k] = h
         Fp, *rest = bufs()
-        _field(w, e, zb, mb, mv, M, -3.0, 1.0, Fp, *rest[:4], False, rest[4])
+        _field(w, e, zb, mb, mv, M, -3.0, 1.0, lam, Fp, *rest[:4], False, *rest[4:])
         Fm, *rest = bufs()
-        _field(w, -e, zb, mb, mv, M, -3.0, 1.0, Fm, *rest[:4], False, rest[4])
+        _field(w, -e, zb, mb, mv, M, -3.0, 1.0, lam, Fm, *rest[:4], False, *rest[4:])
         fd[:, k] = (Fp - Fm) / (2 * h)
-    assert np.abs(J).max() > 1e6                       # stiff: rates ~ z_max in sigma
+    assert np.abs(J).max() > 1e-3 * zb.max()           # stiff: rates ~ z_max in sigma
     assert np.abs(J - fd).max() <= 1e-5 * np.abs(J).max()
 
 

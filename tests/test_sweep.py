@@ -39,6 +39,8 @@ def tiny(task="classify", **over):
     ({"axes": {"K": [4]}}, ["K", "also fixed"]),
     ({"task": {"kind": "classify", "z_final": "big"}}, ["[task] z_final", "number"]),
     ({"task": {"kind": "classify", "z_retry": 1e20}}, ["[task] z_retry", "no second stage"]),
+    ({"task": {"kind": "classify", "limit_decades": -1}}, ["[task] limit_decades",
+                                                           "no limit stage"]),
     ({"task": {"kind": "classify", "classifier": "growth", "m_end": "big"}},
      ["[task] m_end", "number"]),
     ({"task": {"kind": "classify", "max_end": 1e4}},
@@ -112,10 +114,13 @@ def test_classifier_defaults_are_certify_defaults():
     from svdyn.analysis import certify
     from svdyn.sweep.grid import CLASSIFIERS
     t = Grid.from_dict(tiny()).normal["task"]
-    assert t == {"kind": "classify", "classifier": "certified", "z_final": certify.Z_FINAL,
-                 "n_stops": certify.N_STOPS, "z_retry": certify.Z_RETRY}
-    assert {k: d for k, (_, d) in CLASSIFIERS["certified"].items()} == \
-        {"z_final": certify.Z_FINAL, "n_stops": certify.N_STOPS, "z_retry": certify.Z_RETRY}
+    d = {"z_final": certify.Z_FINAL, "n_stops": certify.N_STOPS, "z_retry": 0.0,
+         "limit_decades": certify.LIMIT_DECADES}
+    assert t == {"kind": "classify", "classifier": "certified", **d}
+    assert {k: d for k, (_, d) in CLASSIFIERS["certified"].items()} == d
+    import inspect
+    sig = inspect.signature(certify.certify_limit).parameters
+    assert sig["z_retry"].default is None and sig["limit_decades"].default == d["limit_decades"]
     raw = tiny()
     raw["task"] = {"kind": "classify", "classifier": "growth"}
     g = Grid.from_dict(raw)

@@ -98,9 +98,12 @@ GAP_TOL = 1e-9     # first-order gap (relative) that counts as strictly positive
 BALANCE_TOL = 1e-4
 BALANCE_MAX_MARGIN = 1e4
 Z_FINAL = 1e9      # the last stop sits at y_min = Z_FINAL^(-(L-2)/L) (largest z ~ Z_FINAL)
-Z_RETRY = 1e11     # second stage: starts left undecided (slowly) at Z_FINAL go on to here
+Z_RETRY = 1e11     # optional second stage of the true clock (``z_retry``; off by default)
 MAX_STEPS = 20_000           # clock steps per start, first stage
 RETRY_MAX_STEPS = 400_000    # and second stage (slow exits from a saddle region need ~1e5)
+LIMIT_DECADES = 6  # limit stage: stops a factor Q apart in y_min past the hand-off state
+LIMIT_RTOL = 1e-8
+LIMIT_MAX_STEPS = 200_000
 Z_CAP = 1e14       # largest z the reference field evaluates
 # Clock tolerances (rtol in w = log y; see yclock.py). Measured with the same seeds, walsh,
 # first stage rtol 1e-8 -> 1e-7 (K, L, eps, starts): (8, 3, 0.01, 1000), (16, 3, 0.1, 300),
@@ -465,8 +468,9 @@ def _moving(spec, z):
 
 def certify_limit(spec: ModelSpec, state, *, z_final: float = Z_FINAL, q: float = Q,
                   n_stops: int = N_STOPS, rtol: float = RTOL, atol: float = 1e-30,
-                  is_z: bool | None = None, z_retry: float | None = Z_RETRY,
-                  retry_rtol: float = RETRY_RTOL) -> CertifiedLimit:
+                  is_z: bool | None = None, z_retry: float | None = None,
+                  retry_rtol: float = RETRY_RTOL, limit_decades: int = LIMIT_DECADES,
+                  limit_rtol: float = LIMIT_RTOL, limit_all: bool = False) -> CertifiedLimit:
     """Certified limit of the gradient flow from ``state`` (unregularised ce only).
 
     See the module docstring for the method and tolerances; conventions in
@@ -498,6 +502,16 @@ def certify_limit(spec: ModelSpec, state, *, z_final: float = Z_FINAL, q: float 
     retry_rtol : float, optional
         rtol of the second stage (the slow starts it takes are better served by a tighter
         tolerance; see RETRY_RTOL).
+    limit_decades : int, optional
+        The limit stage: starts still undecided for a reason a longer clock can resolve go
+        on in the frozen-scale clock from their last state for this many stops, a factor q
+        apart in y_min, and are read at the last three (0 turns it off). ``meta["limit"]``
+        counts the starts it took and decided.
+    limit_rtol : float, optional
+        rtol of the limit stage.
+    limit_all : bool, optional
+        Send every start through the limit stage and keep its verdict (decided or not), not
+        only the undecided ones: the deepest readout, used by the agreement checks.
 
     Returns
     -------
@@ -544,7 +558,8 @@ def certify_limit(spec: ModelSpec, state, *, z_final: float = Z_FINAL, q: float 
     idx = np.nonzero(todo)[0]
     if idx.size == 0:
         return res
-    _read_clock(spec, z0, mv, idx, stops, rtol, atol, MAX_STEPS, res)
+    ylast = np.full((B, K), np.nan)
+    ylast[idx] = _read_clock(spec, z0, mv, idx, stops, rtol, atol, MAX_STEPS, res)
     res.z_final[idx] = z_final
     if z_retry and z_retry > z_final:
         again = np.array([i for i in idx if not res.decided[i] and _retryable(res, i)], int)
@@ -552,18 +567,61 @@ def certify_limit(spec: ModelSpec, state, *, z_final: float = Z_FINAL, q: float 
         if again.size:
             stops2 = y_stops(L, z_retry, q, n_stops)
             sub = _empty(spec, again.size, stops2, False)
-            _read_clock(spec, z0[again], mv[again], np.arange(again.size), stops2, retry_rtol,
-                        atol, RETRY_MAX_STEPS, sub)
-            # a start the second stage decides takes its record; one it does not keeps the
-            # first stage's diagnosis (e.g. "saddle" for a start on a basin boundary, which
-            # rounding at z ~ 1e11 blurs into "not a KKT point"); all keep both stages' steps
-            first = res.steps[again]
-            ok = np.nonzero(sub.decided)[0]
-            _copy_rows(res, again[ok], sub, ok)
-            res.steps[again] = first + sub.steps
-            res.z_final[again[ok]] = z_retry
-            res.meta["retry"]["decided"] = int(ok.size)
+            yl2 = _read_clock(spec, z0[again], mv[again], np.arange(again.size), stops2,
+                              retry_rtol, atol, RETRY_MAX_STEPS, sub)
+            res.meta["retry"]["decided"] = _take(res, again, sub, yl2, ylast, z_retry)
+    if limit_decades:
+        again = np.array([i for i in idx if (limit_all or not res.decided[i] and
+                                             _retryable(res, i))
+                          and np.isfinite(ylast[i][mv[i]]).all() and mv[i].any()], int)
+        _limit_stage(spec, mv, again, ylast, res, int(limit_decades), q, limit_rtol, limit_all)
     return res
+
+
+def _take(res, rows, sub, ysub, ylast, z_read, replace=False):
+    """A later stage's verdicts on starts ``rows``: a start it decides takes its record; one
+    it does not keeps the earlier diagnosis (e.g. "saddle" for a start on a basin boundary,
+    which rounding at z ~ 1e11 blurs into "not a KKT point"); all keep every stage's steps and
+    the latest state reached (the next stage's hand-off). ``replace``: every start takes
+    the later record, decided or not."""
+    first = res.steps[rows]
+    ok = np.arange(len(rows)) if replace else np.nonzero(sub.decided)[0]
+    _copy_rows(res, rows[ok], sub, ok)
+    res.steps[rows] = first + sub.steps
+    res.z_final[rows[ok]] = np.broadcast_to(z_read, rows.shape)[ok]
+    fin = np.isfinite(ysub).any(axis=1)   # rows that reached a stop
+    ylast[rows[fin]] = ysub[fin]
+    return int(sub.decided.sum())
+
+
+def _limit_stage(spec, mv, again, ylast, res, decades, q, rtol, replace=False):
+    """The frozen-scale continuation (see the module docstring) of starts ``again`` from
+    each one's last state ``ylast``; a start it decides takes the new record."""
+    from .yclock import frozen_flow_y
+    L = spec.L
+    p = L / (L - 2.0)
+    res.meta["limit"] = {"decades": decades, "starts": int(again.size), "decided": 0,
+                         "rtol": rtol}
+    if not again.size:
+        return
+    y0 = np.where(mv[again], ylast[again], np.inf)
+    y0 = y0 / np.min(y0, axis=1, keepdims=True)          # shift-invariant: y_min = 1
+    with np.errstate(divide="ignore"):
+        n_eff = np.sum(np.where(mv[again], 1.0 / y0, 0.0), axis=1)  # 1 / Y at y_min = 1
+    ymin0 = np.array([ylast[i][mv[i]].min() for i in again])
+    # the scale at which the frozen field equals the true field at the hand-off state
+    lam = ymin0 ** (-p) * n_eff ** p
+    stops = q ** -np.arange(1.0, decades + 1.0)
+    y, status, steps, _ = frozen_flow_y(spec, y0, stops, lam, rtol=rtol,
+                                        max_steps=LIMIT_MAX_STEPS)
+    sub = _empty(spec, again.size, stops, False)
+    yl = _read_stops(spec, y, status, steps, mv[again], np.arange(again.size),
+                     np.broadcast_to(stops, y.shape[:2]), sub)
+    # the equivalent z of the last stop read (y_min = ymin0 * stop), far beyond the z the
+    # true clock can resolve in float64 (Z_CAP)
+    zeq = (ymin0 * stops[-1]) ** (-p)
+    res.meta["limit"]["decided"] = _take(res, again, sub, yl * ymin0[:, None], ylast, zeq,
+                                         replace)
 
 
 #: undecided reasons a longer clock can resolve (slow exits, late convergence, a run that hit
@@ -592,31 +650,43 @@ def _copy_rows(dst, rows, src, src_rows):
 
 
 def _read_clock(spec, z0, mv, idx, stops, rtol, atol, max_steps, res):
-    """Integrate the y clock of starts ``idx`` to ``stops`` and classify each into ``res``."""
-    L, G = spec.L, spec.G
+    """Integrate the y clock of starts ``idx`` to ``stops`` and classify each into ``res``;
+    returns y at each start's last reached stop (len(idx), K) (NaN rows where none)."""
     y, status, steps = _clock(spec, z0[idx], stops, rtol, atol, max_steps)
-    ymin = stops
+    return _read_stops(spec, y, status, steps, mv, idx, np.broadcast_to(stops, y.shape[:2]),
+                       res)
+
+
+def _read_stops(spec, y, status, steps, mv, idx, ymin, res):
+    """Classify starts ``idx`` from y (len(idx), S, K) at their stops ``ymin`` (len(idx), S)
+    (the ratio-exponent rules of the module docstring); returns y at the last reached stop."""
+    L, G = spec.L, spec.G
+    last = np.full((len(idx), y.shape[-1]), np.nan)
     for k, i in enumerate(idx):
         res.steps[i] = int(steps[k])
         res.status[i] = status[k]
         # stops reached (a run that fails near the rounding floor keeps the earlier stops)
         reached = np.all(np.isfinite(y[k][:, mv[i]]), axis=1) if mv[i].any() else \
-            np.zeros(len(ymin), bool)
-        R = int(np.argmin(reached)) if not reached.all() else len(ymin)
+            np.zeros(ymin.shape[1], bool)
+        R = int(np.argmin(reached)) if not reached.all() else ymin.shape[1]
+        if R:
+            last[k] = y[k, R - 1]
         if R < 3:
             res.reason[i] = REASONS["integration"] + f": {status[k]}"
             continue
-        if R < len(ymin):
-            res.status[i] = f"ok to stop {R} of {len(ymin)} ({status[k]})"
+        if R < ymin.shape[1]:
+            res.status[i] = f"ok to stop {R} of {ymin.shape[1]} ({status[k]})"
+        d = ymin[k]
         with np.errstate(invalid="ignore", divide="ignore"):
-            rho = y[k, :R] / ymin[:R, None]
-            ex = np.log(rho[-1] / rho[-2]) / math.log(ymin[R - 2] / ymin[R - 1])
-            exprev = np.log(rho[-2] / rho[-3]) / math.log(ymin[R - 3] / ymin[R - 2])
+            rho = y[k, :R] / d[:R, None]
+            ex = np.log(rho[-1] / rho[-2]) / math.log(d[R - 2] / d[R - 1])
+            exprev = np.log(rho[-2] / rho[-3]) / math.log(d[R - 3] / d[R - 2])
         e = np.where(mv[i], ex, np.nan)
         res.exponents[i] = e
-        yl = y[k, R - 1]
-        with np.errstate(divide="ignore"):
-            zl = np.where(np.isfinite(yl) & (yl > 0), yl ** (-L / (L - 2.0)), 0.0)
+        # the direction from the ratios (scale-free: the limit stage's y_min has no floor)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            zl = np.where(np.isfinite(rho[-1]) & (rho[-1] > 0), rho[-1] ** (-L / (L - 2.0)),
+                          0.0)
         ep = np.where(mv[i], exprev, np.nan)
         live = mv[i] & (e <= LIVE_MAX)
         out = mv[i] & (e >= OUT_MIN) & ~(ep - e > FALL_TOL)
@@ -633,6 +703,7 @@ def _read_clock(spec, z0, mv, idx, stops, rtol, atol, max_steps, res):
             res.reason[i] = REASONS[why]
             continue
         _accept(res, i, G)
+    return last
 
 
 def _accept(res, i, G):

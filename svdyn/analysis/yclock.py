@@ -76,17 +76,36 @@ STATUS = {OK: "ok", MAX_STEPS: "max_steps reached before the last stop",
 
 
 @leaf
-def _field(w, d, zb, mb, mv, M, a, Lm2, out, z, m, u, r, want_jac, J):
+def _field(w, d, zb, mb, mv, M, a, Lm2, lam, out, z, m, u, r, want_jac, J, tj):
     """out = dw/dsigma at w + d (w = log y of the moving modes, d a stage's offset from the
     step's base point w, where ``zb``, ``mb`` are z and the margins); J (K, K) its Jacobian
-    when want_jac; ``r`` receives Y / y. Returns the min margin.
+    when want_jac (``tj`` (K,) scratch); ``r`` receives Y / y. Returns the min margin.
 
     With the clock ``dsigma = dtau / Y``, ``Y = 1 / sum_i 1/y_i`` (a smooth minimum of the
     moving y): ``dw_j/dsigma = -(L-2) ghat_j r_j``, ``r_j = Y / y_j``. Late in the flow the
     survivors' w fall with slope -> -1 and the dying modes' w stop, so the solution is close
     to linear in sigma (few steps per decade of y), where the y clock itself needs steps
-    ~ a fixed fraction of tau* - tau."""
+    ~ a fixed fraction of tau* - tau.
+
+    ``lam > 0`` gives the *frozen-scale* field: z_j = lam (y_j / Y)^(-L/(L-2)) (the largest z
+    stays within [lam / K^(L/(L-2)), lam] while every y falls; see ``_base``), whose offset
+    from the base point is ``zb_j expm1(a (d_j - dl))`` with ``dl = log Y(w + d) - log Y(w)``
+    taken smoothly as ``-log1p(sum_j rb_j expm1(-d_j))`` (rb = Y / y at the base)."""
     C1, K = M.shape
+    dl = 0.0
+    if lam > 0.0:
+        wb = np.inf
+        for j in range(K):
+            if mv[j] and w[j] < wb:
+                wb = w[j]
+        sb = 0.0
+        se = 0.0
+        for j in range(K):
+            if mv[j]:
+                e = math.exp(-(w[j] - wb))
+                sb += e
+                se += e * math.expm1(-d[j])
+        dl = -math.log1p(se / sb)
     wmin = np.inf
     for j in range(K):
         if mv[j] and w[j] + d[j] < wmin:
@@ -98,7 +117,7 @@ def _field(w, d, zb, mb, mv, M, a, Lm2, out, z, m, u, r, want_jac, J):
     for j in range(K):
         r[j] /= sr        # r_j = Y / y_j
     for j in range(K):
-        z[j] = zb[j] * math.expm1(a * d[j]) if mv[j] else 0.0   # z - zb
+        z[j] = zb[j] * math.expm1(a * (d[j] - dl)) if mv[j] else 0.0   # z - zb
     mmin = np.inf
     imin = 0
     for c in range(C1):
@@ -130,7 +149,19 @@ def _field(w, d, zb, mb, mv, M, a, Lm2, out, z, m, u, r, want_jac, J):
         # dghat_j/dm_k = ghat_j ([k = argmin m] + e^(-m_k)/(1+S)) - M[k, j] u_k, so with
         # dm_k/dw_i = M[k, i] a z_i and sum_k u_k M[k, i] = ghat_i:
         # dghat_j/dw_i = (ghat_j (em ghat_i + M[imin, i]) - (M^T diag(u) M)[j, i]) a z_i,
-        # dF_j/dw_i = -(L-2) (dghat_j/dw_i r_j + ghat_j (r_i r_j - [i = j] r_j))
+        # dF_j/dw_i = -(L-2) (dghat_j/dw_i r_j + ghat_j (r_i r_j - [i = j] r_j)).
+        # Frozen scale: dm_k/dw_i = a (M[k, i] z_i - r_i m_k) adds -a r_i T_j to
+        # dghat_j/dw_i, T_j = sum_k dghat_j/dm_k m_k = ghat_j sum_k p_k m_k
+        # - sum_k M[k, j] u_k (m_k - m_min) (the m_min parts cancel exactly)
+        for j in range(K):
+            t = 0.0
+            if lam > 0.0 and mv[j]:
+                sp = 0.0
+                for c in range(C1):
+                    sp += em * u[c] * m[c]
+                    t -= M[c, j] * u[c] * (m[c] - mmin)
+                t += out[j] * sp
+            tj[j] = t
         for i in range(K):
             for j in range(i + 1):
                 acc = 0.0
@@ -146,7 +177,8 @@ def _field(w, d, zb, mb, mv, M, a, Lm2, out, z, m, u, r, want_jac, J):
                 if not (mv[j] and mv[i]):
                     J[j, i] = 0.0
                     continue
-                v = (out[j] * gi - J[j, i]) * dz * r[j] + out[j] * r[i] * r[j]
+                v = ((out[j] * gi - J[j, i]) * dz - a * r[i] * tj[j]) * r[j] \
+                    + out[j] * r[i] * r[j]
                 if i == j:
                     v -= out[j] * r[j]
                 J[j, i] = -Lm2 * v
@@ -156,11 +188,26 @@ def _field(w, d, zb, mb, mv, M, a, Lm2, out, z, m, u, r, want_jac, J):
 
 
 @leaf
-def _base(w, mv, M, a, zb, mb):
-    """z and the margins at the step's base point w (the stages add smooth offsets to these)."""
+def _base(w, mv, M, a, lam, zb, mb):
+    """z and the margins at the step's base point w (the stages add smooth offsets to these).
+    ``lam > 0``: the frozen scale, ``z_j = lam exp(a (w_j - log Y))``, ``Y = 1 / sum 1/y``."""
     C1, K = M.shape
+    lY = 0.0
+    if lam > 0.0:
+        wb = np.inf
+        for j in range(K):
+            if mv[j] and w[j] < wb:
+                wb = w[j]
+        sb = 0.0
+        for j in range(K):
+            if mv[j]:
+                sb += math.exp(-(w[j] - wb))
+        lY = wb - math.log(sb)
     for j in range(K):
-        zb[j] = math.exp(a * w[j]) if mv[j] else 0.0
+        if mv[j]:
+            zb[j] = lam * math.exp(a * (w[j] - lY)) if lam > 0.0 else math.exp(a * w[j])
+        else:
+            zb[j] = 0.0
     for c in range(C1):
         acc = 0.0
         for j in range(K):
@@ -222,7 +269,7 @@ def _wmin(w, mv):
 
 
 @nb.njit(cache=True)
-def _run_one(y0, mv, M, a, Lm2, stops, rtol, atol, gtol, max_steps, yout, info):
+def _run_one(y0, mv, M, a, Lm2, lam, stops, rtol, atol, gtol, max_steps, yout, info):
     K = y0.shape[0]
     C1 = M.shape[0]
     w = np.zeros(K)
@@ -241,6 +288,7 @@ def _run_one(y0, mv, M, a, Lm2, stops, rtol, atol, gtol, max_steps, yout, info):
     m = np.empty(C1)
     u = np.empty(C1)
     J = np.zeros((K, K))
+    tj = np.zeros(K)
     r = np.empty(K)
     W = np.empty((K, K))
     piv = np.empty(K, dtype=np.int64)
@@ -264,8 +312,8 @@ def _run_one(y0, mv, M, a, Lm2, stops, rtol, atol, gtol, max_steps, yout, info):
             yout[s, j] = math.exp(w[j])
         s += 1
     # first step: 1e-3 of the time scale of the fastest mode
-    _base(w, mv, M, a, zb, mb)
-    _field(w, d0, zb, mb, mv, M, a, Lm2, F0, z, m, u, r, False, J)
+    _base(w, mv, M, a, lam, zb, mb)
+    _field(w, d0, zb, mb, mv, M, a, Lm2, lam, F0, z, m, u, r, False, J, tj)
     rate = 0.0
     for j in range(K):
         if mv[j] and abs(F0[j]) > rate:
@@ -277,14 +325,14 @@ def _run_one(y0, mv, M, a, Lm2, stops, rtol, atol, gtol, max_steps, yout, info):
         if steps >= max_steps:
             status = MAX_STEPS
             break
-        _base(w, mv, M, a, zb, mb)
+        _base(w, mv, M, a, lam, zb, mb)
         ib = 0
         for c in range(C1):
             if mb[c] < mb[ib]:
                 ib = c
         for c in range(C1):   # how much each margin's gap matters: e^(-(m_c - m_min))
             gw[c] = math.exp(-(mb[c] - mb[ib]))
-        _field(w, d0, zb, mb, mv, M, a, Lm2, F0, z, m, u, r, True, J)
+        _field(w, d0, zb, mb, mv, M, a, Lm2, lam, F0, z, m, u, r, True, J, tj)
         tries = 0
         while True:
             for i in range(K):
@@ -301,7 +349,7 @@ def _run_one(y0, mv, M, a, Lm2, stops, rtol, atol, gtol, max_steps, yout, info):
             _solve(W, piv, F0, k1)
             for j in range(K):
                 dd[j] = 0.5 * h * k1[j] if mv[j] else 0.0
-            _field(w, dd, zb, mb, mv, M, a, Lm2, F1, z, m, u, r, False, J)
+            _field(w, dd, zb, mb, mv, M, a, Lm2, lam, F1, z, m, u, r, False, J, tj)
             for j in range(K):
                 rhs[j] = F1[j] - k1[j]
             _solve(W, piv, rhs, k2)
@@ -309,7 +357,7 @@ def _run_one(y0, mv, M, a, Lm2, stops, rtol, atol, gtol, max_steps, yout, info):
                 k2[j] += k1[j]
                 dd[j] = h * k2[j] if mv[j] else 0.0
                 wn[j] = w[j] + dd[j]
-            _field(w, dd, zb, mb, mv, M, a, Lm2, F2, z, m, u, r, False, J)
+            _field(w, dd, zb, mb, mv, M, a, Lm2, lam, F2, z, m, u, r, False, J, tj)
             for j in range(K):
                 rhs[j] = F2[j] - e32 * (k2[j] - F1[j]) - 2.0 * (k1[j] - F0[j])
             _solve(W, piv, rhs, k3)
@@ -336,9 +384,14 @@ def _run_one(y0, mv, M, a, Lm2, stops, rtol, atol, gtol, max_steps, yout, info):
                     m[c] = acc
                     if c == ib:
                         em_min = acc
+                rev = 0.0   # frozen scale: dm_c also moves by -a (r . e) m_c
+                if lam > 0.0:
+                    for j in range(K):
+                        if mv[j]:
+                            rev += r[j] * ev[j]
                 eg = 0.0
                 for c in range(C1):
-                    v = abs(m[c] - em_min) * gw[c] / gtol
+                    v = abs(m[c] - em_min - a * rev * (mb[c] - mb[ib])) * gw[c] / gtol
                     if v > eg:
                         eg = v
                 if eg > err:
@@ -389,35 +442,58 @@ def _run_one(y0, mv, M, a, Lm2, stops, rtol, atol, gtol, max_steps, yout, info):
 
 
 @nb.njit(cache=True, parallel=True)
-def _run_batch(Y0, MV, M, a, Lm2, stops, rtol, atol, gtol, max_steps, yout, info):
+def _run_batch(Y0, MV, M, a, Lm2, LAM, stops, rtol, atol, gtol, max_steps, yout, info):
     for i in nb.prange(Y0.shape[0]):
-        _run_one(Y0[i], MV[i], M, a, Lm2, stops, rtol, atol, gtol, max_steps, yout[i], info[i])
+        _run_one(Y0[i], MV[i], M, a, Lm2, LAM[i], stops, rtol, atol, gtol, max_steps, yout[i],
+                 info[i])
 
 
 @nb.njit(cache=True)
-def _run_serial(Y0, MV, M, a, Lm2, stops, rtol, atol, gtol, max_steps, yout, info):
+def _run_serial(Y0, MV, M, a, Lm2, LAM, stops, rtol, atol, gtol, max_steps, yout, info):
     for i in range(Y0.shape[0]):
-        _run_one(Y0[i], MV[i], M, a, Lm2, stops, rtol, atol, gtol, max_steps, yout[i], info[i])
+        _run_one(Y0[i], MV[i], M, a, Lm2, LAM[i], stops, rtol, atol, gtol, max_steps, yout[i],
+                 info[i])
 
 
 def stiff_flow_y(spec, z0, stops, rtol: float = 1e-8, atol: float = 1e-30,
                  max_steps: int = 20_000, gtol: float = GTOL):
     """y at the stops for balanced starts z0 (B, K): ``(y (B, S, K), status list, steps (B,),
-    tau (B,))``; non-moving modes (mode 0, z_j = 0) carry y = inf."""
-    from .maxmargin import margin_matrix
+    sigma (B,))``; non-moving modes (mode 0, z_j = 0) carry y = inf."""
     L = spec.L
     z0 = np.atleast_2d(np.asarray(z0, float))
-    B, K = z0.shape
     mv = z0 > 0
     mv[:, 0] = False
     with np.errstate(divide="ignore"):
         Y0 = np.where(mv, z0, 1.0) ** (-(L - 2.0) / L)
+    return _integrate(spec, Y0, mv, stops, np.zeros(len(Y0)), rtol, atol, max_steps, gtol)
+
+
+def frozen_flow_y(spec, y0, stops, scale, rtol: float = 1e-8, atol: float = 1e-30,
+                  max_steps: int = 20_000, gtol: float = GTOL):
+    """The frozen-scale clock (``_field`` with ``lam = scale``, one per start or one for all)
+    from y0 (B, K) (non-finite where a mode does not move) to the stops (y_min values below
+    y0's, with no lower bound: z never exceeds the scale): the outputs of ``stiff_flow_y``."""
+    y0 = np.atleast_2d(np.asarray(y0, float))
+    mv = np.isfinite(y0) & (y0 > 0)
+    mv[:, 0] = False
+    lam = np.broadcast_to(np.asarray(scale, float), (len(y0),))
+    if not np.all(np.isfinite(lam) & (lam > 1.0)):
+        raise ValueError(f"scale must be finite and > 1, got {scale!r}")
+    return _integrate(spec, np.where(mv, y0, 1.0), mv, stops, lam, rtol, atol, max_steps,
+                      gtol)
+
+
+def _integrate(spec, Y0, mv, stops, lam, rtol, atol, max_steps, gtol):
+    from .maxmargin import margin_matrix
+    L = spec.L
+    B, K = Y0.shape
     stops = np.ascontiguousarray(stops, float)
     M = np.ascontiguousarray(margin_matrix(spec.G, spec.n))
     yout = np.full((B, stops.size, K), np.nan)
     info = np.zeros((B, 3))
     run = _run_batch if B >= 8 else _run_serial
     run(np.ascontiguousarray(Y0), np.ascontiguousarray(mv), M, -L / (L - 2.0), float(L - 2),
-        stops, float(rtol), float(atol), float(gtol), int(max_steps), yout, info)
+        np.ascontiguousarray(lam, float), stops, float(rtol), float(atol), float(gtol),
+        int(max_steps), yout, info)
     yout[~np.broadcast_to(mv[:, None, :], yout.shape)] = np.inf
     return yout, [STATUS[int(v)] for v in info[:, 0]], info[:, 1].astype(int), info[:, 2]

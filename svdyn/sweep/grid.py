@@ -29,8 +29,9 @@ axis is one :class:`~svdyn.groups.SpecError` naming it::
     [task]
     kind = "classify"       # flow | classify | basin_k4 | k4_critical | critical | validate
     ...                     # task options (see TASKS below); classify / basin_k4:
-    classifier = "certified"  # certified (certify_limit: z_final, n_stops, z_retry [0 = no
-                            # second stage]) | growth (the
+    classifier = "certified"  # certified (certify_limit: z_final, n_stops, limit_decades
+                            # [0 = no limit stage], z_retry [0 = no true-clock second
+                            # stage, the default]) | growth (the
                             # growth-exponent fit: m_mid, m_end, max_end, adaptive)
 
     [tolerances]
@@ -74,7 +75,7 @@ _RUN = {"chunk": (int, 256)}
 #: ("certified": :func:`svdyn.analysis.certify.certify_limit`, defaults from that module;
 #: "growth": the growth-exponent fit :func:`svdyn.analysis.geometry.classify_states`)
 CLASSIFIERS = {"certified": {"z_final": (float, 1e9), "n_stops": (int, 4),
-                             "z_retry": (float, 1e11)},
+                             "z_retry": (float, 0.0), "limit_decades": (int, 6)},
                "growth": {"m_mid": (float, 1e2), "m_end": (float, 1e4),
                           "max_end": (float, 1e5), "adaptive": (bool, True)}}
 _CLASSIFIER_OPTS = {"classifier": (str, "certified"), **CLASSIFIERS["certified"],
@@ -373,9 +374,12 @@ def _classifier_opts(task: dict, opts: dict) -> dict:
                  "the certified classifier's reference field evaluates)")
         if task.get("n_stops", 4) < 3:
             _err(f"[task] n_stops = {task['n_stops']}: must be >= 3")
-        zr = task.get("z_retry", 1e11)
+        zr = task.get("z_retry", 0.0)
         if zr != 0 and not 1 < zr <= 1e14:
             _err(f"[task] z_retry = {zr}: must be 0 (no second stage) or lie in (1, 1e14]")
+        ld = task.get("limit_decades", 6)
+        if not 0 <= ld <= 300:
+            _err(f"[task] limit_decades = {ld}: must lie in [0, 300] (0 = no limit stage)")
     return {k: v for k, v in opts.items() if k == "classifier" or k in CLASSIFIERS[which]}
 
 

@@ -56,7 +56,8 @@ def classify_limits(spec, s, opts: dict, tol: dict, z=None) -> dict:
     """THE limit classifier of the sweep, by ``opts["classifier"]``.
 
     ``"certified"`` (default): :func:`svdyn.analysis.certify.certify_limit` with the task's
-    ``z_final``, ``n_stops`` and ``z_retry`` (second stage; 0 = off) and its own integrator
+    ``z_final``, ``n_stops``, ``limit_decades`` (the limit stage; 0 = off) and ``z_retry``
+    (the true clock's second stage; 0 = off, the default) and its own integrator
     tolerances (``[tolerances]`` is not used),
     on the logit singular values ``z`` (B, K) when given (``is_z=True``, as ``basins.k4_map``
     and ``basins.monte_carlo`` call it: no rounding through the balanced factors), else on the
@@ -69,7 +70,7 @@ def classify_limits(spec, s, opts: dict, tol: dict, z=None) -> dict:
         return _classify_growth(spec, s, opts, tol)
     from ..analysis.certify import certify_limit
     kw = {"z_final": opts["z_final"], "n_stops": opts["n_stops"],
-          "z_retry": opts["z_retry"] or None}
+          "z_retry": opts["z_retry"] or None, "limit_decades": opts["limit_decades"]}
     if z is not None:
         c = certify_limit(spec, z, is_z=True, **kw)
     else:
