@@ -8,7 +8,7 @@ For each depth, on the same starts (walsh, ``random_init_z``):
   ``LIMIT_DECADES`` stops a factor 10 apart in y_min, for the starts still undecided);
 * **deep**: every start, decided or not, through the limit stage with two more stops (a y
   threshold 100x smaller than the default limit stage's last one, and 1e8x smaller than the
-  first stage's), keeping only that readout (``limit_all=True``);
+  first stage's), keeping only that readout (``basins.readout_check``);
 * **true clock**: the previous classifier (the true clock to 1e9, then to ``z_retry = 1e11``,
   no limit stage), the independent long continuation of the old route.
 
@@ -20,38 +20,34 @@ import time
 
 import numpy as np
 
-from svdyn.analysis.certify import LIMIT_DECADES, Z_RETRY, certify_limit
+from svdyn.analysis.basins import readout_check
+from svdyn.analysis.certify import Z_RETRY, certify_limit
 from svdyn.spec import ModelSpec, random_init_z
-
-
-def _agree(a, b):
-    both = a.decided & b.decided
-    same = sum(x == y for x, y, d in zip(a.support_class, b.support_class, both) if d)
-    return int(both.sum()), same, [i for i in np.nonzero(both)[0]
-                                   if a.support_class[i] != b.support_class[i]]
 
 
 def main(K, eps, n, seed, depths):
     print(f"walsh K = {K}, eps = {eps}, {n} starts per depth (seed {seed})")
     for L in depths:
+        r = readout_check(K, L, eps, n, seed)
         spec = ModelSpec(K, L)
         z = random_init_z(spec, eps, np.random.default_rng(seed), batch=n)
-        runs = {}
-        for name, kw in (("default", {}),
-                         ("deep", {"limit_all": True, "limit_decades": LIMIT_DECADES + 2}),
-                         ("true clock", {"z_retry": Z_RETRY, "limit_decades": 0})):
-            t0 = time.process_time()
-            runs[name] = (certify_limit(spec, z, is_z=True, **kw), time.process_time() - t0)
-        a = runs["default"][0]
-        line = [f"  L = {L}: undecided " + ", ".join(
-            f"{k} {r.undecided}" for k, (r, _) in runs.items())]
-        for other in ("deep", "true clock"):
-            nb, same, bad = _agree(a, runs[other][0])
-            line.append(f"default vs {other}: same limit on {same} of {nb} decided by both"
-                        f" ({100 * same / max(nb, 1):.2f} %)" + (f", differ at {bad}" if bad
-                                                                  else ""))
-        line.append("CPU s " + ", ".join(f"{k} {t:.1f}" for k, (_, t) in runs.items()))
-        print("; ".join(line), flush=True)
+        a = certify_limit(spec, z, is_z=True)
+        t0 = time.process_time()
+        c = certify_limit(spec, z, is_z=True, z_retry=Z_RETRY, limit_decades=0)
+        tc = time.process_time() - t0
+        both = a.decided & c.decided
+        bad = [int(i) for i in np.nonzero(both)[0] if a.support_class[i] != c.support_class[i]]
+        nb = int(both.sum())
+        print(f"  L = {L}: undecided default {r['undecided_default']}, deep "
+              f"{r['undecided_deep']}, true clock {c.undecided}; default vs deep: same limit on "
+              f"{r['same']} of {r['both_decided']} decided by both "
+              f"({100 * r['same'] / max(r['both_decided'], 1):.2f} %)"
+              + (f", differ at {r['differ']}" if r["differ"] else "")
+              + f"; default vs true clock: same on {nb - len(bad)} of {nb} "
+              f"({100 * (nb - len(bad)) / max(nb, 1):.2f} %)" + (f", differ at {bad}" if bad
+                                                                else "")
+              + f"; CPU s default {r['cpu_default']:.1f}, deep {r['cpu_deep']:.1f}, true clock "
+              f"{tc:.1f}", flush=True)
 
 
 if __name__ == "__main__":

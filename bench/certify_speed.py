@@ -3,11 +3,12 @@
     NUMBA_NUM_THREADS=1 PYTHONPATH=. python bench/certify_speed.py [K] [L] [EPS] [N] [SEED]
 
 For N Monte Carlo starts ``z_j(0) = eps U(0.5, 1.5)`` (walsh): the CPU seconds of
-``certify_limit`` on each start alone (both stages, KKT certificate included) and of ``flow``
+``certify_limit`` on each start alone (first stage, limit stage where needed, KKT certificate
+included) and of ``flow``
 of the same start to t = 1e12 (default method and tolerances), both warmed up (compiled)
 first; prints the median, 90th percentile and maximum of the per-start ratio, the ratio of
 the totals, and how the classifier's time splits between starts it decides in the first
-stage, starts the second stage takes, and starts left undecided.
+stage, starts the limit stage takes, and starts left undecided.
 """
 import sys
 import time
@@ -36,7 +37,7 @@ def main(K=8, L=3, eps=0.01, N=100, seed=0):
         c, tc[i] = cpu(lambda: certify_limit(spec, z[i], is_z=True))
         _, tf[i] = cpu(lambda: flow(spec, s0[i], t_end=1e12, progress=False))
         stage.append("undecided" if not c.decided[0] else
-                     "first stage" if c.z_final[0] == c.meta["z_final"] else "second stage")
+                     "first stage" if c.z_final[0] == c.meta["z_final"] else "limit stage")
     r = tc / tf
     print(f"walsh K = {K}, L = {L}, eps = {eps}, {N} starts (seed {seed}), CPU seconds per start")
     print(f"  flow to t = 1e12: median {np.median(tf) * 1e3:.2f} ms; certify_limit: median "
@@ -45,7 +46,7 @@ def main(K=8, L=3, eps=0.01, N=100, seed=0):
           f"{np.percentile(r, 90):.1f}, max {r.max():.0f}; ratio of totals "
           f"{tc.sum() / tf.sum():.1f}")
     st = np.array(stage)
-    for k in ("first stage", "second stage", "undecided"):
+    for k in ("first stage", "limit stage", "undecided"):
         m = st == k
         if m.any():
             print(f"  {k}: {m.sum()} starts, {tc[m].sum():.2f} s of {tc.sum():.2f} s, median "

@@ -14,6 +14,12 @@ Balanced unregularised CE at depth L: factors s_l = z^(1/L) obey ds_l/dt = g pro
    ratio is y_j* / delta + O(1) and the exponent over stops delta, delta/q tends to 1.
 5. The analytic Jacobian used by ``svdyn/analysis/yclock.py``:
    d ghat_j / d m_k = ghat_j ([k = argmin] + p_k) - M[k, j] w_k (checked on K = 4 walsh).
+6. The frozen-scale clock of the limit stage: z_j = lam exp(a (w_j - l(w))), w = log y,
+   l = log Y = -log sum_i e^(-w_i), a = -L/(L-2). It is invariant under w -> w + c (so y can
+   be rescaled to y_min = 1 and the stops have no floor); dz_i/dw_k = a z_i ([i = k] - r_k),
+   r = Y / y; with lam = Y^(-L/(L-2)) at the hand-off it equals the true z_j = y_j^(-L/(L-2))
+   there; and the Jacobian's extra term uses sum_k (d ghat_j/d m_k) m_k
+   = ghat_j sum_k p_k m_k - sum_k M[k, j] w_k (m_k - m_min) (checked on K = 3 and K = 4 walsh).
 """
 from __future__ import annotations
 
@@ -95,9 +101,41 @@ def derive() -> dict:
             rhs = ghat[j] * ((1 if kk == imin else 0) + p[kk]) - M[kk, j] * wv[kk]
             okj &= sp.simplify(lhs - rhs) == 0
     out["jacobian_ok"] = bool(okj)
+    # 6. frozen scale: the identity behind the extra Jacobian term (same K = 4 field)
+    okt = True
+    for j in range(4):
+        lhs = sum(sp.diff(ghat[j], mm[kk]) * mm[kk] for kk in range(3))
+        rhs = ghat[j] * sum(p[kk] * mm[kk] for kk in range(3)) \
+            - sum(M[kk, j] * wv[kk] * (mm[kk] - mm[imin]) for kk in range(3))
+        okt &= sp.simplify(lhs - rhs) == 0
+    out["frozen_identity_ok"] = bool(okt)
+    ws = sp.symbols("w1:4", real=True)
+    cc, lam = sp.symbols("c lam", positive=True)
+    aa = -Ld / (Ld - 2)
+    ell = lambda v: -sp.log(sum(sp.exp(-x) for x in v))  # noqa: E731
+    zfr = [lam * sp.exp(aa * (wi - ell(ws))) for wi in ws]
+    shifted = [zi.subs({wi: wi + cc for wi in ws}, simultaneous=True) for zi in zfr]
+    out["frozen_shift_ok"] = all(sp.simplify(sp.expand_log(a_ - b_, force=True)) == 0
+                                 for a_, b_ in zip(shifted, zfr))
+    r = [sp.exp(-x) / sum(sp.exp(-v) for v in ws) for x in ws]
+    okd = True
+    for i in range(3):
+        for kk in range(3):
+            lhs = sp.diff(zfr[i], ws[kk])
+            rhs = aa * zfr[i] * ((1 if i == kk else 0) - r[kk])
+            okd &= sp.simplify(lhs - rhs) == 0
+    out["frozen_dz_ok"] = bool(okd)
+    ys_ = sp.symbols("y1:4", positive=True)
+    Yh = 1 / sum(1 / v for v in ys_)
+    pz = Ld / (Ld - 2)
+    zhand = [Yh ** (-pz) * (v / Yh) ** (-pz) for v in ys_]
+    out["frozen_handoff_ok"] = all(sp.simplify(sp.powsimp(sp.expand_power_base(
+        zh - v ** (-pz), force=True), force=True)) == 0 for zh, v in zip(zhand, ys_))
     out["all_ok"] = bool(out["balanced_zflow_ok"] and out["dy_dt_ok"] and out["z_of_y_ok"]
                          and out["weights_bounded_ok"] and out["tau_star_ok"]
-                         and out["exponents_ok"] and out["jacobian_ok"])
+                         and out["exponents_ok"] and out["jacobian_ok"]
+                         and out["frozen_identity_ok"] and out["frozen_shift_ok"]
+                         and out["frozen_dz_ok"] and out["frozen_handoff_ok"])
     return out
 
 
@@ -129,6 +167,16 @@ def section(R) -> None:
         f"{R.check(d['exponents_ok'])}. Jacobian of the scaled field used by the stiff clock "
         "(`svdyn/analysis/yclock.py`), $\\partial\\hat g_j/\\partial m_k=\\hat g_j([k=\\arg\\min]"
         f"+p_k)-M_{{kj}}w_k$ (K = 4 walsh) {R.check(d['jacobian_ok'])}.")
+    R.w()
+    R.w("The limit stage's frozen-scale clock, $z_j=\\lambda e^{a(w_j-\\ell(w))}$, "
+        "$w=\\log y$, $\\ell=\\log Y=-\\log\\sum_i e^{-w_i}$, $a=-L/(L-2)$: invariant under "
+        f"$w\\to w+c$ {R.check(d['frozen_shift_ok'])}; "
+        "$\\partial z_i/\\partial w_k=a z_i([i=k]-r_k)$, $r=Y/y$ "
+        f"{R.check(d['frozen_dz_ok'])}; with $\\lambda=Y^{{-L/(L-2)}}$ at the hand-off it equals "
+        f"the true $z_j=y_j^{{-L/(L-2)}}$ {R.check(d['frozen_handoff_ok'])}; the Jacobian's extra "
+        "term uses $\\sum_k(\\partial\\hat g_j/\\partial m_k)m_k=\\hat g_j\\sum_k p_k m_k-"
+        "\\sum_k M_{kj}w_k(m_k-m_{\\min})$ (K = 4 walsh) "
+        f"{R.check(d['frozen_identity_ok'])}.")
     R.w()
 
 

@@ -194,3 +194,30 @@ def mc_result(K: int, depth: int, group: str, eps: float, seed, decided, nc, ran
             "undecided_reasons": reasons,
             "failed": int(sum(not str(st).startswith("ok") for st in status)),
             "classifier": "certify_limit"}
+
+
+def readout_check(K: int, depth: int, eps: float, samples: int, seed: int = 0,
+                  group: str = "", extra_decades: int = 2) -> dict:
+    """The certified classifier against a deeper readout of itself on the same Monte Carlo
+    starts: its defaults (``certify_limit``) vs every start, decided or not, through the
+    limit stage with ``extra_decades`` more stops (a y threshold ``10^extra_decades`` x
+    smaller than the limit stage's last one; ``limit_all=True``, only that readout kept).
+    Returns the undecided counts of both, the starts both decide, how many of those have the
+    same certified limit (support class), and the indices of the others."""
+    from ..spec import random_init_z
+    from .certify import LIMIT_DECADES
+    spec = ModelSpec(K, depth, group=group)
+    z = random_init_z(spec, eps, np.random.default_rng(seed), batch=samples)
+    t0 = time.process_time()
+    a = certify_limit(spec, z, is_z=True)
+    t1 = time.process_time()
+    b = certify_limit(spec, z, is_z=True, limit_all=True,
+                      limit_decades=LIMIT_DECADES + extra_decades)
+    t2 = time.process_time()
+    both = a.decided & b.decided
+    differ = [int(i) for i in np.nonzero(both)[0] if a.support_class[i] != b.support_class[i]]
+    return {"classes": K, "depth": depth, "group": spec.group, "init_scale": eps,
+            "samples": samples, "seed": seed, "deep_decades": LIMIT_DECADES + extra_decades,
+            "undecided_default": a.undecided, "undecided_deep": b.undecided,
+            "both_decided": int(both.sum()), "same": int(both.sum()) - len(differ),
+            "differ": differ, "cpu_default": t1 - t0, "cpu_deep": t2 - t1}

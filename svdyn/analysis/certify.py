@@ -37,22 +37,34 @@ slack ``EXACT_TOL``) and ``||zhat - z_v|| / ||z_v||`` must be below
 objective's derivative is +inf, so stationarity holds there for every mu), complementary
 slackness is ``max_c mu_c |m_c(z_v) - 1|`` on A, and the *first-order gap*
 ``min { grad f . d : M_A d >= 0, 1^T M_A d = 1 }`` (an LP) is positive iff the vertex is a
-strict local minimum. A start left undecided for a reason a longer clock can resolve (a mode
-in transit, a direction not yet within tolerance, a saddle face not yet left, the step limit)
-goes on to a *second stage* whose last stop sits at ``z_retry`` (default ``Z_RETRY = 1e11``,
-100x ``Z_FINAL``; at L = 3 this is one more decade in y) and is read there by the same rules
-(first stage at rtol ``RTOL``, second at ``RETRY_RTOL``). In the report's Monte Carlo
-(``svdyn report --only basins``; 2000 starts per cell at K = 8, 1000 at K = 16) the two stages
-leave at most 19 of 2000 undecided at K = 8 and at L >= 4 at most 3 of 1000 at K = 16, but 48
-and 21 of 1000 at K = 16, L = 3 (eps = 0.1, 0.01): starts that pass near a degenerate face,
-where a mode's share falls like a small power of z (measured z_j / z_max ~ z_max^-0.3 from
-1e7 to 1e9) and the direction error of 2.5e-2 at z = 1e9 is still 2.4e-3 at 1e13. Cost,
-start by start (``NUMBA_NUM_THREADS=1 python bench/certify_speed.py K L EPS 100 SEED``), against
-a plain flow of the same start to t = 1e12 (default dop853; measured 2026-12-02, after the
-flow's field became 1.6-6x cheaper, old and new code timed alternately): K = 8, L = 3, eps = 0.01, seed 0 median ratio 2.5 (90th
-percentile 5.3; 2.00 vs 0.79 ms), ratio of totals 20.9, because the 2 starts of 100 that need
-the second stage take 84 % of the time; K = 16, L = 3, eps = 0.1, seed 1 median 11.9, totals
-173 (the slow exits from a saddle region need ~1e4-4e5 clock steps). A limit is
+strict local minimum.
+
+The limit stage. A start left undecided at the first stage's last stop for a reason a longer
+clock can resolve (a mode in transit, a direction not yet within tolerance, a saddle face not
+yet left, the step limit) is usually one that lingers near a saddle of the direction dynamics:
+its exit takes a fixed span of ``s = -log y_min`` (exponential in s), which in z is a power
+(measured z_j / z_max ~ z_max^-0.3), so the true clock needs z far past what float64 resolves
+(``Z_CAP = 1e14``: the weights need the gaps m_c - m_min of margins ~z to O(1e-3) absolute).
+The limit stage continues it in the *frozen-scale* clock (``yclock.frozen_flow_y``): the same
+field and clock with ``z_j = lam (y_j / Y)^(-L/(L-2))``, ``Y = 1 / sum 1/y``, and
+``lam = Y^(-L/(L-2))`` fixed at the hand-off state (where it equals the true z exactly;
+``derivations/certify_clock.py`` item 6). The field depends on y only through y / Y, so y is
+rescaled to y_min = 1 and the stops ``q^-1 .. q^-LIMIT_DECADES`` have no floor. What it keeps
+and what it changes: the true field's softmax weights sit on the constraints tied within O(1)
+in absolute margin, i.e. within O(1/z) relative, and that width shrinks as z grows; the frozen
+clock holds it at its hand-off value ~1/lam (~1e-9 after the first stage), while the ratio
+mechanics are the true clock's (survivors' ratios converge, a dying mode's ratio grows like
+1 / y_min because its factor Y / y_j -> 0). So its direction dynamics differ from the true
+flow's by a relative O(1/lam), and only a start that close to a basin boundary (closer than the
+first stage's own error, rtol 1e-7) should be sent the other way: an argument, not a proof; the
+agreement checks below are the evidence. The stage reads the same ratio-exponent rules at its
+last three stops and the same certificate; ``z_final`` records the equivalent z of its last stop (``(y_min q^-D)^(-L/(L-2))``,
+e.g. 1e27 at L = 3). Measured (``NUMBA_NUM_THREADS=1 python bench/certify_agreement.py 16 0.1
+300 3 3``, walsh K = 16, L = 3, eps = 0.1): 0 of 300 undecided (the old second stage of the
+true clock to z = 1e11: 15); the same certified limit as a readout of every start through the
+limit stage at a 100x smaller threshold on 300 of 300, and as the old two-stage classifier on
+the 285 it decides; 15.2 vs 41.7 CPU s. The true clock's second stage stays available
+(``z_retry``, off by default; run before the limit stage when set). A limit is
 reported as a code (or NC) only when all of: integration ok, every mode decided, vertex,
 feasible, direction within tolerance, stationarity residual below ``KKT_TOL``, and gap > 0;
 otherwise the result is ``undecided`` with the reason. A non-vertex KKT point of the concave
@@ -102,7 +114,7 @@ Z_RETRY = 1e11     # optional second stage of the true clock (``z_retry``; off b
 MAX_STEPS = 20_000           # clock steps per start, first stage
 RETRY_MAX_STEPS = 400_000    # and second stage (slow exits from a saddle region need ~1e5)
 LIMIT_DECADES = 6  # limit stage: stops a factor Q apart in y_min past the hand-off state
-LIMIT_RTOL = 1e-8
+LIMIT_RTOL = 1e-10
 LIMIT_MAX_STEPS = 200_000
 Z_CAP = 1e14       # largest z the reference field evaluates
 # Clock tolerances (rtol in w = log y; see yclock.py). Measured with the same seeds, walsh,
@@ -609,7 +621,8 @@ def _limit_stage(spec, mv, again, ylast, res, decades, q, rtol, replace=False):
     with np.errstate(divide="ignore"):
         n_eff = np.sum(np.where(mv[again], 1.0 / y0, 0.0), axis=1)  # 1 / Y at y_min = 1
     ymin0 = np.array([ylast[i][mv[i]].min() for i in again])
-    # the scale at which the frozen field equals the true field at the hand-off state
+    # the scale at which the frozen field equals the true one at the hand-off: lam = Y^(-p)
+    # (= ymin0^(-p) n_eff^p, formed from the rescaled y)
     lam = ymin0 ** (-p) * n_eff ** p
     stops = q ** -np.arange(1.0, decades + 1.0)
     y, status, steps, _ = frozen_flow_y(spec, y0, stops, lam, rtol=rtol,

@@ -318,6 +318,14 @@ def sec_basins(ctx: Context) -> Section:
     check = {"n": nchk, "agree": agree, "both_decided": int(both.sum()),
              "undecided_1e6": ca.undecided, "undecided_1e12": cb.undecided,
              "classifier": "certify_limit"}
+    # Monte Carlo readout check: the classifier's defaults vs every start through the limit
+    # stage at a 100x smaller threshold, on fresh starts of the report's cells
+    rdepths = (3, 5) if quick else (3, 4, 6, 8)
+    check["readout"] = [
+        {k: v for k, v in basins.readout_check(K, L, e, (8 if K == 8 else 4) if quick else
+                                               (200 if K == 8 else 100), seed=5 + L).items()
+         if not k.startswith("cpu")}
+        for K in (8, 16) for e in (0.1, 0.01) for L in rdepths]
     for L in DEPTHS_MAP:
         plot_k4_map(maps[L], figures / f"basin_k4_depth{L}.png")
     return basins_section(crit, maps, mc_json, check, rel, quick, bw)
@@ -338,6 +346,25 @@ def basins_from_files(figures, rel) -> Section:
         plot_k4_map(maps[L], figures / f"basin_k4_depth{L}.png")
     bw = max(c.get("width_target", 1e-3) for c in crit.values())
     return basins_section(crit, maps, mc, check, rel, bw=bw)
+
+
+def _readout_text(rows) -> str:
+    """The Monte Carlo readout check (``basins.readout_check`` rows) as a sentence."""
+    if not rows:
+        return ""
+    nb = sum(r["both_decided"] for r in rows)
+    same = sum(r["same"] for r in rows)
+    cells = ", ".join(f"K={r['classes']} L={r['depth']} eps={r['init_scale']:g}: "
+                      f"{r['same']}/{r['both_decided']}"
+                      + (f" (undecided {r['undecided_default']}/{r['undecided_deep']})"
+                         if r["undecided_default"] or r["undecided_deep"] else "")
+                      for r in rows)
+    return ("Readout check on fresh Monte Carlo starts (`basins.readout_check`, "
+            f"{rows[0]['samples']}-{rows[-1]['samples']} per cell): the classifier's "
+            "defaults vs every start, decided or not, through the limit stage with "
+            f"{rows[0]['deep_decades']} stops (a 100x smaller y threshold): the same certified "
+            f"limit on {same} of the {nb} starts both decide ({100 * same / max(nb, 1):.2f} %); "
+            "per cell same/both decided: " + cells + ".\n")
 
 
 def _frac_cell(r) -> str:
@@ -403,18 +430,21 @@ def basins_section(crit: dict, maps: dict, mc_json: list, check: dict, rel, quic
           + ("; run as the sweep `k4_critical_ratios`, `k4_critical` task, one chunk per "
              "(L, eps)" if all("chunk" in m for m in maps.values()) else "")
           + "): section search on (0, 1], every ratio "
-          "classified by the certified classifier (y-clock ratio exponents plus the KKT "
+          "classified by the certified classifier (y-clock ratio exponents, the frozen-scale "
+          "limit stage for the starts the true clock leaves undecided, and the KKT "
           "certificate, `svdyn.analysis.certify`); every ratio the search met below the "
           "bracket is a certified square, every one above it certified NC; undecided ratios "
           "stay inside. At L = 2 every r > 0 gives NC (r_c = 0). Command: `svdyn basin "
           "--classes 4 --depth L --init-scale EPS --critical-ratio`.\n",
           _md_table(["L"] + [f"eps={e:g}" for e in crit_eps], rc_tab) + "\n",
-          f"Classifier check: {check['n']} random points of the L = 3 plane certified with "
-          "the last stop at z = 1e6 and again at z = 1e12 (a 100x smaller y threshold at "
-          f"L = 3): undecided {check.get('undecided_1e6')} and {check.get('undecided_1e12')}; "
+          f"Classifier check: {check['n']} random points of the L = 3 plane certified by the "
+          "first stage alone with the last stop at z = 1e6 and again by the full classifier "
+          "with the last stop at z = 1e12 (a 100x smaller y threshold at L = 3) and the limit "
+          f"stage: undecided {check.get('undecided_1e6')} and {check.get('undecided_1e12')}; "
           + ("the labels agree on " + f"{agree * 100:.2f} % of the "
              f"{check.get('both_decided')} points decided by both.\n" if agree is not None
              else "no point was decided by both.\n")
+          + _readout_text(check.get("readout"))
           + ("" if not inc_fail else "Monotonicity not established (brackets overlap) "
              "for: " + "; ".join(inc_fail) + ".\n")]
     mrows = [[L, maps[L]["n"], "-" if maps[L]["nc_fraction"] is None

@@ -49,6 +49,13 @@ Monte Carlo starts at that cell (seed 1) the certifier left 12 -> 8 undecided. E
 (``log y_min`` within 1e-10). Failures are status codes, never exceptions inside the
 compiled loop.
 
+The same kernel integrates the *frozen-scale* clock of the certifier's limit stage
+(``frozen_flow_y``; ``lam > 0`` in ``_field`` and ``_base``): ``z_j = lam (y_j / Y)^(-L/(L-2))``
+keeps the largest z within [lam / K^(L/(L-2)), lam] while every y falls, so the stops may go
+arbitrarily far below the hand-off state (see ``certify.py`` for what it approximates); its
+Jacobian carries the extra term of the moving scale Y (checked against central differences in
+``tests/test_certify.py``, derived in ``derivations/certify_clock.py``).
+
 Why it is kept next to the engine's ``svdyn.integrate.flow_y(method="rodas4")`` (measured
 ``NUMBA_NUM_THREADS=1 python bench/yclock_vs_engine.py [labels]``, walsh, eps = 0.01, rtol 1e-8,
 the stops of ``certify.y_stops``): rodas4 takes 3-4x fewer steps but costs 0.85-2.8x the CPU
