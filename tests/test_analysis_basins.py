@@ -63,3 +63,12 @@ def test_report_landscape_section_fallback(monkeypatch, tmp_path):
     out = report.build_report(tmp_path / "R.md", tmp_path / "f", quick=True, only="pu",
                               log=lambda m: None)
     assert "not generated" in out.read_text()
+
+
+def test_readout_check_agrees_with_a_100x_deeper_limit_stage():
+    """The classifier's defaults against every start read by the limit stage at a 100x
+    smaller y threshold (walsh K = 8, L = 3, eps = 0.01: a cell with slow exits)."""
+    r = basins.readout_check(8, 3, 0.01, 24, seed=1)
+    assert r["undecided_default"] == 0 and r["undecided_deep"] == 0
+    assert r["both_decided"] == 24 and r["same"] == 24 and r["differ"] == []
+    assert r["deep_decades"] == 8

@@ -245,3 +245,28 @@ def test_stiff_clock_reaches_1e11_and_converges_in_rtol():
     assert sa == sb == ["ok"] and na[0] < 40_000 and nb_[0] < 40_000
     assert np.allclose(a[0, :, 1:], b[0, :, 1:], rtol=1e-4)
     assert np.allclose(a[0, :, 1:].min(axis=1), st, rtol=1e-9)
+
+
+def test_frozen_clock_is_shift_invariant_and_matches_the_true_field_at_hand_off():
+    """The frozen-scale field depends on y only through y / Y: scaling y0 and the stops by c
+    scales every output by c (to the integrator's rounding); and with lam = Y^(-L/(L-2)) its
+    z at the hand-off state is the true z = y^(-L/(L-2))."""
+    from svdyn.analysis.maxmargin import margin_matrix
+    from svdyn.analysis.yclock import _base, frozen_flow_y
+    spec = ModelSpec(8, 3)
+    z0 = np.r_[0, 0.01 * np.random.default_rng(7).uniform(0.5, 1.5, 7)]
+    w, mv = _late_state(spec, z0, 1e6)
+    y = np.where(mv, np.exp(w), np.inf)
+    Y = 1.0 / np.sum(1.0 / y[mv])
+    lam = Y ** -3.0
+    M = np.ascontiguousarray(margin_matrix(spec.G, spec.n))
+    zb, mb = np.empty(8), np.empty(M.shape[0])
+    _base(w, mv, M, -3.0, lam, zb, mb)
+    assert np.allclose(zb[mv], y[mv] ** -3.0, rtol=1e-12)
+    st = y[mv].min() * 10.0 ** -np.arange(1.0, 5.0)
+    a, sa, na, _ = frozen_flow_y(spec, y[None], st, lam, rtol=1e-9, max_steps=100_000)
+    b, sb, nb_, _ = frozen_flow_y(spec, 1e-30 * y[None], 1e-30 * st, lam, rtol=1e-9,
+                                  max_steps=100_000)
+    assert sa == sb == ["ok"] and abs(int(na[0]) - int(nb_[0])) <= 2
+    assert np.allclose(1e-30 * a[0][:, mv], b[0][:, mv], rtol=1e-6)
+    assert np.allclose(b[0][:, mv].min(axis=1), 1e-30 * st, rtol=1e-9)

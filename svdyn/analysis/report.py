@@ -359,8 +359,9 @@ def _readout_text(rows) -> str:
                       + (f" (undecided {r['undecided_default']}/{r['undecided_deep']})"
                          if r["undecided_default"] or r["undecided_deep"] else "")
                       for r in rows)
-    return ("Readout check on fresh Monte Carlo starts (`basins.readout_check`, "
-            f"{rows[0]['samples']}-{rows[-1]['samples']} per cell): the classifier's "
+    per = {r["classes"]: r["samples"] for r in rows}
+    return ("Readout check on fresh Monte Carlo starts (`basins.readout_check`; "
+            + ", ".join(f"{n} per cell at K = {K}" for K, n in per.items()) + "): the classifier's "
             "defaults vs every start, decided or not, through the limit stage with "
             f"{rows[0]['deep_decades']} stops (a 100x smaller y threshold): the same certified "
             f"limit on {same} of the {nb} starts both decide ({100 * same / max(nb, 1):.2f} %); "
