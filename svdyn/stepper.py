@@ -40,6 +40,7 @@ from .field import field, logits_into, loss_margin, new_scratch, symmetrise_pair
 from .groups import WALSH
 from .jit import kernel as _njit, leaf, parallel as _parallel  # decorator flags: svdyn/jit.py
 from .softmax import class_margins, group_transform, min_margin_of
+from .spec import LOSS_CE
 from .steady import _lu, _lu_solve, newton_steady
 
 SAFETY = 0.9
@@ -407,13 +408,15 @@ def _ros_step(y, f0, h, tab, sc, m, ynew, err, U, W, piv, J, ytmp, ftmp, rhs_):
 
 # --------------------------------------------------------------------------- RK slice
 @_njit
-def rk_advance(i, run, m, tab, ctrl, ros):
+def rk_advance(i, run, m, tab, ctrl, ros, sty):
     """Advance trajectory ``i`` by at most ``ctrl.slice_steps`` attempted steps.
 
     ``ros``: True in the kernels for implicit (Rosenbrock) tableaux, None in the explicit
     ones; numba prunes the ``ros is not None`` branch when ``ros`` is None, so the explicit
     kernels never compile the Rosenbrock step and its analytic Jacobian (~4 s of a first
-    compile)."""
+    compile). ``sty``: likewise for the steady hand-off (stiffness detection and
+    ``steady.newton_steady``): None in the kernels of flows that have no finite fixed point
+    (unregularised ce, or the hand-off turned off), which then never compile it."""
     ist = run.ist[i]
     fs = run.fs[i]
     if ist[I_DONE]:
@@ -639,10 +642,11 @@ def rk_advance(i, run, m, tab, ctrl, ros):
                     idx += 1
                 ev = ev_new
             stiff = False
-            if (ctrl.steady != 0 and win_acc + 1 >= STEADY_WINDOW and tab.stiff_stage >= 0
-                    and m.clock == CLOCK_T):
-                hl = h_eff * _stiff_ratio(y, k, h_eff, tab)
-                stiff = hl >= STEADY_STIFF_FRACTION * tab.stab_real
+            if sty is not None:   # numba prunes on the argument alone: keep this test apart
+                if (ctrl.steady != 0 and win_acc + 1 >= STEADY_WINDOW
+                        and tab.stiff_stage >= 0 and m.clock == CLOCK_T):
+                    hl = h_eff * _stiff_ratio(y, k, h_eff, tab)
+                    stiff = hl >= STEADY_STIFF_FRACTION * tab.stab_real
             for l in range(L):
                 for j in range(K):
                     y[l, j] = ynew[l, j]
@@ -657,15 +661,16 @@ def rk_advance(i, run, m, tab, ctrl, ros):
             if idx >= T:
                 done = True
             elif win_acc >= STEADY_WINDOW:
-                if (ctrl.steady != 0 and m.clock == CLOCK_T and
-                        (stiff or win_rej >= STEADY_REJECT_FRACTION * (win_acc + win_rej)) and
-                        newton_steady(y, k[0], ytmp, sc, rtol, atol, m)):
-                    fs[F_TSTEADY] = t
-                    ls, ms = field(ytmp, ynew, sc, m)
-                    while idx < T:
-                        _record(run, i, idx, ytmp, ls, ms, stops[idx])
-                        idx += 1
-                    done = True
+                if sty is not None:
+                    if (ctrl.steady != 0 and m.clock == CLOCK_T and
+                            (stiff or win_rej >= STEADY_REJECT_FRACTION * (win_acc + win_rej))
+                            and newton_steady(y, k[0], ytmp, sc, rtol, atol, m)):
+                        fs[F_TSTEADY] = t
+                        ls, ms = field(ytmp, ynew, sc, m)
+                        while idx < T:
+                            _record(run, i, idx, ytmp, ls, ms, stops[idx])
+                            idx += 1
+                        done = True
                 win_acc = 0
                 win_rej = 0
         else:
@@ -743,28 +748,43 @@ def gd_advance(i, run, m, tab, ctrl):
 def rk_batch_par(run, m, tab, ctrl):
     """One RK slice of every unfinished trajectory, in parallel over the batch."""
     for i in nb.prange(run.y.shape[0]):
-        rk_advance(i, run, m, tab, ctrl, None)
+        rk_advance(i, run, m, tab, ctrl, None, True)
 
 
 @_njit
 def rk_batch_ser(run, m, tab, ctrl):
     """One RK slice of every unfinished trajectory, serially."""
     for i in range(run.y.shape[0]):
-        rk_advance(i, run, m, tab, ctrl, None)
+        rk_advance(i, run, m, tab, ctrl, None, True)
+
+
+@_parallel
+def rk_free_par(run, m, tab, ctrl):
+    """``rk_batch_par`` without the steady hand-off (flows with no finite fixed point)."""
+    for i in nb.prange(run.y.shape[0]):
+        rk_advance(i, run, m, tab, ctrl, None, None)
+
+
+@_njit
+def rk_free_ser(run, m, tab, ctrl):
+    """``rk_batch_ser`` without the steady hand-off (flows with no finite fixed point)."""
+    for i in range(run.y.shape[0]):
+        rk_advance(i, run, m, tab, ctrl, None, None)
 
 
 @_parallel
 def ros_batch_par(run, m, tab, ctrl):
-    """One Rosenbrock slice (implicit tableaux) of every unfinished trajectory, in parallel."""
+    """One Rosenbrock slice (implicit tableaux) of every unfinished trajectory, in parallel
+    (no steady hand-off: implicit tableaux run the y clock only)."""
     for i in nb.prange(run.y.shape[0]):
-        rk_advance(i, run, m, tab, ctrl, True)
+        rk_advance(i, run, m, tab, ctrl, True, None)
 
 
 @_njit
 def ros_batch_ser(run, m, tab, ctrl):
     """One Rosenbrock slice (implicit tableaux) of every unfinished trajectory, serially."""
     for i in range(run.y.shape[0]):
-        rk_advance(i, run, m, tab, ctrl, True)
+        rk_advance(i, run, m, tab, ctrl, True, None)
 
 
 @_parallel
@@ -786,6 +806,16 @@ def gd_batch_ser(run, m, tab, ctrl):
 #: Rosenbrock step).
 BATCH_KERNELS = {JOB_RK: (rk_batch_ser, rk_batch_par), JOB_GD: (gd_batch_ser, gd_batch_par)}
 ROS_KERNELS = (ros_batch_ser, ros_batch_par)
+#: explicit RK runs that can never hand off to a fixed point (see :func:`has_fixed_point`)
+FREE_KERNELS = (rk_free_ser, rk_free_par)
+
+
+def has_fixed_point(m) -> bool:
+    """Whether the flow of model bundle ``m`` can reach a finite stable fixed point (where the
+    steady hand-off may fire): any loss other than plain ce, or a weight decay. Unregularised
+    ce has none (its gradient vanishes only as the margins go to infinity), so its flows run
+    kernels without the hand-off."""
+    return m.code != LOSS_CE or bool(np.any(m.lam != 0.0))
 
 
 # Entering numba's parallel region costs ~15 ms per call on this 2-core machine (a one-step
@@ -816,7 +846,13 @@ def drive(run, m, tab, ctrl, *, bar=None, work_per_step: float = 1.0, what: str 
     known without typing its nine arrays).
     """
     B = run.y.shape[0]
-    ser, par = ROS_KERNELS if ctrl.job == JOB_RK and tab.implicit else BATCH_KERNELS[ctrl.job]
+    if ctrl.job == JOB_RK and tab.implicit:
+        ser, par = ROS_KERNELS
+    elif ctrl.job == JOB_RK and (ctrl.steady == 0 or m.clock != CLOCK_T
+                                 or not has_fixed_point(m)):
+        ser, par = FREE_KERNELS
+    else:
+        ser, par = BATCH_KERNELS[ctrl.job]
     kernel = par if B >= PARALLEL_MIN_BATCH else ser
     if kernel not in _READY:  # first call in this process: maybe a compile, say so
         from .progress import compile_notice

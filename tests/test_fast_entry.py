@@ -40,7 +40,7 @@ def test_unvouched_arguments_dispatch():
     ctrl = make_ctrl(JOB_RK, 1e-9, 1e-12, 10_000, 1 << 20, True, True, STOP_TIME, 0.0)
     ref = new_run(s0, tab.n_dense, times)
     st.drive(ref, m, tab, ctrl)
-    k = st.BATCH_KERNELS[JOB_RK][0]
+    k = st.FREE_KERNELS[0]   # unregularised ce: the kernels without the steady hand-off
     assert st._entry(k, new_run(s0, tab.n_dense, times), m, tab, ctrl, True) is not None
     odd = ctrl._replace(h0=np.float64(0.0))   # a numpy scalar: not keyed, dispatch
     assert st._entry(k, new_run(s0, tab.n_dense, times), m, tab, odd, False) is None
@@ -59,3 +59,29 @@ def test_new_run_copies_a_read_only_state():
     run = new_run(y, 7, np.array([1.0]), copy=False)
     assert run.y.flags.writeable and run.y.flags.c_contiguous
     assert all(a.flags.writeable and a.flags.c_contiguous for a in run)
+
+
+def test_flows_without_a_fixed_point_skip_the_hand_off_kernels():
+    """Unregularised ce has no finite fixed point: its flows run the kernels compiled without
+    the steady hand-off, with results identical to the hand-off kernels; any weight decay,
+    another loss, or the hand-off turned off chooses as documented, and a regularised flow
+    still hands off (t_steady >= 0)."""
+    tab = TABLEAUX["dop853"]
+    ce = ModelSpec(8, 3)
+    assert not st.has_fixed_point(ce.bundle(CLOCK_T))
+    assert st.has_fixed_point(ModelSpec(8, 3, weight_decay=1e-3).bundle(CLOCK_T))
+    assert st.has_fixed_point(ModelSpec(8, 3, loss="mse").bundle(CLOCK_T))
+    assert st.has_fixed_point(ModelSpec(8, 3, loss="ls:0.1").bundle(CLOCK_T))
+    S = _starts(ce, 2)
+    times = np.array([0.0, 1.0, 1e4, 1e8])
+    ctrl = make_ctrl(JOB_RK, 1e-9, 1e-12, 100_000, 1 << 20, True, True, STOP_TIME, 0.0)
+    runs = []
+    for kern in (st.FREE_KERNELS[0], st.BATCH_KERNELS[JOB_RK][0]):
+        run = new_run(S, tab.n_dense, times)
+        st._drive(kern, run, ce.bundle(CLOCK_T), tab, ctrl, None, 1.0, True)
+        runs.append(run)
+    np.testing.assert_array_equal(runs[0].out_s, runs[1].out_s)
+    np.testing.assert_array_equal(runs[0].ist, runs[1].ist)
+    reg = ModelSpec(4, 2, weight_decay=1e-2)
+    tr = flow(reg, _starts(reg, 1)[0], 1e8, progress=False)
+    assert tr.stats["t_steady"][0] >= 0
