@@ -408,7 +408,7 @@ def _ros_step(y, f0, h, tab, sc, m, ynew, err, U, W, piv, J, ytmp, ftmp, rhs_):
 
 # --------------------------------------------------------------------------- RK slice
 @_njit
-def rk_advance(i, run, m, tab, ctrl, ros, sty):
+def rk_advance(i, run, m, tab, ctrl, ros, sty, evs):
     """Advance trajectory ``i`` by at most ``ctrl.slice_steps`` attempted steps.
 
     ``ros``: True in the kernels for implicit (Rosenbrock) tableaux, None in the explicit
@@ -416,7 +416,10 @@ def rk_advance(i, run, m, tab, ctrl, ros, sty):
     kernels never compile the Rosenbrock step and its analytic Jacobian (~4 s of a first
     compile). ``sty``: likewise for the steady hand-off (stiffness detection and
     ``steady.newton_steady``): None in the kernels of flows that have no finite fixed point
-    (unregularised ce, or the hand-off turned off), which then never compile it."""
+    (unregularised ce, or the hand-off turned off), which then never compile it. ``evs``:
+    True in the kernels of event stops (``STOP_MARGIN``, ``STOP_YMIN``), None in those of
+    save times (``STOP_TIME``), which then never compile the event and root-finding helpers.
+    ``drive`` picks the kernel whose flags fit the run (:data:`KERNEL_FLAGS`)."""
     ist = run.ist[i]
     fs = run.fs[i]
     if ist[I_DONE]:
@@ -458,7 +461,7 @@ def rk_advance(i, run, m, tab, ctrl, ros, sty):
             while idx < T and stops[idx] <= 0.0:
                 _record(run, i, idx, y, loss, mm, 0.0)
                 idx += 1
-        else:
+        elif evs is not None:
             ev = _event(y, mm, sc, m, kind)
             fs[F_EV] = ev
             if kind == STOP_MARGIN:  # stops already passed: the start itself is recorded
@@ -469,6 +472,10 @@ def rk_advance(i, run, m, tab, ctrl, ros, sty):
                 ist[I_STATUS] = STOP_PASSED
                 ist[I_DONE] = 1
                 return
+        else:   # an event stop in a save-time kernel (drive never does this)
+            ist[I_STATUS] = NON_FINITE
+            ist[I_DONE] = 1
+            return
         ist[I_IDX] = idx
         if idx == T:
             ist[I_DONE] = 1
@@ -628,7 +635,7 @@ def rk_advance(i, run, m, tab, ctrl, ros, sty):
                     while idx < T and stops[idx] <= t:
                         _record(run, i, idx, ynew, lo, mg, t)
                         idx += 1
-            else:
+            elif evs is not None:
                 ev_new = _event(ynew, mg if kind == STOP_MARGIN else np.nan, sc, m, kind)
                 while idx < T and ev_new >= stops[idx]:
                     if not have_dense:
@@ -748,28 +755,42 @@ def gd_advance(i, run, m, tab, ctrl):
 def rk_batch_par(run, m, tab, ctrl):
     """One RK slice of every unfinished trajectory, in parallel over the batch."""
     for i in nb.prange(run.y.shape[0]):
-        rk_advance(i, run, m, tab, ctrl, None, True)
+        rk_advance(i, run, m, tab, ctrl, None, True, None)
 
 
 @_njit
 def rk_batch_ser(run, m, tab, ctrl):
     """One RK slice of every unfinished trajectory, serially."""
     for i in range(run.y.shape[0]):
-        rk_advance(i, run, m, tab, ctrl, None, True)
+        rk_advance(i, run, m, tab, ctrl, None, True, None)
 
 
 @_parallel
 def rk_free_par(run, m, tab, ctrl):
     """``rk_batch_par`` without the steady hand-off (flows with no finite fixed point)."""
     for i in nb.prange(run.y.shape[0]):
-        rk_advance(i, run, m, tab, ctrl, None, None)
+        rk_advance(i, run, m, tab, ctrl, None, None, None)
 
 
 @_njit
 def rk_free_ser(run, m, tab, ctrl):
     """``rk_batch_ser`` without the steady hand-off (flows with no finite fixed point)."""
     for i in range(run.y.shape[0]):
-        rk_advance(i, run, m, tab, ctrl, None, None)
+        rk_advance(i, run, m, tab, ctrl, None, None, None)
+
+
+@_parallel
+def rk_event_par(run, m, tab, ctrl):
+    """An RK slice of every unfinished trajectory run to event stops, in parallel."""
+    for i in nb.prange(run.y.shape[0]):
+        rk_advance(i, run, m, tab, ctrl, None, None, True)
+
+
+@_njit
+def rk_event_ser(run, m, tab, ctrl):
+    """An RK slice of every unfinished trajectory run to event stops, serially."""
+    for i in range(run.y.shape[0]):
+        rk_advance(i, run, m, tab, ctrl, None, None, True)
 
 
 @_parallel
@@ -777,14 +798,14 @@ def ros_batch_par(run, m, tab, ctrl):
     """One Rosenbrock slice (implicit tableaux) of every unfinished trajectory, in parallel
     (no steady hand-off: implicit tableaux run the y clock only)."""
     for i in nb.prange(run.y.shape[0]):
-        rk_advance(i, run, m, tab, ctrl, True, None)
+        rk_advance(i, run, m, tab, ctrl, True, None, True)
 
 
 @_njit
 def ros_batch_ser(run, m, tab, ctrl):
     """One Rosenbrock slice (implicit tableaux) of every unfinished trajectory, serially."""
     for i in range(run.y.shape[0]):
-        rk_advance(i, run, m, tab, ctrl, True, None)
+        rk_advance(i, run, m, tab, ctrl, True, None, True)
 
 
 @_parallel
@@ -806,8 +827,13 @@ def gd_batch_ser(run, m, tab, ctrl):
 #: Rosenbrock step).
 BATCH_KERNELS = {JOB_RK: (rk_batch_ser, rk_batch_par), JOB_GD: (gd_batch_ser, gd_batch_par)}
 ROS_KERNELS = (ros_batch_ser, ros_batch_par)
-#: explicit RK runs that can never hand off to a fixed point (see :func:`has_fixed_point`)
+#: explicit RK runs to save times that can never hand off to a fixed point (see
+#: :func:`has_fixed_point`), and explicit RK runs to event stops (no hand-off either)
 FREE_KERNELS = (rk_free_ser, rk_free_par)
+EVENT_KERNELS = (rk_event_ser, rk_event_par)
+#: rk_advance's compile-time flags (ros, sty, evs) per kernel family
+KERNEL_FLAGS = {"rk_batch": (None, True, None), "rk_free": (None, None, None),
+                "rk_event": (None, None, True), "ros_batch": (True, None, True)}
 
 
 def has_fixed_point(m) -> bool:
@@ -848,6 +874,8 @@ def drive(run, m, tab, ctrl, *, bar=None, work_per_step: float = 1.0, what: str 
     B = run.y.shape[0]
     if ctrl.job == JOB_RK and tab.implicit:
         ser, par = ROS_KERNELS
+    elif ctrl.job == JOB_RK and ctrl.stop_kind != STOP_TIME:
+        ser, par = EVENT_KERNELS
     elif ctrl.job == JOB_RK and (ctrl.steady == 0 or m.clock != CLOCK_T
                                  or not has_fixed_point(m)):
         ser, par = FREE_KERNELS
