@@ -38,6 +38,8 @@ def warm(parallel: bool = True, stream=None) -> list:
             ("flow", lambda: flow(spec, s0, 10.0, progress=False)),
             ("flow (weight decay)", lambda: flow(reg, s0, 10.0, progress=False)),
             ("flow_y", lambda: flow_y(spec, z, [1.5], progress=False)),
+            ("flow_y (explicit)", lambda: flow_y(spec, z, [1.5], method="dop853",
+                                                 progress=False)),
             ("descend", lambda: descend(spec, s0, 0.1, 3, progress=False))]
     if parallel:
         jobs += [("flow (parallel)", lambda: flow(spec, S0, 10.0, progress=False)),
