@@ -117,7 +117,8 @@ def wrapper_rows():
     import svdyn.stepper as st
     from svdyn.bundle import CLOCK_T, JOB_RK, STOP_TIME, make_ctrl, new_run
     from svdyn.result import Trajectory
-    from svdyn.stepper import rk_batch_ser
+    from svdyn.stepper import FREE_KERNELS
+    rk_batch_ser = FREE_KERNELS[0]   # the kernel an unregularised ce flow runs
     from svdyn.tableaux import TABLEAUX
 
     spec = ModelSpec(4, 2)
