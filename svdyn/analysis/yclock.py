@@ -101,10 +101,7 @@ def _field(w, d, zb, mb, mv, M, a, Lm2, lam, out, z, m, u, r, want_jac, J, tj):
     C1, K = M.shape
     dl = 0.0
     if lam > 0.0:
-        wb = np.inf
-        for j in range(K):
-            if mv[j] and w[j] < wb:
-                wb = w[j]
+        wb = _wmin(w, mv)
         sb = 0.0
         se = 0.0
         for j in range(K):
@@ -201,10 +198,7 @@ def _base(w, mv, M, a, lam, zb, mb):
     C1, K = M.shape
     lY = 0.0
     if lam > 0.0:
-        wb = np.inf
-        for j in range(K):
-            if mv[j] and w[j] < wb:
-                wb = w[j]
+        wb = _wmin(w, mv)
         sb = 0.0
         for j in range(K):
             if mv[j]:
