@@ -209,7 +209,8 @@ def plot_basin_map(m: dict, ax=None):
     cb.set_label("limit of the flow", fontsize=8)
     if und.any():
         E, R = np.meshgrid(eps, r, indexing="ij")
-        ax.plot(E[und], R[und], "k.", ms=2, label=f"undecided ({int(und.sum())} points)")
+        ax.plot(E[und], R[und], "k.", ms=2, label=f"undecided ({int(und.sum())} point"
+                f"{'' if int(und.sum()) == 1 else 's'})")
     if m.get("critical"):
         ce = [c["init_scale"] for c in m["critical"]]
         cr = [c["critical_ratio"] for c in m["critical"]]
