@@ -167,6 +167,7 @@ def test_limit_stage_decides_a_slow_start_on_a_closed_form_vertex():
     assert one.status[0].startswith("ok to stop 3 of 4")
     assert two.z_final[0] == pytest.approx(1e24, rel=1e-9)
     assert two.item(0)["stops"][-1] == pytest.approx(1e-8)
+    assert (one.item(0)["stage"], two.item(0)["stage"]) == ("first", "limit")
     three = certify_limit(spec, z0, is_z=True, z_retry=1e11, limit_decades=0)
     assert three.decided[0] and three.support_class == two.support_class
     assert three.z_final[0] == 1e11 and three.meta["retry"] == {"z_final": 1e11, "starts": 1,
@@ -179,6 +180,7 @@ def test_limit_stage_decides_a_slow_start_on_a_closed_form_vertex():
         opt = np.array(maxmargin.solve(8, 3)["optimum"]["z"])
         assert np.isclose(np.sum(zv[zv > 0] ** (2 / 3)), np.sum(opt[opt > 0] ** (2 / 3)))
     assert three.item(0)["stops"][-1] == pytest.approx(1e11 ** (-1 / 3))
+    assert three.item(0)["stage"] == "retry"
     assert three.steps[0] > one.steps[0]          # both stages counted
     assert two.steps[0] > one.steps[0]
 

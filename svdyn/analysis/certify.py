@@ -184,8 +184,9 @@ class CertifiedLimit:
       stationarity (B,) relative KKT residual; slackness (B,) max mu_c |m_c - 1|;
       min_multiplier (B,); gap (B,) first-order gap (> 0: strict local minimum);
       direction_error (B,); cost (B,) sum z_v^(2/L); steps (B,) integrator steps (both
-      stages); z_final (B,) the largest z of the stops the start was read at (``z_final``, or
-      ``z_retry`` for a start that went on to the second stage).
+      stages); z_final (B,) the largest z of the stops the start was read at (``z_final``,
+      ``z_retry`` for a start the second stage decided, or the equivalent z of the limit
+      stage's last stop, e.g. 1e27 at L = 3; ``stage(i)`` names which).
     Lists (length B): label ("NC", "rank-r code" or "undecided"), support_class (value profile
     of the vertex, e.g. ``"rank-4 {2 x4}"``), reason ('' when decided), status (integrator).
     stops (S,): the first stage's y_min thresholds (``item(i)`` gives start i's own).
@@ -241,8 +242,17 @@ class CertifiedLimit:
                                        "direction": DIRECTION_TOL, "gap": GAP_TOL}},
                 "direction_error": f(self.direction_error[i]), "cost": f(self.cost[i]),
                 "status": self.status[i], "steps": int(self.steps[i]),
-                "z_final": f(self.z_final[i]),
+                "z_final": f(self.z_final[i]), "stage": self.stage(i),
                 "stops": [float(v) for v in self._stops_of(i)]}
+
+    def stage(self, i: int = 0) -> str:
+        """Where start i was read: ``"first"`` (the true clock to ``z_final``), ``"retry"``
+        (its optional second stage to ``z_retry``) or ``"limit"`` (the frozen-scale limit
+        stage; ``z_final`` is then the equivalent z of its last stop)."""
+        zf, m = self.z_final[i], self.meta
+        if not math.isfinite(zf) or zf <= m.get("z_final", Z_FINAL):
+            return "first"
+        return "retry" if zf == m.get("z_retry") else "limit"
 
     def _stops_of(self, i: int) -> np.ndarray:
         zf = self.z_final[i]
