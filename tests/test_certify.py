@@ -11,7 +11,7 @@ from svdyn.analysis.certify import (certify_limit, fast_margins, kkt_certificate
                                     reference_flow_y, scaled_field, y_stops)
 from svdyn.analysis.normtime import run_to_margin
 from svdyn.analysis.yclock import stiff_flow_y
-from svdyn.spec import ModelSpec
+from svdyn.spec import ModelSpec, random_init_z
 
 
 def test_derivation_checks_pass():
@@ -133,7 +133,6 @@ def test_monte_carlo_counts_undecided_separately():
 def test_stiff_clock_matches_the_engine_flow_y():
     # the engine's y clock (svdyn.integrate.flow_y, default rodas4) at a moderate last stop
     from svdyn.integrate import flow_y
-    from svdyn.spec import random_init_z
     spec = ModelSpec(8, 6)
     z = random_init_z(spec, 0.01, np.random.default_rng(2), batch=4)
     st = y_stops(6, 1e4)
@@ -272,3 +271,21 @@ def test_frozen_clock_is_shift_invariant_and_matches_the_true_field_at_hand_off(
     assert sa == sb == ["ok"] and abs(int(na[0]) - int(nb_[0])) <= 2
     assert np.allclose(1e-30 * a[0][:, mv], b[0][:, mv], rtol=1e-6)
     assert np.allclose(b[0][:, mv].min(axis=1), 1e-30 * st, rtol=1e-9)
+
+
+def test_limit_stage_on_a_cyclic_group_keeps_pairs_and_agrees_with_a_full_readout():
+    """cyclic K = 12, L = 3 (paired modes, complex characters), starts with a pinned mode: the
+    defaults and every start through the limit stage (limit_all) certify the same limits, and
+    every certified direction keeps paired modes equal."""
+    spec = ModelSpec(12, 3, group="cyclic")
+    z = random_init_z(spec, 0.05, np.random.default_rng(2), batch=40)
+    z[:5, 1] = 0.0
+    z = spec.G.symmetrise(z)
+    a = certify_limit(spec, z, is_z=True)
+    b = certify_limit(spec, z, is_z=True, limit_all=True)
+    assert a.undecided == 0 and b.undecided == 0
+    assert a.meta["limit"]["starts"] >= 1 and b.meta["limit"]["starts"] == 40
+    assert a.support_class == b.support_class
+    p = spec.G.partner
+    np.testing.assert_allclose(b.direction, b.direction[:, p], atol=1e-9)
+    assert np.all(b.support[:5, 1] == False)  # noqa: E712  (a pinned mode never survives)
