@@ -46,25 +46,29 @@ its exit takes a fixed span of ``s = -log y_min`` (exponential in s), which in z
 (measured z_j / z_max ~ z_max^-0.3), so the true clock needs z far past what float64 resolves
 (``Z_CAP = 1e14``: the weights need the gaps m_c - m_min of margins ~z to O(1e-3) absolute).
 The limit stage continues it in the *frozen-scale* clock (``yclock.frozen_flow_y``): the same
-field and clock with ``z_j = lam (y_j / Y)^(-L/(L-2))``, ``Y = 1 / sum 1/y``, and
-``lam = Y^(-L/(L-2))`` fixed at the hand-off state (where it equals the true z exactly;
+field and clock with ``z_j = lam (y_j / Y)^(-L/(L-2))``, ``Y = 1 / sum 1/y``, and ``lam =
+Y^(-L/(L-2))`` fixed at the hand-off state (where it equals the true z exactly;
 ``derivations/certify_clock.py`` item 6). The field depends on y only through y / Y, so y is
 rescaled to y_min = 1 and the stops ``q^-1 .. q^-LIMIT_DECADES`` have no floor. What it keeps
 and what it changes: the true field's softmax weights sit on the constraints tied within O(1)
 in absolute margin, i.e. within O(1/z) relative, and that width shrinks as z grows; the frozen
 clock holds it at its hand-off value ~1/lam (~1e-9 after the first stage), while the ratio
-mechanics are the true clock's (survivors' ratios converge, a dying mode's ratio grows like
-1 / y_min because its factor Y / y_j -> 0). So its direction dynamics differ from the true
-flow's by a relative O(1/lam), and only a start that close to a basin boundary (closer than the
-first stage's own error, rtol 1e-7) should be sent the other way: an argument, not a proof; the
+mechanics are the true clock's (survivors' ratios converge, a dying mode's ratio grows like 1 /
+y_min because its factor Y / y_j -> 0). So its direction dynamics differ from the true flow's
+by a relative O(1/lam), and only a start that close to a basin boundary (closer than the first
+stage's own error, rtol 1e-7) should be sent the other way: an argument, not a proof; the
 agreement checks below are the evidence. The stage reads the same ratio-exponent rules at its
-last three stops and the same certificate; ``z_final`` records the equivalent z of its last stop (``(y_min q^-D)^(-L/(L-2))``,
-e.g. 1e27 at L = 3). Measured (``NUMBA_NUM_THREADS=1 python bench/certify_agreement.py 16 0.1
-300 3 3``, walsh K = 16, L = 3, eps = 0.1): 0 of 300 undecided (the old second stage of the
-true clock to z = 1e11: 15); the same certified limit as a readout of every start through the
-limit stage at a 100x smaller threshold on 300 of 300, and as the old two-stage classifier on
-the 285 it decides; 15.2 vs 41.7 CPU s. The true clock's second stage stays available
-(``z_retry``, off by default; run before the limit stage when set). A limit is
+last three stops and the same certificate; ``z_final`` records the equivalent z of its last
+stop (``(y_min q^-D)^(-L/(L-2))``, e.g. 1e27 at L = 3). Measured (``NUMBA_NUM_THREADS=1 python
+bench/certify_agreement.py 16 0.1 300 3 3``, walsh K = 16, L = 3, eps = 0.1): 0 of 300
+undecided (the old second stage of the true clock to z = 1e11: 15); the same certified limit as
+a readout of every start through the limit stage at a 100x smaller threshold on 300 of 300, and
+as the old two-stage classifier on the 285 it decides; 17.2 vs 45.9 CPU s (bench/RESULTS.md
+"limit stage" has more cells: 0 undecided in every Monte Carlo cell of the report, agreement
+2400 of 2400 there). The true clock's second stage stays available (``z_retry``, off by
+default; run before the limit stage when set).
+
+A limit is
 reported as a code (or NC) only when all of: integration ok, every mode decided, vertex,
 feasible, direction within tolerance, stationarity residual below ``KKT_TOL``, and gap > 0;
 otherwise the result is ``undecided`` with the reason. A non-vertex KKT point of the concave
