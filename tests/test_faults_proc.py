@@ -24,18 +24,18 @@ def _run(args, **kw):
                           timeout=kw.pop("timeout", 120), **kw)
 
 
-def _interrupt_after(args, delay, tmp_path):
+def _interrupt_after(args, delay, tmp_path, sig=signal.SIGINT):
     p = subprocess.Popen(CLI + args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                          env=ENV, cwd=tmp_path)
     time.sleep(delay)
     t0 = time.monotonic()
-    p.send_signal(signal.SIGINT)
+    p.send_signal(sig)
     try:
         out, err = p.communicate(timeout=30)
     except subprocess.TimeoutExpired:
         p.kill()
         out, err = p.communicate()
-        pytest.fail(f"no exit 30 s after SIGINT: {err[-300:]}")
+        pytest.fail(f"no exit 30 s after {signal.Signals(sig).name}: {err[-300:]}")
     return p.returncode, time.monotonic() - t0, out, err
 
 
@@ -44,6 +44,17 @@ def test_sigint_during_flow_exit_130_no_file(tmp_path):
     rc, dt, _, err = _interrupt_after(LONG_FLOW + ["--json", str(out)], 6.0, tmp_path)
     assert rc == 130, err[-500:]
     assert err.strip().splitlines()[-1] == "svdyn flow: interrupted" and "Traceback" not in err
+    assert dt < 2.5, f"took {dt:.1f} s to stop"
+    assert sorted(os.listdir(tmp_path)) == [], "left files behind"
+
+
+def test_sigterm_during_flow_exit_143_no_file(tmp_path):
+    """SIGTERM is handled like Ctrl-C (the output's temporary file removed), exit 143."""
+    out = tmp_path / "run.json"
+    rc, dt, _, err = _interrupt_after(LONG_FLOW + ["--json", str(out)], 6.0, tmp_path,
+                                      signal.SIGTERM)
+    assert rc == 143, err[-500:]
+    assert err.strip().splitlines()[-1] == "svdyn flow: terminated" and "Traceback" not in err
     assert dt < 2.5, f"took {dt:.1f} s to stop"
     assert sorted(os.listdir(tmp_path)) == [], "left files behind"
 

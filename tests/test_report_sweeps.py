@@ -216,7 +216,10 @@ def test_report_stops_with_one_line_when_a_sweep_folder_is_locked(tmp_path, caps
     assert sorted(p.name for p in tmp_path.iterdir()) == ["figures"]   # no report, no stage
 
 
-def test_sigint_during_report_exits_130_and_keeps_chunks(tmp_path):
+@pytest.mark.parametrize("signame, rc", [("SIGINT", 130), ("SIGTERM", 143)])
+def test_sigint_during_report_exits_130_and_keeps_chunks(tmp_path, signame, rc):
+    """Ctrl-C (and SIGTERM, handled the same way, exit 143) stops the report, keeps the
+    finished chunks and leaves no stage folder or temporary file."""
     import os
     import signal
     import subprocess
@@ -233,10 +236,10 @@ def test_sigint_during_report_exits_130_and_keeps_chunks(tmp_path):
         if len([p for p in chunks.rglob("*.parquet") if not p.name.startswith(".")]) >= 3:
             break
         time.sleep(0.02)
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(getattr(signal, signame))
     t_sig = time.time()
     _, err = proc.communicate(timeout=60)
-    assert proc.returncode == 130, err
+    assert proc.returncode == rc, err
     assert time.time() - t_sig < 10
     assert "Traceback" not in err
     assert [ln for ln in err.splitlines() if ": interrupted" in ln] == [

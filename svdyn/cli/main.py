@@ -13,8 +13,10 @@ import argparse
 import importlib
 import os
 import re
+import signal
 import sys
 import tempfile
+import threading
 
 COMMAND_MODULES = [
     "svdyn.cli.dynamics",   # flow, descend, demo
@@ -109,9 +111,34 @@ def _forget_caught_interrupt() -> None:
     exec("")  # noqa: S102 - resets the interpreter flag; runs no code
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised in the main thread so that every command cleans up exactly as after a
+    Ctrl-C (temporary files removed, finished sweep chunks kept); exit status 143."""
+
+
+_SIGTERM_SEEN = [False]
+
+
+def _on_sigterm(signum, frame):
+    _SIGTERM_SEEN[0] = True
+    raise Terminated()
+
+
+def _catch_sigterm():
+    """Install the SIGTERM handler (main thread only); returns the previous one or None."""
+    if threading.current_thread() is not threading.main_thread():
+        return None
+    try:
+        return signal.signal(signal.SIGTERM, _on_sigterm)
+    except (ValueError, OSError):
+        return None
+
+
 def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     cmd = next((a for a in argv if not a.startswith("-")), None)
+    _SIGTERM_SEEN[0] = False
+    prev = _catch_sigterm()
     try:
         from ..groups import SpecError   # imports inside the try: Ctrl-C while importing is
         parser = _parser()               # handled like Ctrl-C anywhere else
@@ -122,10 +149,14 @@ def main(argv=None) -> int:
         except SystemExit as e:     # usage errors (exit 2), --help / --version (exit 0)
             return e.code if isinstance(e.code, int) else (0 if e.code is None else 2)
         args.argv = argv
-        return int(args.func(args) or 0)
-    except KeyboardInterrupt:           # first: SpecError may not be imported yet
-        sys.stderr.write(f"svdyn {cmd or ''}: interrupted\n".replace(" :", ":"))
-        return 130
+        rc = int(args.func(args) or 0)
+        # a command that handled the SIGTERM itself (report, sweep: their own message)
+        return 143 if _SIGTERM_SEEN[0] else rc
+    except KeyboardInterrupt as e:      # first: SpecError may not be imported yet
+        term = isinstance(e, Terminated)
+        sys.stderr.write(f"svdyn {cmd or ''}: {'terminated' if term else 'interrupted'}\n"
+                         .replace(" :", ":"))
+        return 143 if term else 130
     except SpecError as e:
         sys.stderr.write(f"svdyn {cmd}: error: {' '.join(str(e).split())}\n")
         return 2
@@ -135,6 +166,8 @@ def main(argv=None) -> int:
         return 1
     finally:
         _COMMAND[0] = None
+        if prev is not None:
+            signal.signal(signal.SIGTERM, prev)
         _forget_caught_interrupt()     # every Ctrl-C reaching here was handled: exit 130
 
 
