@@ -20,7 +20,7 @@ import time
 
 import numpy as np
 
-from svdyn.analysis.basins import readout_check
+from svdyn.analysis.basins import readout_check, same_limits
 from svdyn.analysis.certify import Z_RETRY, certify_limit
 from svdyn.spec import ModelSpec, random_init_z
 
@@ -35,8 +35,7 @@ def main(K, eps, n, seed, depths):
         t0 = time.process_time()
         c = certify_limit(spec, z, is_z=True, z_retry=Z_RETRY, limit_decades=0)
         tc = time.process_time() - t0
-        both = a.decided & c.decided
-        bad = [int(i) for i in np.nonzero(both)[0] if a.support_class[i] != c.support_class[i]]
+        both, bad = same_limits(a, c)
         nb = int(both.sum())
         print(f"  L = {L}: undecided default {r['undecided_default']}, deep "
               f"{r['undecided_deep']}, true clock {c.undecided}; default vs deep: same limit on "

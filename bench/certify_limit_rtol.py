@@ -11,6 +11,7 @@ import time
 
 import numpy as np
 
+from svdyn.analysis.basins import same_limits
 from svdyn.analysis.certify import certify_limit
 from svdyn.spec import ModelSpec, random_init_z
 
@@ -29,10 +30,9 @@ def main(K, L, eps, N, seed, rtols):
         print(f"rtol {rt:g}: undecided {c.undecided}, limit stage {c.meta.get('limit')}, CPU "
               f"{dt:.1f} s, limit-stage steps median {np.median(st) if st.size else 0:.0f} max "
               f"{st.max() if st.size else 0}", flush=True)
-    a, b = res[rtols[0]], res[rtols[-1]]
-    both = a.decided & b.decided
-    same = sum(x == y for x, y, d in zip(a.support_class, b.support_class, both) if d)
-    print(f"same limit at rtol {rtols[0]:g} and {rtols[-1]:g}: {same} of {int(both.sum())}")
+    both, differ = same_limits(res[rtols[0]], res[rtols[-1]])
+    print(f"same limit at rtol {rtols[0]:g} and {rtols[-1]:g}: {int(both.sum()) - len(differ)} "
+          f"of {int(both.sum())}")
 
 
 if __name__ == "__main__":

@@ -419,7 +419,7 @@ def rk_advance(i, run, m, tab, ctrl, ros, sty, evs):
     (unregularised ce, or the hand-off turned off), which then never compile it. ``evs``:
     True in the kernels of event stops (``STOP_MARGIN``, ``STOP_YMIN``), None in those of
     save times (``STOP_TIME``), which then never compile the event and root-finding helpers.
-    ``drive`` picks the kernel whose flags fit the run (:data:`KERNEL_FLAGS`)."""
+    ``drive`` picks the kernel family whose flags fit the run (``_family``)."""
     ist = run.ist[i]
     fs = run.fs[i]
     if ist[I_DONE]:
@@ -831,9 +831,6 @@ ROS_KERNELS = (ros_batch_ser, ros_batch_par)
 #: :func:`has_fixed_point`), and explicit RK runs to event stops (no hand-off either)
 FREE_KERNELS = (rk_free_ser, rk_free_par)
 EVENT_KERNELS = (rk_event_ser, rk_event_par)
-#: rk_advance's compile-time flags (ros, sty, evs) per kernel family
-KERNEL_FLAGS = {"rk_batch": (None, True, None), "rk_free": (None, None, None),
-                "rk_event": (None, None, True), "ros_batch": (True, None, True)}
 
 
 def has_fixed_point(m) -> bool:
@@ -892,15 +889,16 @@ def _family(m, tab, ctrl):
     p = _PICK
     if p[0] is ctrl and p[1] is tab and p[2] is m:
         return p[3]
-    if ctrl.job == JOB_RK and tab.implicit:
+    if ctrl.job != JOB_RK:
+        fam = BATCH_KERNELS[ctrl.job]
+    elif tab.implicit:
         fam = ROS_KERNELS
-    elif ctrl.job == JOB_RK and ctrl.stop_kind != STOP_TIME:
+    elif ctrl.stop_kind != STOP_TIME:
         fam = EVENT_KERNELS
-    elif ctrl.job == JOB_RK and (ctrl.steady == 0 or m.clock != CLOCK_T
-                                 or not has_fixed_point(m)):
+    elif ctrl.steady == 0 or m.clock != CLOCK_T or not has_fixed_point(m):
         fam = FREE_KERNELS
     else:
-        fam = BATCH_KERNELS[ctrl.job]
+        fam = BATCH_KERNELS[JOB_RK]
     _PICK = (ctrl, tab, m, fam)
     return fam
 

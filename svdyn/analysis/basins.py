@@ -196,6 +196,14 @@ def mc_result(K: int, depth: int, group: str, eps: float, seed, decided, nc, ran
             "classifier": "certify_limit"}
 
 
+def same_limits(a, b):
+    """Two ``CertifiedLimit`` readouts of the same starts: the mask of starts both decide and
+    the indices of those among them whose certified limits (support classes) differ."""
+    both = a.decided & b.decided
+    return both, [int(i) for i in np.nonzero(both)[0]
+                  if a.support_class[i] != b.support_class[i]]
+
+
 def readout_check(K: int, depth: int, eps: float, samples: int, seed: int = 0,
                   group: str = "", extra_decades: int = 2) -> dict:
     """The certified classifier against a deeper readout of itself on the same Monte Carlo
@@ -214,8 +222,7 @@ def readout_check(K: int, depth: int, eps: float, samples: int, seed: int = 0,
     b = certify_limit(spec, z, is_z=True, limit_all=True,
                       limit_decades=LIMIT_DECADES + extra_decades)
     t2 = time.process_time()
-    both = a.decided & b.decided
-    differ = [int(i) for i in np.nonzero(both)[0] if a.support_class[i] != b.support_class[i]]
+    both, differ = same_limits(a, b)
     return {"classes": K, "depth": depth, "group": spec.group, "init_scale": eps,
             "samples": samples, "seed": seed, "deep_decades": LIMIT_DECADES + extra_decades,
             "undecided_default": a.undecided, "undecided_deep": b.undecided,

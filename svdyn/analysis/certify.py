@@ -631,10 +631,10 @@ def _limit_stage(spec, mv, again, ylast, res, decades, q, rtol, replace=False):
     if not again.size:
         return
     y0 = np.where(mv[again], ylast[again], np.inf)
-    y0 = y0 / np.min(y0, axis=1, keepdims=True)          # shift-invariant: y_min = 1
+    ymin0 = np.min(y0, axis=1)
+    y0 = y0 / ymin0[:, None]                              # shift-invariant: y_min = 1
     with np.errstate(divide="ignore"):
         n_eff = np.sum(np.where(mv[again], 1.0 / y0, 0.0), axis=1)  # 1 / Y at y_min = 1
-    ymin0 = np.array([ylast[i][mv[i]].min() for i in again])
     # the scale at which the frozen field equals the true one at the hand-off: lam = Y^(-p)
     # (= ymin0^(-p) n_eff^p, formed from the rescaled y)
     lam = ymin0 ** (-p) * n_eff ** p
@@ -642,8 +642,7 @@ def _limit_stage(spec, mv, again, ylast, res, decades, q, rtol, replace=False):
     y, status, steps, _ = frozen_flow_y(spec, y0, stops, lam, rtol=rtol,
                                         max_steps=LIMIT_MAX_STEPS)
     sub = _empty(spec, again.size, stops, False)
-    yl = _read_stops(spec, y, status, steps, mv[again], np.arange(again.size),
-                     np.broadcast_to(stops, y.shape[:2]), sub)
+    yl = _read_stops(spec, y, status, steps, mv[again], np.arange(again.size), stops, sub)
     # the equivalent z of the last stop read (y_min = ymin0 * stop), far beyond the z the
     # true clock can resolve in float64 (Z_CAP)
     zeq = (ymin0 * stops[-1]) ** (-p)
@@ -680,13 +679,12 @@ def _read_clock(spec, z0, mv, idx, stops, rtol, atol, max_steps, res):
     """Integrate the y clock of starts ``idx`` to ``stops`` and classify each into ``res``;
     returns y at each start's last reached stop (len(idx), K) (NaN rows where none)."""
     y, status, steps = _clock(spec, z0[idx], stops, rtol, atol, max_steps)
-    return _read_stops(spec, y, status, steps, mv, idx, np.broadcast_to(stops, y.shape[:2]),
-                       res)
+    return _read_stops(spec, y, status, steps, mv, idx, stops, res)
 
 
 def _read_stops(spec, y, status, steps, mv, idx, ymin, res):
-    """Classify starts ``idx`` from y (len(idx), S, K) at their stops ``ymin`` (len(idx), S)
-    (the ratio-exponent rules of the module docstring); returns y at the last reached stop."""
+    """Classify starts ``idx`` from y (len(idx), S, K) at the stops ``ymin`` (S,) (the
+    ratio-exponent rules of the module docstring); returns y at the last reached stop."""
     L, G = spec.L, spec.G
     last = np.full((len(idx), y.shape[-1]), np.nan)
     for k, i in enumerate(idx):
@@ -694,20 +692,19 @@ def _read_stops(spec, y, status, steps, mv, idx, ymin, res):
         res.status[i] = status[k]
         # stops reached (a run that fails near the rounding floor keeps the earlier stops)
         reached = np.all(np.isfinite(y[k][:, mv[i]]), axis=1) if mv[i].any() else \
-            np.zeros(ymin.shape[1], bool)
-        R = int(np.argmin(reached)) if not reached.all() else ymin.shape[1]
+            np.zeros(len(ymin), bool)
+        R = int(np.argmin(reached)) if not reached.all() else len(ymin)
         if R:
             last[k] = y[k, R - 1]
         if R < 3:
             res.reason[i] = REASONS["integration"] + f": {status[k]}"
             continue
-        if R < ymin.shape[1]:
-            res.status[i] = f"ok to stop {R} of {ymin.shape[1]} ({status[k]})"
-        d = ymin[k]
+        if R < len(ymin):
+            res.status[i] = f"ok to stop {R} of {len(ymin)} ({status[k]})"
         with np.errstate(invalid="ignore", divide="ignore"):
-            rho = y[k, :R] / d[:R, None]
-            ex = np.log(rho[-1] / rho[-2]) / math.log(d[R - 2] / d[R - 1])
-            exprev = np.log(rho[-2] / rho[-3]) / math.log(d[R - 3] / d[R - 2])
+            rho = y[k, :R] / ymin[:R, None]
+            ex = np.log(rho[-1] / rho[-2]) / math.log(ymin[R - 2] / ymin[R - 1])
+            exprev = np.log(rho[-2] / rho[-3]) / math.log(ymin[R - 3] / ymin[R - 2])
         e = np.where(mv[i], ex, np.nan)
         res.exponents[i] = e
         # the direction from the ratios (scale-free: the limit stage's y_min has no floor)
