@@ -193,41 +193,71 @@ def _late_state(spec, z0, z_stop):
 
 
 @pytest.mark.parametrize("lam", [0.0, 1e9])
-def test_stiff_clock_jacobian_matches_central_differences_late_in_the_flow(lam):
+@pytest.mark.parametrize("K,L,group,dense,tol", [(8, 3, "walsh", True, 1e-5),
+                                                (8, 3, "walsh", False, 1e-5),
+                                                (12, 3, "cyclic", False, 3e-4),
+                                                (10, 4, "2,5", False, 3e-4)])
+def test_stiff_clock_jacobian_matches_central_differences_late_in_the_flow(lam, K, L, group,
+                                                                            dense, tol):
     """At z_max = 1e9 the active margins are ~1e9 and their gaps O(1): the field, evaluated at
     the step's base point plus a smooth offset, is differentiable at offsets ~1e-12 in w
     (a margin change ~1e-3), so central differences check the analytic Jacobian there; the
     same for the frozen-scale field (lam > 0: z = lam (y / Y)^(-3), whose Jacobian has the
-    extra term of the moving scale Y)."""
-    from svdyn.analysis.maxmargin import margin_matrix
-    from svdyn.analysis.yclock import _base, _field
-    spec = ModelSpec(8, 3)
-    z0 = np.r_[0, 0.01 * np.random.default_rng(7).uniform(0.5, 1.5, 7)]
+    extra term of the moving scale Y). Both margin routes: the dense margin matrix and the
+    group transform (walsh, and the index arithmetic j + i, j - i of cyclic and Z2 x Z5).
+    The complex FFT of the other groups rounds margins ~1e9 to ~1e-7, ~1e-4 of the differences'
+    margin change (measured 1.1e-4 and 4.7e-5): hence their tolerance. These starts keep a
+    unique minimum margin (up to conjugate classes); at an exact tie of other classes (e.g. a
+    start flowing to NC) the field has a kink and differences do not check anything."""
+    from svdyn.analysis.yclock import field_at
+    spec = ModelSpec(K, L, group=group)
+    z0 = spec.G.symmetrise(np.r_[0, 0.01 * np.random.default_rng(7).uniform(0.5, 1.5, K - 1)])
     w, mv = _late_state(spec, z0, 1e9)
-    M = np.ascontiguousarray(margin_matrix(spec.G, spec.n))
-    K, C1 = 8, M.shape[0]
-    zb, mb = np.empty(K), np.empty(C1)
-    _base(w, mv, M, -3.0, lam, zb, mb)
+    F, J, zb, mb = field_at(spec, w, mv, lam, jac=True, dense=dense)
     if lam == 0.0:
         assert zb.max() == pytest.approx(1e9, rel=1e-6)
     else:
-        assert lam / K ** 3 <= zb.max() <= lam
-    h = 1e-3 / zb.max()   # a margin change ~3e-3
-    bufs = lambda: (np.empty(K), np.empty(K), np.empty(C1), np.empty(C1),  # noqa: E731
-                    np.empty(K), np.zeros((K, K)), np.zeros(K))
-    F, z, m, u, r, J, t = bufs()
-    _field(w, np.zeros(K), zb, mb, mv, M, -3.0, 1.0, lam, F, z, m, u, r, True, J, t)
-    fd = np.zeros((K, K))
-    for k in np.nonzero(mv)[0]:
-        e = np.zeros(K)
-        e[k] = h
-        Fp, *rest = bufs()
-        _field(w, e, zb, mb, mv, M, -3.0, 1.0, lam, Fp, *rest[:4], False, *rest[4:])
-        Fm, *rest = bufs()
-        _field(w, -e, zb, mb, mv, M, -3.0, 1.0, lam, Fm, *rest[:4], False, *rest[4:])
-        fd[:, k] = (Fp - Fm) / (2 * h)
+        assert lam / K ** (L / (L - 2)) <= zb.max() <= lam
+    assert np.allclose(mb, maxmargin.margins(spec.G, zb), rtol=1e-12)
+    gaps = np.sort(mb - mb.min())
+    gap = gaps[gaps > 1e-5][0]                # the nearest margin not tied to the minimum
+    h = min(1e-3, gap / 3) / zb.max()         # a margin change below it (no kink crossed)
+    # directions that move a conjugate pair together: the margins of classes c and -c stay
+    # tied, so the field (which scales by e^(m_min)) is smooth along them
+    E = np.array([np.isin(np.arange(K), c) for c in maxmargin.mode_classes(spec.G)], float)
+    E = E[(E @ mv) > 0]
+    fd = np.array([(field_at(spec, w, mv, lam, h * e, dense=dense)[0]
+                    - field_at(spec, w, mv, lam, -h * e, dense=dense)[0]) / (2 * h) for e in E])
     assert np.abs(J).max() > 1e-3 * zb.max()           # stiff: rates ~ z_max in sigma
-    assert np.abs(J - fd).max() <= 1e-5 * np.abs(J).max()
+    assert np.abs(E @ J.T - fd).max() <= tol * np.abs(J).max()
+    # the other margin route agrees to the rounding of margins ~1e9 (ulp 1.2e-7)
+    other = field_at(spec, w, mv, lam, jac=True, dense=not dense)
+    assert np.abs(other[0] - F).max() <= 1e-6 * np.abs(F).max()
+    assert np.abs(other[1] - J).max() <= 1e-6 * np.abs(J).max()
+
+
+@pytest.mark.parametrize("K,group", [(8, "walsh"), (12, "cyclic")])
+def test_stiff_clock_margin_routes_agree(K, group):
+    """The dense margin matrix (small K) and the group transform (large K) integrate the same
+    flow: both clocks, true and frozen scale, to the stops of z = 1e9 and six decades beyond,
+    agree on every y to the integrator's tolerance, and paired modes stay equal."""
+    from svdyn.analysis.yclock import frozen_flow_y
+    spec = ModelSpec(K, 3, group=group)
+    z = spec.G.symmetrise(random_init_z(spec, 0.01, np.random.default_rng(3), batch=6))
+    st = y_stops(3, 1e9)
+    a, sa, _, _ = stiff_flow_y(spec, z, st, rtol=1e-9, dense=True)
+    b, sb, _, _ = stiff_flow_y(spec, z, st, rtol=1e-9, dense=False)
+    assert sa == sb == ["ok"] * 6
+    assert np.allclose(a, b, rtol=1e-5)
+    y = a[:, -1]
+    lam = (1.0 / np.sum(1.0 / y[:, 1:], axis=1)) ** -3.0
+    st2 = st[-1] * 10.0 ** -np.arange(1.0, 7.0)
+    c, sc_, _, _ = frozen_flow_y(spec, y, st2, lam, rtol=1e-10, max_steps=100_000, dense=True)
+    d, sd, _, _ = frozen_flow_y(spec, y, st2, lam, rtol=1e-10, max_steps=100_000, dense=False)
+    assert sc_ == sd == ["ok"] * 6
+    assert np.allclose(c, d, rtol=1e-4)
+    p = spec.G.partner
+    assert np.allclose(d[..., 1:], d[..., p][..., 1:], rtol=1e-9)
 
 
 def test_stiff_clock_reaches_1e11_and_converges_in_rtol():
@@ -252,17 +282,14 @@ def test_frozen_clock_is_shift_invariant_and_matches_the_true_field_at_hand_off(
     """The frozen-scale field depends on y only through y / Y: scaling y0 and the stops by c
     scales every output by c (to the integrator's rounding); and with lam = Y^(-L/(L-2)) its
     z at the hand-off state is the true z = y^(-L/(L-2))."""
-    from svdyn.analysis.maxmargin import margin_matrix
-    from svdyn.analysis.yclock import _base, frozen_flow_y
+    from svdyn.analysis.yclock import field_at, frozen_flow_y
     spec = ModelSpec(8, 3)
     z0 = np.r_[0, 0.01 * np.random.default_rng(7).uniform(0.5, 1.5, 7)]
     w, mv = _late_state(spec, z0, 1e6)
     y = np.where(mv, np.exp(w), np.inf)
     Y = 1.0 / np.sum(1.0 / y[mv])
     lam = Y ** -3.0
-    M = np.ascontiguousarray(margin_matrix(spec.G, spec.n))
-    zb, mb = np.empty(8), np.empty(M.shape[0])
-    _base(w, mv, M, -3.0, lam, zb, mb)
+    zb = field_at(spec, w, mv, lam)[2]
     assert np.allclose(zb[mv], y[mv] ** -3.0, rtol=1e-12)
     st = y[mv].min() * 10.0 ** -np.arange(1.0, 5.0)
     a, sa, na, _ = frozen_flow_y(spec, y[None], st, lam, rtol=1e-9, max_steps=100_000)

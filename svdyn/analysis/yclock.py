@@ -68,11 +68,16 @@ start undecided that this clock certifies (rank-4 code): rodas4's y at z = 1e9 w
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
 import numba as nb
 import numpy as np
 
-from ..jit import leaf  # no reference counting in the per-step kernels (svdyn/jit.py)
+from ..bundle import CLOCK_Y, Scratch, make_bundle
+from ..field import new_scratch
+from ..groups import PRODUCT, WALSH
+from ..jit import inline, kernel, leaf  # leaf: no reference counting in the step kernels
+from ..softmax import group_transform
 
 #: absolute tolerance on the gaps m_c - m_min of the margins the field feels (weight
 #: e^(-(m_c - m_min))), on top of rtol in w; 0 turns the margin-unit error off
@@ -82,11 +87,177 @@ STATUS = {OK: "ok", MAX_STEPS: "max_steps reached before the last stop",
           STEP_TOO_SMALL: "step size underflow", NON_FINITE: "non-finite state"}
 
 
+#: up to this K the margin matrix is kept dense, transposed (K, K-1), in :class:`Work` (walsh,
+#: other groups): its products cost K^2 but beat the transform's fixed cost there; above it
+#: every product goes through the group transform. Measured (compiled loop over ``_field``,
+#: old dense kernel vs this one, ns per field / Jacobian evaluation): walsh K = 8 dense
+#: 218 / 493 vs transform 225 / 419, K = 16 455 / 1637 vs 394 / 1207, K = 256 93,677 /
+#: 10,447,458 (old dense) vs 6,891 / 146,677; cyclic K = 64 3,166 / 62,092 vs 3,147 / 55,679,
+#: K = 128 12,357 / 521,338 vs 6,516 / 213,314 (the cyclic transform is a complex FFT, an
+#: O(m^2) DFT for factors m that are not powers of 2: K = 60 dense 2,844 vs 17,767 per field)
+DENSE_MAX = {WALSH: 8, PRODUCT: 64}
+
+
+class Work(NamedTuple):
+    """Named work buffers of the y clock's field (built inside the kernels by ``new_work``).
+
+    z      (K,) z at the stage (first the offset z - zb)
+    mg     (K-1,) margins m_c, c = 1..K-1
+    u      (K-1,) the scaled softmax residual weights e^(-(m_c - m_min)) / (1 + sum e^(-m))
+    r      (K,) Y / y
+    tj     (K,) the frozen-scale Jacobian term T_j
+    x, y   (K,) transform input and output
+    uh     (K,) the transform of u (the Jacobian's M^T diag(u) M, see ``_field``)
+    row    (K,) row ``imin`` of the margin matrix
+    ip, im (K,) int64 indices of the characters j + i and j - i for one j
+    dg     (K, r) int64 digits of every index on the cyclic factors (row-major)
+    cj     (K,) int64 index of the conjugate of every index (class or character)
+    mt     (K, K-1) the transposed margin matrix M^T where dense (``DENSE_MAX``), else (0, 0)
+    sc     the engine's field scratch (its character-transform buffers)
+    """
+
+    z: np.ndarray
+    mg: np.ndarray
+    u: np.ndarray
+    r: np.ndarray
+    tj: np.ndarray
+    x: np.ndarray
+    y: np.ndarray
+    uh: np.ndarray
+    row: np.ndarray
+    ip: np.ndarray
+    im: np.ndarray
+    dg: np.ndarray
+    cj: np.ndarray
+    mt: np.ndarray
+    sc: Scratch
+
+
+@kernel
+def new_work(mdl, dense):
+    """Fresh :class:`Work` for the model bundle's K; ``dense``: with the dense M^T,
+    ``M[c, j] = (1 - C[c, j]) / (K sqrt n)`` from the exact table (the transform's rounding
+    of C would break the tie of conjugate classes' margins)."""
+    K = mdl.classes
+    r = mdl.dims.shape[0]
+    wk = Work(np.empty(K), np.empty(K - 1), np.empty(K - 1), np.empty(K), np.zeros(K),
+              np.empty(K), np.empty(K), np.empty(K), np.empty(K), np.empty(K, np.int64),
+              np.empty(K, np.int64), np.empty((K, r), np.int64), np.empty(K, np.int64),
+              np.empty((K if dense else 0, K - 1 if dense else 0)), new_scratch(K, mdl.tmax))
+    for j in range(K):
+        rem = j
+        for ax in range(r - 1, -1, -1):
+            wk.dg[j, ax] = rem % mdl.dims[ax]
+            rem //= mdl.dims[ax]
+        cj = 0
+        for ax in range(r):
+            cj = cj * mdl.dims[ax] + (mdl.dims[ax] - wk.dg[j, ax]) % mdl.dims[ax]
+        wk.cj[j] = cj
+    if dense:   # C[c, j] = cos(2 pi sum_a (c_a j_a mod m_a) / m_a), as ``Group.char_table``
+        s = 1.0 / (K * math.sqrt(mdl.n))
+        for c in range(1, K):
+            for j in range(K):
+                ph = 0.0
+                for ax in range(r):
+                    ph += ((wk.dg[c, ax] * wk.dg[j, ax]) % mdl.dims[ax]) / mdl.dims[ax]
+                C = math.cos(2.0 * np.pi * ph)
+                if mdl.kind == WALSH:
+                    C = float(np.rint(C))
+                wk.mt[j, c - 1] = (1.0 - C) * s
+    return wk
+
+
+@inline
+def _tie_conjugates(v, cj):
+    """``v_j = v_cj(j)`` exactly for conjugate pairs (their mean): C is exactly symmetric
+    under conjugation (Re chi_j(-g) = Re chi_j(g)), the FFT only to its rounding, which at
+    margins ~1e9 breaks the tie of conjugate classes by ~1e-7 and, over the limit stage's
+    decades, drives paired directions apart."""
+    for j in range(v.shape[0]):
+        k = cj[j]
+        if k > j:
+            t = 0.5 * (v[j] + v[k])
+            v[j] = t
+            v[k] = t
+
+
+@inline
+def _margins(x, out, mdl, wk):
+    """``out = M x`` (the K-1 margins of x, linear in x): dense (``wk.mt``) for small K, else
+    by the group transform, ``(M x)_c = ((C x)_0 - (C x)_c) / (K sqrt n)``, O(K log K)."""
+    K = x.shape[0]
+    if wk.mt.shape[0] > 0:
+        for c in range(K - 1):
+            out[c] = 0.0
+        for j in range(K):
+            xj = x[j]
+            for c in range(K - 1):
+                out[c] += wk.mt[j, c] * xj
+        return
+    group_transform(x, wk.y, wk.sc, mdl)
+    s = 1.0 / (K * math.sqrt(mdl.n))
+    if mdl.kind != WALSH:
+        _tie_conjugates(wk.y, wk.cj)
+    for c in range(K - 1):
+        out[c] = (wk.y[0] - wk.y[c + 1]) * s
+
+
+@inline
+def _mt(v, out, mdl, wk):
+    """``out = M^T v`` for v (K-1,) (its first K-1 entries are read): dense for small K, else
+    the transform of ``(sum_c v_c, -v_1, ..., -v_{K-1})`` (C is symmetric and C[0, :] = 1),
+    as the engine's softmax residual is formed."""
+    K = out.shape[0]
+    if wk.mt.shape[0] > 0:
+        for j in range(K):
+            acc = 0.0
+            for c in range(K - 1):
+                acc += wk.mt[j, c] * v[c]
+            out[j] = acc
+        return
+    S = 0.0
+    for c in range(K - 1):
+        S += v[c]
+        wk.x[c + 1] = -v[c]
+    wk.x[0] = S
+    group_transform(wk.x, out, wk.sc, mdl)
+    s = 1.0 / (K * math.sqrt(mdl.n))
+    if mdl.kind != WALSH:
+        _tie_conjugates(out, wk.cj)
+    for j in range(K):
+        out[j] *= s
+
+
 @leaf
-def _field(w, d, zb, mb, mv, M, a, Lm2, lam, out, z, m, u, r, want_jac, J, tj):
+def _plus_minus_row(j, kind, dims, dg, ip, im):
+    """``ip[i]``, ``im[i]``: the indices of the characters ``j + i`` and ``j - i``."""
+    K = ip.shape[0]
+    if kind == WALSH:
+        for i in range(K):
+            ip[i] = j ^ i
+            im[i] = j ^ i
+        return
+    r = dims.shape[0]
+    for i in range(K):
+        sp = 0
+        sm = 0
+        for ax in range(r):
+            m = dims[ax]
+            a = dg[j, ax] + dg[i, ax]
+            b = dg[j, ax] - dg[i, ax]
+            sp = sp * m + (a - m if a >= m else a)
+            sm = sm * m + (b + m if b < 0 else b)
+        ip[i] = sp
+        im[i] = sm
+
+
+@leaf
+def _field(w, d, zb, mb, mv, mdl, wk, a, Lm2, lam, out, want_jac, J):
     """out = dw/dsigma at w + d (w = log y of the moving modes, d a stage's offset from the
     step's base point w, where ``zb``, ``mb`` are z and the margins); J (K, K) its Jacobian
-    when want_jac (``tj`` (K,) scratch); ``r`` receives Y / y. Returns the min margin.
+    when want_jac; ``wk.r`` receives Y / y, ``wk.mg`` the margins. Returns the min margin.
+    Every product with the margin matrix M goes through the group transform (O(K log K));
+    the Jacobian costs O(K^2) beyond one transform (see below).
 
     With the clock ``dsigma = dtau / Y``, ``Y = 1 / sum_i 1/y_i`` (a smooth minimum of the
     moving y): ``dw_j/dsigma = -(L-2) ghat_j r_j``, ``r_j = Y / y_j``. Late in the flow the
@@ -98,7 +269,13 @@ def _field(w, d, zb, mb, mv, M, a, Lm2, lam, out, z, m, u, r, want_jac, J, tj):
     stays within [lam / K^(L/(L-2)), lam] while every y falls; see ``_base``), whose offset
     from the base point is ``zb_j expm1(a (d_j - dl))`` with ``dl = log Y(w + d) - log Y(w)``
     taken smoothly as ``-log1p(sum_j rb_j expm1(-d_j))`` (rb = Y / y at the base)."""
-    C1, K = M.shape
+    K = w.shape[0]
+    C1 = K - 1
+    z = wk.z
+    m = wk.mg
+    u = wk.u
+    r = wk.r
+    tj = wk.tj
     dl = 0.0
     if lam > 0.0:
         wb = _wmin(w, mv)
@@ -122,16 +299,13 @@ def _field(w, d, zb, mb, mv, M, a, Lm2, lam, out, z, m, u, r, want_jac, J, tj):
         r[j] /= sr        # r_j = Y / y_j
     for j in range(K):
         z[j] = zb[j] * math.expm1(a * (d[j] - dl)) if mv[j] else 0.0   # z - zb
+    _margins(z, m, mdl, wk)
     mmin = np.inf
     imin = 0
     for c in range(C1):
-        acc = 0.0
-        for j in range(K):
-            acc += M[c, j] * z[j]
-        acc += mb[c]
-        m[c] = acc
-        if acc < mmin:
-            mmin = acc
+        m[c] += mb[c]
+        if m[c] < mmin:
+            mmin = m[c]
             imin = c
     for j in range(K):
         z[j] += zb[j]
@@ -143,12 +317,10 @@ def _field(w, d, zb, mb, mv, M, a, Lm2, lam, out, z, m, u, r, want_jac, J, tj):
     den = 1.0 + em * tot  # = 1 + sum_c e^(-m_c)
     for c in range(C1):
         u[c] /= den           # e^(-(m_c - m_min)) / (1 + sum e^(-m))
-    for j in range(K):        # out = ghat for now
-        g = 0.0
-        if mv[j]:
-            for c in range(C1):
-                g += M[c, j] * u[c]
-        out[j] = g
+    _mt(u, out, mdl, wk)      # out = ghat = M^T u for now
+    for j in range(K):
+        if not mv[j]:
+            out[j] = 0.0
     if want_jac:
         # dghat_j/dm_k = ghat_j ([k = argmin m] + e^(-m_k)/(1+S)) - M[k, j] u_k, so with
         # dm_k/dw_i = M[k, i] a z_i and sum_k u_k M[k, i] = ghat_i:
@@ -156,46 +328,80 @@ def _field(w, d, zb, mb, mv, M, a, Lm2, lam, out, z, m, u, r, want_jac, J, tj):
         # dF_j/dw_i = -(L-2) (dghat_j/dw_i r_j + ghat_j (r_i r_j - [i = j] r_j)).
         # Frozen scale: dm_k/dw_i = a (M[k, i] z_i - r_i m_k) adds -a r_i T_j to
         # dghat_j/dw_i, T_j = sum_k dghat_j/dm_k m_k = ghat_j sum_k p_k m_k
-        # - sum_k M[k, j] u_k (m_k - m_min) (the m_min parts cancel exactly)
-        for j in range(K):
-            t = 0.0
-            if lam > 0.0 and mv[j]:
-                sp = 0.0
-                for c in range(C1):
-                    sp += em * u[c] * m[c]
-                    t -= M[c, j] * u[c] * (m[c] - mmin)
-                t += out[j] * sp
-            tj[j] = t
-        for i in range(K):
-            for j in range(i + 1):
-                acc = 0.0
-                if mv[i] and mv[j]:
-                    for c in range(C1):
-                        acc += M[c, j] * u[c] * M[c, i]
-                J[j, i] = acc
-                J[i, j] = acc
-        for i in range(K):
-            gi = em * out[i] + M[imin, i]
-            dz = a * z[i]
+        # - sum_k M[k, j] u_k (m_k - m_min) (the m_min parts cancel exactly).
+        # M = (1 - C[1:, :]) / (K sqrt n) and Re chi_j Re chi_i = (Re chi_(j+i) +
+        # Re chi_(j-i)) / 2 give (M^T diag(u) M)[j, i] = (U - uh_j - uh_i + (uh_(j+i) +
+        # uh_(j-i)) / 2) / (K^2 n), U = sum u, uh = C (0, u): one transform, then O(K^2).
+        if lam > 0.0:
+            sp = 0.0
+            for c in range(C1):
+                sp += em * u[c] * m[c]
+                wk.row[c] = u[c] * (m[c] - mmin)
+            _mt(wk.row, tj, mdl, wk)
             for j in range(K):
-                if not (mv[j] and mv[i]):
+                tj[j] = out[j] * sp - tj[j] if mv[j] else 0.0
+        s = 1.0 / (K * math.sqrt(mdl.n))
+        row = wk.row
+        dense = wk.mt.shape[0] > 0
+        if dense:
+            for i in range(K):
+                row[i] = em * out[i] + wk.mt[i, imin]        # em ghat_i + M[imin, i]
+        else:
+            U = 0.0
+            wk.x[0] = 0.0
+            for c in range(C1):
+                U += u[c]
+                wk.x[c + 1] = u[c]
+            group_transform(wk.x, wk.uh, wk.sc, mdl)
+            for j in range(K):
+                wk.x[j] = 0.0
+            wk.x[imin + 1] = 1.0
+            group_transform(wk.x, wk.y, wk.sc, mdl)         # C[imin + 1, :]
+            if mdl.kind != WALSH:
+                _tie_conjugates(wk.uh, wk.cj)
+                _tie_conjugates(wk.y, wk.cj)
+            for i in range(K):
+                row[i] = em * out[i] + (1.0 - wk.y[i]) * s
+        s2 = s * s
+        uh = wk.uh
+        for i in range(K):    # z = r = 0 on the modes that do not move: their columns vanish
+            wk.x[i] = a * z[i]
+        if dense:     # (M^T diag(u) M)[j, i] into J first (symmetric)
+            for j in range(K):
+                for i in range(j + 1):
+                    acc = 0.0
+                    for c in range(C1):
+                        acc += wk.mt[j, c] * u[c] * wk.mt[i, c]
+                    J[j, i] = acc
+                    J[i, j] = acc
+        for j in range(K):
+            if not mv[j]:
+                for i in range(K):
                     J[j, i] = 0.0
-                    continue
-                v = ((out[j] * gi - J[j, i]) * dz - a * r[i] * tj[j]) * r[j] \
-                    + out[j] * r[i] * r[j]
-                if i == j:
-                    v -= out[j] * r[j]
-                J[j, i] = -Lm2 * v
+                continue
+            gj = out[j]
+            rj = r[j]
+            tjj = tj[j] if lam > 0.0 else 0.0
+            if not dense:
+                _plus_minus_row(j, mdl.kind, mdl.dims, wk.dg, wk.ip, wk.im)
+            for i in range(K):
+                if dense:
+                    q = J[j, i]
+                else:
+                    q = (U - uh[j] - uh[i] + 0.5 * (uh[wk.ip[i]] + uh[wk.im[i]])) * s2
+                J[j, i] = -Lm2 * (((gj * row[i] - q) * wk.x[i] - a * r[i] * tjj) * rj
+                                  + gj * r[i] * rj)
+            J[j, j] += Lm2 * gj * rj
     for j in range(K):
         out[j] = -Lm2 * out[j] * r[j]
     return mmin
 
 
 @leaf
-def _base(w, mv, M, a, lam, zb, mb):
+def _base(w, mv, mdl, wk, a, lam, zb, mb):
     """z and the margins at the step's base point w (the stages add smooth offsets to these).
     ``lam > 0``: the frozen scale, ``z_j = lam exp(a (w_j - log Y))``, ``Y = 1 / sum 1/y``."""
-    C1, K = M.shape
+    K = w.shape[0]
     lY = 0.0
     if lam > 0.0:
         wb = _wmin(w, mv)
@@ -209,11 +415,7 @@ def _base(w, mv, M, a, lam, zb, mb):
             zb[j] = lam * math.exp(a * (w[j] - lY)) if lam > 0.0 else math.exp(a * w[j])
         else:
             zb[j] = 0.0
-    for c in range(C1):
-        acc = 0.0
-        for j in range(K):
-            acc += M[c, j] * zb[j]
-        mb[c] = acc
+    _margins(zb, mb, mdl, wk)
 
 
 @leaf
@@ -269,10 +471,37 @@ def _wmin(w, mv):
     return r
 
 
+class Ctl(NamedTuple):
+    """The y clock's constants and controls (one bundle for every start of a batch).
+
+    a : float          ``-L / (L-2)`` (z = y^a)
+    Lm2 : float        L - 2
+    rtol, atol : float tolerances in w = log y
+    gtol : float       absolute tolerance on the gaps of the margins the field feels
+    max_steps : int    accepted steps per start
+    dense : bool       keep the margin matrix dense (``DENSE_MAX``)
+    """
+
+    a: float
+    Lm2: float
+    rtol: float
+    atol: float
+    gtol: float
+    max_steps: int
+    dense: bool
+
+
 @nb.njit(cache=True)
-def _run_one(y0, mv, M, a, Lm2, lam, stops, rtol, atol, gtol, max_steps, yout, info):
+def _run_one(y0, mv, lam, mdl, ctl, stops, yout, info):
+    a = ctl.a
+    Lm2 = ctl.Lm2
+    rtol = ctl.rtol
+    atol = ctl.atol
+    gtol = ctl.gtol
+    max_steps = ctl.max_steps
     K = y0.shape[0]
-    C1 = M.shape[0]
+    C1 = K - 1
+    wk = new_work(mdl, ctl.dense)
     w = np.zeros(K)
     for j in range(K):
         if mv[j]:
@@ -285,12 +514,8 @@ def _run_one(y0, mv, M, a, Lm2, lam, stops, rtol, atol, gtol, max_steps, yout, i
     k3 = np.empty(K)
     wn = np.empty(K)
     rhs = np.empty(K)
-    z = np.empty(K)
     m = np.empty(C1)
-    u = np.empty(C1)
     J = np.zeros((K, K))
-    tj = np.zeros(K)
-    r = np.empty(K)
     W = np.empty((K, K))
     piv = np.empty(K, dtype=np.int64)
     zb = np.empty(K)
@@ -313,8 +538,8 @@ def _run_one(y0, mv, M, a, Lm2, lam, stops, rtol, atol, gtol, max_steps, yout, i
             yout[s, j] = math.exp(w[j])
         s += 1
     # first step: 1e-3 of the time scale of the fastest mode
-    _base(w, mv, M, a, lam, zb, mb)
-    _field(w, d0, zb, mb, mv, M, a, Lm2, lam, F0, z, m, u, r, False, J, tj)
+    _base(w, mv, mdl, wk, a, lam, zb, mb)
+    _field(w, d0, zb, mb, mv, mdl, wk, a, Lm2, lam, F0, False, J)
     rate = 0.0
     for j in range(K):
         if mv[j] and abs(F0[j]) > rate:
@@ -326,14 +551,14 @@ def _run_one(y0, mv, M, a, Lm2, lam, stops, rtol, atol, gtol, max_steps, yout, i
         if steps >= max_steps:
             status = MAX_STEPS
             break
-        _base(w, mv, M, a, lam, zb, mb)
+        _base(w, mv, mdl, wk, a, lam, zb, mb)
         ib = 0
         for c in range(C1):
             if mb[c] < mb[ib]:
                 ib = c
         for c in range(C1):   # how much each margin's gap matters: e^(-(m_c - m_min))
             gw[c] = math.exp(-(mb[c] - mb[ib]))
-        _field(w, d0, zb, mb, mv, M, a, Lm2, lam, F0, z, m, u, r, True, J, tj)
+        _field(w, d0, zb, mb, mv, mdl, wk, a, Lm2, lam, F0, True, J)
         tries = 0
         while True:
             for i in range(K):
@@ -350,7 +575,7 @@ def _run_one(y0, mv, M, a, Lm2, lam, stops, rtol, atol, gtol, max_steps, yout, i
             _solve(W, piv, F0, k1)
             for j in range(K):
                 dd[j] = 0.5 * h * k1[j] if mv[j] else 0.0
-            _field(w, dd, zb, mb, mv, M, a, Lm2, lam, F1, z, m, u, r, False, J, tj)
+            _field(w, dd, zb, mb, mv, mdl, wk, a, Lm2, lam, F1, False, J)
             for j in range(K):
                 rhs[j] = F1[j] - k1[j]
             _solve(W, piv, rhs, k2)
@@ -358,7 +583,7 @@ def _run_one(y0, mv, M, a, Lm2, lam, stops, rtol, atol, gtol, max_steps, yout, i
                 k2[j] += k1[j]
                 dd[j] = h * k2[j] if mv[j] else 0.0
                 wn[j] = w[j] + dd[j]
-            _field(w, dd, zb, mb, mv, M, a, Lm2, lam, F2, z, m, u, r, False, J, tj)
+            _field(w, dd, zb, mb, mv, mdl, wk, a, Lm2, lam, F2, False, J)
             for j in range(K):
                 rhs[j] = F2[j] - e32 * (k2[j] - F1[j]) - 2.0 * (k1[j] - F0[j])
             _solve(W, piv, rhs, k3)
@@ -376,20 +601,15 @@ def _run_one(y0, mv, M, a, Lm2, lam, stops, rtol, atol, gtol, max_steps, yout, i
                 # the same error in margin units: a w error e_j moves m_c by sum_j M a z_j e_j,
                 # and the field feels a margin through e^(-(m_c - m_min)); the gaps of the
                 # margins that matter must stay within gtol (absolute), at every scale of z
-                em_min = 0.0
-                for c in range(C1):
-                    acc = 0.0
-                    for j in range(K):
-                        if mv[j]:
-                            acc += M[c, j] * a * zb[j] * ev[j]
-                    m[c] = acc
-                    if c == ib:
-                        em_min = acc
+                for j in range(K):
+                    dd[j] = a * zb[j] * ev[j] if mv[j] else 0.0
+                _margins(dd, m, mdl, wk)
+                em_min = m[ib]
                 rev = 0.0   # frozen scale: dm_c also moves by -a (r . e) m_c
                 if lam > 0.0:
                     for j in range(K):
                         if mv[j]:
-                            rev += r[j] * ev[j]
+                            rev += wk.r[j] * ev[j]
                 eg = 0.0
                 for c in range(C1):
                     v = abs(m[c] - em_min - a * rev * (mb[c] - mb[ib])) * gw[c] / gtol
@@ -443,34 +663,53 @@ def _run_one(y0, mv, M, a, Lm2, lam, stops, rtol, atol, gtol, max_steps, yout, i
 
 
 @nb.njit(cache=True, parallel=True)
-def _run_batch(Y0, MV, M, a, Lm2, LAM, stops, rtol, atol, gtol, max_steps, yout, info):
+def _run_batch(Y0, MV, LAM, mdl, ctl, stops, yout, info):
     for i in nb.prange(Y0.shape[0]):
-        _run_one(Y0[i], MV[i], M, a, Lm2, LAM[i], stops, rtol, atol, gtol, max_steps, yout[i],
-                 info[i])
+        _run_one(Y0[i], MV[i], LAM[i], mdl, ctl, stops, yout[i], info[i])
 
 
 @nb.njit(cache=True)
-def _run_serial(Y0, MV, M, a, Lm2, LAM, stops, rtol, atol, gtol, max_steps, yout, info):
+def _run_serial(Y0, MV, LAM, mdl, ctl, stops, yout, info):
     for i in range(Y0.shape[0]):
-        _run_one(Y0[i], MV[i], M, a, Lm2, LAM[i], stops, rtol, atol, gtol, max_steps, yout[i],
-                 info[i])
+        _run_one(Y0[i], MV[i], LAM[i], mdl, ctl, stops, yout[i], info[i])
+
+
+def field_at(spec, w, mv, lam: float = 0.0, d=None, jac: bool = False, dense=None):
+    """The y clock's field at ``w + d`` from the base point w (log y (K,), ``mv`` the moving
+    modes): ``(F, J, zb, mb)``, J the Jacobian (zeros unless ``jac``), zb and mb z and the
+    margins at w; ``dense`` forces either margin route (default: ``DENSE_MAX``). The compiled
+    kernels, called from Python (tests and checks)."""
+    mdl = make_bundle(spec, CLOCK_Y)
+    K = spec.K
+    L = spec.L
+    wk = new_work(mdl, bool(K <= DENSE_MAX[mdl.kind] if dense is None else dense))
+    w = np.ascontiguousarray(w, float)
+    mv = np.ascontiguousarray(mv, bool)
+    d = np.zeros(K) if d is None else np.ascontiguousarray(d, float)
+    zb, mb, F, J = np.empty(K), np.empty(K - 1), np.empty(K), np.zeros((K, K))
+    a = -L / (L - 2.0)
+    _base(w, mv, mdl, wk, a, float(lam), zb, mb)
+    _field(w, d, zb, mb, mv, mdl, wk, a, float(L - 2), float(lam), F, bool(jac), J)
+    return F, J, zb, mb
 
 
 def stiff_flow_y(spec, z0, stops, rtol: float = 1e-8, atol: float = 1e-30,
-                 max_steps: int = 20_000, gtol: float = GTOL):
+                 max_steps: int = 20_000, gtol: float = GTOL, dense=None):
     """y at the stops for balanced starts z0 (B, K): ``(y (B, S, K), status list, steps (B,),
-    sigma (B,))``; non-moving modes (mode 0, z_j = 0) carry y = inf."""
+    sigma (B,))``; non-moving modes (mode 0, z_j = 0) carry y = inf. ``dense``: the margin
+    route (default by ``DENSE_MAX``; both give the same flow to rounding)."""
     L = spec.L
     z0 = np.atleast_2d(np.asarray(z0, float))
     mv = z0 > 0
     mv[:, 0] = False
     with np.errstate(divide="ignore"):
         Y0 = np.where(mv, z0, 1.0) ** (-(L - 2.0) / L)
-    return _integrate(spec, Y0, mv, stops, np.zeros(len(Y0)), rtol, atol, max_steps, gtol)
+    return _integrate(spec, Y0, mv, stops, np.zeros(len(Y0)), rtol, atol, max_steps, gtol,
+                      dense)
 
 
 def frozen_flow_y(spec, y0, stops, scale, rtol: float = 1e-8, atol: float = 1e-30,
-                  max_steps: int = 20_000, gtol: float = GTOL):
+                  max_steps: int = 20_000, gtol: float = GTOL, dense=None):
     """The frozen-scale clock (``_field`` with ``lam = scale``, one per start or one for all)
     from y0 (B, K) (non-finite where a mode does not move) to the stops (y_min values below
     y0's, with no lower bound: z never exceeds the scale): the outputs of ``stiff_flow_y``."""
@@ -481,20 +720,21 @@ def frozen_flow_y(spec, y0, stops, scale, rtol: float = 1e-8, atol: float = 1e-3
     if not np.all(np.isfinite(lam) & (lam > 1.0)):
         raise ValueError(f"scale must be finite and > 1, got {scale!r}")
     return _integrate(spec, np.where(mv, y0, 1.0), mv, stops, lam, rtol, atol, max_steps,
-                      gtol)
+                      gtol, dense)
 
 
-def _integrate(spec, Y0, mv, stops, lam, rtol, atol, max_steps, gtol):
-    from .maxmargin import margin_matrix
+def _integrate(spec, Y0, mv, stops, lam, rtol, atol, max_steps, gtol, dense):
     L = spec.L
     B, K = Y0.shape
     stops = np.ascontiguousarray(stops, float)
-    M = np.ascontiguousarray(margin_matrix(spec.G, spec.n))
     yout = np.full((B, stops.size, K), np.nan)
     info = np.zeros((B, 3))
     run = _run_batch if B >= 8 else _run_serial
-    run(np.ascontiguousarray(Y0), np.ascontiguousarray(mv), M, -L / (L - 2.0), float(L - 2),
-        np.ascontiguousarray(lam, float), stops, float(rtol), float(atol), float(gtol),
-        int(max_steps), yout, info)
+    mdl = make_bundle(spec, CLOCK_Y)
+    ctl = Ctl(a=-L / (L - 2.0), Lm2=float(L - 2), rtol=float(rtol), atol=float(atol),
+              gtol=float(gtol), max_steps=int(max_steps),
+              dense=bool(K <= DENSE_MAX[mdl.kind] if dense is None else dense))
+    run(np.ascontiguousarray(Y0), np.ascontiguousarray(mv), np.ascontiguousarray(lam, float),
+        mdl, ctl, stops, yout, info)
     yout[~np.broadcast_to(mv[:, None, :], yout.shape)] = np.inf
     return yout, [STATUS[int(v)] for v in info[:, 0]], info[:, 1].astype(int), info[:, 2]
