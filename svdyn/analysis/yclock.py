@@ -73,8 +73,7 @@ from typing import NamedTuple
 import numba as nb
 import numpy as np
 
-from ..bundle import CLOCK_Y, Scratch, make_bundle
-from ..field import new_scratch
+from ..bundle import CLOCK_Y, make_bundle
 from ..groups import PRODUCT, WALSH
 from ..jit import inline, kernel, leaf  # leaf: no reference counting in the step kernels
 from ..softmax import group_transform
@@ -113,7 +112,9 @@ class Work(NamedTuple):
     dg     (K, r) int64 digits of every index on the cyclic factors (row-major)
     cj     (K,) int64 index of the conjugate of every index (class or character)
     mt     (K, K-1) the transposed margin matrix M^T where dense (``DENSE_MAX``), else (0, 0)
-    sc     the engine's field scratch (its character-transform buffers)
+    wre, wim, tre, tim  the character transform's buffers (as in the engine's ``Scratch``;
+           ``wk`` itself is passed to ``group_transform``: every array a kernel receives is
+           one more argument of each call, measurably so at K = 8)
     """
 
     z: np.ndarray
@@ -130,7 +131,10 @@ class Work(NamedTuple):
     dg: np.ndarray
     cj: np.ndarray
     mt: np.ndarray
-    sc: Scratch
+    wre: np.ndarray
+    wim: np.ndarray
+    tre: np.ndarray
+    tim: np.ndarray
 
 
 @kernel
@@ -143,7 +147,8 @@ def new_work(mdl, dense):
     wk = Work(np.empty(K), np.empty(K - 1), np.empty(K - 1), np.empty(K), np.zeros(K),
               np.empty(K), np.empty(K), np.empty(K), np.empty(K), np.empty(K, np.int64),
               np.empty(K, np.int64), np.empty((K, r), np.int64), np.empty(K, np.int64),
-              np.empty((K if dense else 0, K - 1 if dense else 0)), new_scratch(K, mdl.tmax))
+              np.empty((K if dense else 0, K - 1 if dense else 0)), np.empty(K), np.empty(K),
+              np.empty(mdl.tmax), np.empty(mdl.tmax))
     for j in range(K):
         rem = j
         for ax in range(r - 1, -1, -1):
@@ -186,20 +191,27 @@ def _margins(x, out, mdl, wk):
     """``out = M x`` (the K-1 margins of x, linear in x): dense (``wk.mt``) for small K, else
     by the group transform, ``(M x)_c = ((C x)_0 - (C x)_c) / (K sqrt n)``, O(K log K)."""
     K = x.shape[0]
-    if wk.mt.shape[0] > 0:
+    mt = wk.mt
+    if mt.shape[0] > 0:
         for c in range(K - 1):
-            out[c] = 0.0
-        for j in range(K):
-            xj = x[j]
-            for c in range(K - 1):
-                out[c] += wk.mt[j, c] * xj
+            acc = 0.0
+            for j in range(K):
+                acc += mt[j, c] * x[j]
+            out[c] = acc
         return
-    group_transform(x, wk.y, wk.sc, mdl)
+    group_transform(x, wk.y, wk, mdl)
     s = 1.0 / (K * math.sqrt(mdl.n))
     if mdl.kind != WALSH:
         _tie_conjugates(wk.y, wk.cj)
     for c in range(K - 1):
         out[c] = (wk.y[0] - wk.y[c + 1]) * s
+
+
+@leaf
+def _margins_of(x, out, mdl, wk):
+    """``_margins`` as a call without reference counting (for the reference-counted driver,
+    where each ``wk.*`` access inside a loop would count)."""
+    _margins(x, out, mdl, wk)
 
 
 @inline
@@ -220,7 +232,7 @@ def _mt(v, out, mdl, wk):
         S += v[c]
         wk.x[c + 1] = -v[c]
     wk.x[0] = S
-    group_transform(wk.x, out, wk.sc, mdl)
+    group_transform(wk.x, out, wk, mdl)
     s = 1.0 / (K * math.sqrt(mdl.n))
     if mdl.kind != WALSH:
         _tie_conjugates(out, wk.cj)
@@ -352,11 +364,11 @@ def _field(w, d, zb, mb, mv, mdl, wk, a, Lm2, lam, out, want_jac, J):
             for c in range(C1):
                 U += u[c]
                 wk.x[c + 1] = u[c]
-            group_transform(wk.x, wk.uh, wk.sc, mdl)
+            group_transform(wk.x, wk.uh, wk, mdl)
             for j in range(K):
                 wk.x[j] = 0.0
             wk.x[imin + 1] = 1.0
-            group_transform(wk.x, wk.y, wk.sc, mdl)         # C[imin + 1, :]
+            group_transform(wk.x, wk.y, wk, mdl)         # C[imin + 1, :]
             if mdl.kind != WALSH:
                 _tie_conjugates(wk.uh, wk.cj)
                 _tie_conjugates(wk.y, wk.cj)
@@ -603,13 +615,14 @@ def _run_one(y0, mv, lam, mdl, ctl, stops, yout, info):
                 # margins that matter must stay within gtol (absolute), at every scale of z
                 for j in range(K):
                     dd[j] = a * zb[j] * ev[j] if mv[j] else 0.0
-                _margins(dd, m, mdl, wk)
+                _margins_of(dd, m, mdl, wk)
                 em_min = m[ib]
                 rev = 0.0   # frozen scale: dm_c also moves by -a (r . e) m_c
                 if lam > 0.0:
+                    rr = wk.r
                     for j in range(K):
                         if mv[j]:
-                            rev += wk.r[j] * ev[j]
+                            rev += rr[j] * ev[j]
                 eg = 0.0
                 for c in range(C1):
                     v = abs(m[c] - em_min - a * rev * (mb[c] - mb[ib])) * gw[c] / gtol
