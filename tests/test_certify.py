@@ -316,3 +316,42 @@ def test_limit_stage_on_a_cyclic_group_keeps_pairs_and_agrees_with_a_full_readou
     p = spec.G.partner
     np.testing.assert_allclose(b.direction, b.direction[:, p], atol=1e-9)
     assert np.all(b.support[:5, 1] == False)  # noqa: E712  (a pinned mode never survives)
+
+
+def test_stiff_clock_runs_in_slices_and_stops_on_ctrl_c():
+    """The y clock runs in compiled slices of ~SLICE_SECONDS (a resumed start continues bit
+    for bit, so one slice per accepted step gives the one-call result) and a Ctrl-C during a
+    long run raises KeyboardInterrupt within about a second."""
+    import _thread
+    import threading
+    import time
+
+    from svdyn.analysis import yclock
+
+    spec = ModelSpec(8, 3)
+    z = random_init_z(spec, 0.01, np.random.default_rng(3), batch=8)
+    stops = certify.y_stops(3, 1e9)
+    ref = stiff_flow_y(spec, z, stops)
+    old = yclock.SLICE_SECONDS
+    try:
+        yclock.SLICE_SECONDS = 1e-9          # every later slice one accepted step
+        tiny = stiff_flow_y(spec, z, stops)
+    finally:
+        yclock.SLICE_SECONDS = old
+    assert np.array_equal(ref[0], tiny[0]) and ref[1] == tiny[1]
+    assert np.array_equal(ref[2], tiny[2]) and np.array_equal(ref[3], tiny[3])
+
+    spec = ModelSpec(64, 3)                  # 16 starts to 1e9 at rtol 1e-9: many seconds
+    z = random_init_z(spec, 0.01, np.random.default_rng(0), batch=16)
+    stiff_flow_y(spec, z[:8], certify.y_stops(3, 1e2))   # compiled before the clock starts
+    timer = threading.Timer(0.5, _thread.interrupt_main)
+    t0 = time.monotonic()
+    timer.start()
+    finished = []
+    with pytest.raises(KeyboardInterrupt):
+        stiff_flow_y(spec, z, stops, rtol=1e-9, max_steps=10 ** 6)
+        finished.append(time.monotonic() - t0)
+        time.sleep(5)                        # let the timer fire; the check below fails
+    timer.cancel()
+    assert not finished, f"the run ended after {finished[0]:.2f} s, before the interrupt"
+    assert time.monotonic() - t0 < 2.0

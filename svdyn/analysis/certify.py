@@ -89,8 +89,10 @@ whose imbalance is still above that at margin ``BALANCE_MAX_MARGIN`` (a dying mo
 imbalance) is undecided with that reason.
 
 Margins go through the fast group transform (``fast_margins``, numpy FFT over the cyclic
-factors, O(K log K) per state); only the certificate's small active-by-support block is
-formed densely.
+factors, O(K log K) per state; in the compiled y clock, ``yclock._margins``, above K = 8 walsh
+and 64 for other groups); only the certificate's small active-by-support block is formed
+densely. The y clock's cost per step is then dominated by the LU of its K x K Rosenbrock
+matrix (K^3 / 3; see ``yclock.py``).
 """
 from __future__ import annotations
 

@@ -21,11 +21,18 @@ the analytic Jacobian
 ``tests/test_certify.py``, to 1e-5 of the largest entry ~1e7). Against the same
 pair in the y variables (``NUMBA_NUM_THREADS=1``, walsh K = 8, L = 3, eps = 0.01, 100 starts
 decided at z = 1e9): median steps 1515 vs 1493 to z = 1e9, and to z = 1e11 (400k-step limit)
-98 vs 92 of 100 runs reach the last stop in 4.7 vs 12.7 s CPU. The Jacobian is dense
-(K x K), so one step costs O(K^3): fine to K = 256 for single starts, not for K = 1024
-batches (measured ``NUMBA_NUM_THREADS=1 python bench/yclock_step_cost.py``, rtol 1e-7, 16
-starts to z = 1e9 (4 at K = 64), idle machine, 2026-12-02: 1.78, 6.71 and 184 us per step at
-K = 8, 16, 64).
+98 vs 92 of 100 runs reach the last stop in 4.7 vs 12.7 s CPU.
+
+Margins never use a dense K x K matrix above ``DENSE_MAX`` (K = 8 walsh, 64 other groups): M z
+and M^T u are one group transform each (FWHT, or the engine's character transform), and the
+Jacobian's ``M^T diag(u) M`` comes from the character product rule in O(K^2) after one
+transform (``_field``). What stays cubic is the LU of the K x K matrix ``I - h d J`` of each
+step (K^3 / 3). Measured (``NUMBA_NUM_THREADS=1 python bench/yclock_step_cost.py 8 16 64 128
+256``, old dense-M tree dcc7bbf and this one one after the other, 2026-12-02, same steps to
+rounding): 1.84-2.68 vs 2.24-3.14, 6.72-7.80 vs 6.73-9.76, 199 vs 101, 2096 vs 620 us per step
+at K = 8, 16, 64, 128, and 3644 us at K = 256 (where the old kernel's K^3 Jacobian alone took
+10 ms per evaluation). K = 8 is 0.3-0.6 us per step slower than the old kernel (the named
+buffers are more arguments per call); the machine's run-to-run noise was +-25 %.
 
 Late in the flow the active margins are ~z_max while their gaps ``m_c - m_min``, which the
 field feels through ``e^(-(m_c - m_min))``, are O(1). Three things keep that regime cheap and
@@ -68,6 +75,7 @@ start undecided that this clock certifies (rank-4 code): rodas4's y at z = 1e9 w
 from __future__ import annotations
 
 import math
+import time
 from typing import NamedTuple
 
 import numba as nb
@@ -82,6 +90,11 @@ from ..softmax import group_transform
 #: e^(-(m_c - m_min))), on top of rtol in w; 0 turns the margin-unit error off
 GTOL = 1e-3
 OK, MAX_STEPS, STEP_TOO_SMALL, NON_FINITE = 0, 1, 2, 3
+#: the per-start state a slice leaves in ``info`` (the integrator resumes from it exactly)
+I_STATUS, I_STEPS, I_SIGMA, I_H, I_STOP, I_LANDING, I_PHASE = range(7)
+FRESH, RUNNING, DONE = 0, 1, 2
+#: target wall seconds of one compiled call (Ctrl-C is seen between calls)
+SLICE_SECONDS = 0.2
 STATUS = {OK: "ok", MAX_STEPS: "max_steps reached before the last stop",
           STEP_TOO_SMALL: "step size underflow", NON_FINITE: "non-finite state"}
 
@@ -504,7 +517,11 @@ class Ctl(NamedTuple):
 
 
 @nb.njit(cache=True)
-def _run_one(y0, mv, lam, mdl, ctl, stops, yout, info):
+def _run_one(y0, mv, lam, mdl, ctl, stops, yout, info, w, slice_steps):
+    """Advance one start by at most ``slice_steps`` accepted steps (its state: ``w`` and
+    ``info``, see ``I_STATUS``...; a resumed start continues bit for bit as one long call)."""
+    if info[I_PHASE] == DONE:
+        return
     a = ctl.a
     Lm2 = ctl.Lm2
     rtol = ctl.rtol
@@ -514,10 +531,6 @@ def _run_one(y0, mv, lam, mdl, ctl, stops, yout, info):
     K = y0.shape[0]
     C1 = K - 1
     wk = new_work(mdl, ctl.dense)
-    w = np.zeros(K)
-    for j in range(K):
-        if mv[j]:
-            w[j] = math.log(y0[j])
     F0 = np.empty(K)
     F1 = np.empty(K)
     F2 = np.empty(K)
@@ -541,25 +554,36 @@ def _run_one(y0, mv, lam, mdl, ctl, stops, yout, info):
     S = stops.shape[0]
     lst = np.log(stops)
     sc = atol + rtol          # w = log y: an absolute error in w is a relative one in y
-    s = 0
-    steps = 0
     status = OK
-    wm = _wmin(w, mv)
-    while s < S and wm <= lst[s]:
+    if info[I_PHASE] == FRESH:
         for j in range(K):
-            yout[s, j] = math.exp(w[j])
-        s += 1
-    # first step: 1e-3 of the time scale of the fastest mode
-    _base(w, mv, mdl, wk, a, lam, zb, mb)
-    _field(w, d0, zb, mb, mv, mdl, wk, a, Lm2, lam, F0, False, J)
-    rate = 0.0
-    for j in range(K):
-        if mv[j] and abs(F0[j]) > rate:
-            rate = abs(F0[j])
-    h = 1e-3 / rate if rate > 0 else 1e-3
-    sig = 0.0
-    landing = False
-    while s < S:
+            w[j] = math.log(y0[j]) if mv[j] else 0.0
+        s = 0
+        steps = 0
+        wm = _wmin(w, mv)
+        while s < S and wm <= lst[s]:
+            for j in range(K):
+                yout[s, j] = math.exp(w[j])
+            s += 1
+        # first step: 1e-3 of the time scale of the fastest mode
+        _base(w, mv, mdl, wk, a, lam, zb, mb)
+        _field(w, d0, zb, mb, mv, mdl, wk, a, Lm2, lam, F0, False, J)
+        rate = 0.0
+        for j in range(K):
+            if mv[j] and abs(F0[j]) > rate:
+                rate = abs(F0[j])
+        h = 1e-3 / rate if rate > 0 else 1e-3
+        sig = 0.0
+        landing = False
+    else:
+        s = int(info[I_STOP])
+        steps = int(info[I_STEPS])
+        h = info[I_H]
+        sig = info[I_SIGMA]
+        landing = info[I_LANDING] != 0.0
+        wm = _wmin(w, mv)
+    taken = 0
+    while s < S and taken < slice_steps:
         if steps >= max_steps:
             status = MAX_STEPS
             break
@@ -657,6 +681,7 @@ def _run_one(y0, mv, lam, mdl, ctl, stops, yout, info):
         if status != OK:
             break
         steps += 1
+        taken += 1
         sig += h
         for j in range(K):
             w[j] = wn[j]
@@ -670,21 +695,25 @@ def _run_one(y0, mv, lam, mdl, ctl, stops, yout, info):
             fac = min(fac, 1.0)
             landing = False
         h *= fac
-    info[0] = status
-    info[1] = steps
-    info[2] = sig
+    info[I_STATUS] = status
+    info[I_STEPS] = steps
+    info[I_SIGMA] = sig
+    info[I_H] = h
+    info[I_STOP] = s
+    info[I_LANDING] = 1.0 if landing else 0.0
+    info[I_PHASE] = DONE if (status != OK or s >= S) else RUNNING
 
 
 @nb.njit(cache=True, parallel=True)
-def _run_batch(Y0, MV, LAM, mdl, ctl, stops, yout, info):
+def _run_batch(Y0, MV, LAM, mdl, ctl, stops, yout, info, W, slice_steps):
     for i in nb.prange(Y0.shape[0]):
-        _run_one(Y0[i], MV[i], LAM[i], mdl, ctl, stops, yout[i], info[i])
+        _run_one(Y0[i], MV[i], LAM[i], mdl, ctl, stops, yout[i], info[i], W[i], slice_steps)
 
 
 @nb.njit(cache=True)
-def _run_serial(Y0, MV, LAM, mdl, ctl, stops, yout, info):
+def _run_serial(Y0, MV, LAM, mdl, ctl, stops, yout, info, W, slice_steps):
     for i in range(Y0.shape[0]):
-        _run_one(Y0[i], MV[i], LAM[i], mdl, ctl, stops, yout[i], info[i])
+        _run_one(Y0[i], MV[i], LAM[i], mdl, ctl, stops, yout[i], info[i], W[i], slice_steps)
 
 
 def field_at(spec, w, mv, lam: float = 0.0, d=None, jac: bool = False, dense=None):
@@ -741,13 +770,27 @@ def _integrate(spec, Y0, mv, stops, lam, rtol, atol, max_steps, gtol, dense):
     B, K = Y0.shape
     stops = np.ascontiguousarray(stops, float)
     yout = np.full((B, stops.size, K), np.nan)
-    info = np.zeros((B, 3))
+    info = np.zeros((B, 7))
+    W = np.zeros((B, K))
     run = _run_batch if B >= 8 else _run_serial
     mdl = make_bundle(spec, CLOCK_Y)
     ctl = Ctl(a=-L / (L - 2.0), Lm2=float(L - 2), rtol=float(rtol), atol=float(atol),
               gtol=float(gtol), max_steps=int(max_steps),
               dense=bool(K <= DENSE_MAX[mdl.kind] if dense is None else dense))
-    run(np.ascontiguousarray(Y0), np.ascontiguousarray(mv), np.ascontiguousarray(lam, float),
-        mdl, ctl, stops, yout, info)
+    args = (np.ascontiguousarray(Y0), np.ascontiguousarray(mv), np.ascontiguousarray(lam, float),
+            mdl, ctl, stops, yout, info, W)
+    # slices of about SLICE_SECONDS, so that Ctrl-C (seen between compiled calls) stops a
+    # run promptly; the first call may include the compile and only grows the slice
+    slice_steps, first = 16, True
+    while True:
+        t0 = time.perf_counter()
+        run(*args, slice_steps)
+        if (info[:, I_PHASE] == DONE).all():
+            break
+        dt = time.perf_counter() - t0
+        grow = 4.0 if first or dt <= 0 else min(4.0, SLICE_SECONDS / dt)
+        slice_steps = int(min(1 << 40, max(1, slice_steps * grow)))
+        first = False
     yout[~np.broadcast_to(mv[:, None, :], yout.shape)] = np.inf
-    return yout, [STATUS[int(v)] for v in info[:, 0]], info[:, 1].astype(int), info[:, 2]
+    return (yout, [STATUS[int(v)] for v in info[:, I_STATUS]], info[:, I_STEPS].astype(int),
+            info[:, I_SIGMA])
