@@ -82,6 +82,7 @@ import numba as nb
 import numpy as np
 
 from ..bundle import CLOCK_Y, make_bundle
+from ..field import conjugate
 from ..groups import PRODUCT, WALSH
 from ..jit import inline, kernel, leaf  # leaf: no reference counting in the step kernels
 from ..softmax import group_transform
@@ -167,10 +168,7 @@ def new_work(mdl, dense):
         for ax in range(r - 1, -1, -1):
             wk.dg[j, ax] = rem % mdl.dims[ax]
             rem //= mdl.dims[ax]
-        cj = 0
-        for ax in range(r):
-            cj = cj * mdl.dims[ax] + (mdl.dims[ax] - wk.dg[j, ax]) % mdl.dims[ax]
-        wk.cj[j] = cj
+        wk.cj[j] = conjugate(j, mdl.dims)
     if dense:   # C[c, j] = cos(2 pi sum_a (c_a j_a mod m_a) / m_a), as ``Group.char_table``
         s = 1.0 / (K * math.sqrt(mdl.n))
         for c in range(1, K):
@@ -190,7 +188,8 @@ def _tie_conjugates(v, cj):
     """``v_j = v_cj(j)`` exactly for conjugate pairs (their mean): C is exactly symmetric
     under conjugation (Re chi_j(-g) = Re chi_j(g)), the FFT only to its rounding, which at
     margins ~1e9 breaks the tie of conjugate classes by ~1e-7 and, over the limit stage's
-    decades, drives paired directions apart."""
+    decades, drives paired directions apart. ``field.symmetrise_pairs`` with the conjugates
+    looked up (``wk.cj``) instead of recomputed: it runs on every transform here."""
     for j in range(v.shape[0]):
         k = cj[j]
         if k > j:
