@@ -14,8 +14,8 @@ Kernels take the state, an output, a :class:`svdyn.bundle.Scratch` (``new_scratc
 model bundle ``m`` (:class:`svdyn.bundle.Model`, ``spec.bundle(clock)``):
 
 * ``rhs(s, out, sc, m)``      ds/dclock for the t and normalised clocks -> (loss, min margin)
-* ``y_rhs(y, out, sc, m)``    dy/dtau of the certification clock (state (1, K))
-* ``field(y, out, sc, m)``    dispatch on ``m.clock`` (what the stepper calls)
+* ``field(y, out, sc, m)``    the field of ``m.clock`` (what the stepper calls); the y clock
+                              (state (1, K)): ``dy_j/dtau = -(L-2) g_j e^{m_min}``
 * ``loss_margin(y, sc, m)``   (loss, min margin) only: one transform instead of two
 * ``logit_grad(z, g, sc, m)`` ``g = -d loss_data / d z`` -> (data loss, min margin)
 """
@@ -105,8 +105,8 @@ def logit_grad(z, g, sc, m):
 
 @leaf
 def logit_grad_once(z, g, sc, m):
-    """:func:`logit_grad` compiled once and called (not inlined) by :func:`rhs` and
-    :func:`y_rhs`: one copy of the loss code instead of one per inlined site."""
+    """:func:`logit_grad` compiled once and called (not inlined) by :func:`rhs` (the kernels
+    of ``svdyn.optimizers`` inline ``rhs``): one copy of the loss code per caller tree."""
     return logit_grad(z, g, sc, m)
 
 
@@ -114,15 +114,17 @@ def logit_grad_once(z, g, sc, m):
 def rhs(s, out, sc, m):
     """Reduced vector field ``out = ds/dclock`` at ``s`` (L, K) (t or normalised clock).
     Returns (total loss incl. ``sum_l lambda_l / 2 ||s_l||^2``, min margin)."""
+    logits_into(s, sc, m)
+    loss, mmin = logit_grad_once(sc.z, sc.g, sc, m)
+    return loss + _factor_chain(s, out, sc, m), mmin
+
+
+@_inline
+def _factor_chain(s, out, sc, m):
+    """``out[l, j] = g_j prod_{m != l} s[m, j] - lambda_l s[l, j]`` from ``g = sc.g``;
+    returns the weight-decay term ``sum_l lambda_l / 2 ||s_l||^2``."""
     L, K = s.shape
-    z = sc.z
     g = sc.g
-    for j in range(K):
-        z[j] = s[0, j]
-    for l in range(1, L):
-        for j in range(K):
-            z[j] *= s[l, j]
-    loss, mmin = logit_grad_once(z, g, sc, m)
     # prefix / suffix products (no division by s, which may be 0).
     # Row-wise loops over contiguous memory: 2x faster than per-mode loops at K = 64, L = 4.
     pre = sc.pre
@@ -143,7 +145,7 @@ def rhs(s, out, sc, m):
             out[l, j] = out[l, j] * suf[j] - lm * v
             suf[j] *= v
             reg += 0.5 * lm * v * v
-    return loss + reg, mmin
+    return reg
 
 
 @_inline
@@ -159,28 +161,29 @@ def z_of_y(yj, L):
 
 
 @_inline
-def y_rhs(y, out, sc, m):
-    """The certification clock: ``dy_j/dtau = -(L-2) g_j e^{m_min}`` at ``y`` (1, K) with
-    ``z_j = y_j^{-L/(L-2)}`` (balanced, ce, no weight decay); modes marked ``y_j < 0`` (z_j = 0
-    and mode 0) do not move. Returns (data loss, min margin)."""
-    K = y.shape[1]
-    L = m.depth
-    z = sc.z
-    for j in range(K):
-        z[j] = z_of_y(y[0, j], L)
-    loss, mmin = logit_grad_once(z, sc.g, sc, m)
+def _y_out(y, out, g, L):
+    """``out = -(L-2) g`` on the moving modes of the y clock, 0 on the others."""
     c = -(L - 2.0)
-    for j in range(K):
-        out[0, j] = c * sc.g[j] if y[0, j] > 0.0 else 0.0
-    return loss, mmin
+    for j in range(y.shape[1]):
+        out[0, j] = c * g[j] if y[0, j] > 0.0 else 0.0
 
 
 @leaf
 def field(y, out, sc, m):
-    """The stepper's right-hand side for the bundle's clock; returns (loss, min margin)."""
+    """The stepper's right-hand side for the bundle's clock; returns (loss, min margin).
+
+    t / normalised clocks: :func:`rhs`; y clock: ``dy_j/dtau = -(L-2) g_j e^{m_min}`` at
+    ``z_j = y_j^{-L/(L-2)}`` (balanced, ce, no weight decay; modes marked ``y_j < 0`` do not
+    move). The loss code is inlined here rather than called compiled apart (as ``rhs`` does):
+    that call passes the bundles argument by argument. A/B against the called version
+    (bench/RESULTS.md "field inlining", 2026-12-05): 158-164 -> 125-132 ns per field at walsh
+    K = 4, L = 2; a dop853 flow to 1e7 0.183 -> 0.165-0.170 ms; K >= 64 unchanged."""
+    logits_into(y, sc, m)
+    loss, mmin = logit_grad(sc.z, sc.g, sc, m)
     if m.clock == CLOCK_Y:
-        return y_rhs(y, out, sc, m)
-    return rhs(y, out, sc, m)
+        _y_out(y, out, sc.g, m.depth)
+        return loss, mmin
+    return loss + _factor_chain(y, out, sc, m), mmin
 
 
 @_inline

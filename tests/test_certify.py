@@ -355,3 +355,43 @@ def test_stiff_clock_runs_in_slices_and_stops_on_ctrl_c():
     timer.cancel()
     assert not finished, f"the run ended after {finished[0]:.2f} s, before the interrupt"
     assert time.monotonic() - t0 < 2.0
+
+
+@pytest.mark.parametrize("K,group", [(32, "walsh"), (30, "cyclic")])
+def test_stiff_clock_lapack_route_agrees(K, group):
+    """Above ``LAPACK_MIN`` the step matrix is factorised by LAPACK dgetrf (column-major,
+    1-based pivots) instead of the clock's own LU loops: one factorisation solves like
+    numpy.linalg.solve, and both routes integrate the same flow (true and frozen clocks) to
+    the integrator's tolerance, paired modes equal."""
+    from svdyn.analysis import yclock
+    assert yclock.LAPACK_MIN < K
+    rng = np.random.default_rng(K)
+    J = rng.standard_normal((K, K)) * 10.0 ** rng.uniform(-3, 3, K)   # badly scaled rows
+    b = rng.standard_normal(K)
+    A = np.eye(K) - 0.7 * J
+    for lapack in (False, True):
+        W, x = np.empty((K, K)), np.empty(K)
+        piv, ipv = np.empty(K, np.int64), np.empty(K, yclock.PIV_DTYPE)
+        assert yclock._factor(J, 0.7, W, piv, ipv, lapack)
+        yclock._lsolve(W, piv, ipv, lapack, b, x)
+        assert np.allclose(A @ x, b, rtol=0, atol=1e-9 * np.abs(A).max() * np.abs(x).max())
+    J[3, 5] = np.nan   # LAPACK is never handed a non-finite matrix: the step is refused
+    assert not yclock._factor(J, 0.7, W, piv, ipv, True)
+    spec = ModelSpec(K, 3, group=group)
+    z = spec.G.symmetrise(random_init_z(spec, 0.01, np.random.default_rng(5), batch=3))
+    st = y_stops(3, 1e9)
+    a, sa, _, _ = yclock.stiff_flow_y(spec, z, st, rtol=1e-9, lapack=False)
+    c, sc_, _, _ = yclock.stiff_flow_y(spec, z, st, rtol=1e-9, lapack=True)
+    assert sa == sc_ == ["ok"] * 3
+    assert np.allclose(a, c, rtol=1e-5)
+    y = a[:, -1]
+    lam = (1.0 / np.sum(1.0 / y[:, 1:], axis=1)) ** -3.0
+    st2 = st[-1] * 10.0 ** -np.arange(1.0, 4.0)
+    d, sd, _, _ = yclock.frozen_flow_y(spec, y, st2, lam, rtol=1e-10, max_steps=100_000,
+                                       lapack=False)
+    e, se, _, _ = yclock.frozen_flow_y(spec, y, st2, lam, rtol=1e-10, max_steps=100_000,
+                                       lapack=True)
+    assert sd == se == ["ok"] * 3
+    assert np.allclose(d, e, rtol=1e-4)
+    p = spec.G.partner
+    assert np.allclose(e[..., 1:], e[..., p][..., 1:], rtol=1e-9)

@@ -80,6 +80,7 @@ from typing import NamedTuple
 
 import numba as nb
 import numpy as np
+from numba.np.linalg import _LAPACK, F_INT_nbtype  # numba's own LAPACK bridge (scipy's)
 
 from ..bundle import CLOCK_Y, make_bundle
 from ..field import conjugate
@@ -442,6 +443,67 @@ def _base(w, mv, mdl, wk, a, lam, zb, mb):
     _margins(zb, mb, mdl, wk)
 
 
+#: above this K the step's matrix ``I - h d J`` is factorised by LAPACK's blocked ``dgetrf``
+#: (scipy's OpenBLAS, through numba's own LAPACK bridge, ``numba.np.linalg._LAPACK``: an
+#: external symbol, so the kernels stay cacheable) instead of the loops of :func:`_lu`.
+#: Measured (``PYTHONPATH=. python bench/yclock_lu.py``, one BLAS thread, ms per factorisation,
+#: loops / LAPACK; 2026-12-05): see bench/RESULTS.md "LAPACK LU"
+LAPACK_MIN = 24
+_getrf = _LAPACK().numba_xxgetrf(nb.types.float64)
+#: integer type of LAPACK's pivot vector in numba's bridge (int32 for scipy's LP64 build)
+PIV_DTYPE = np.dtype(str(F_INT_nbtype))
+
+
+@leaf
+def _factor(J, hd, W, piv, ipv, lapack):
+    """Factorise ``W = I - hd J`` in place; False when it is singular (or not finite). By
+    :func:`_lu` (row-major, ``piv``), or with ``lapack`` by LAPACK ``dgetrf`` on W stored
+    column-major (``W[j, i]`` holds entry (i, j); pivots 1-based in ``ipv``)."""
+    K = J.shape[0]
+    if not lapack:
+        for i in range(K):
+            for j in range(K):
+                W[i, j] = -hd * J[i, j]
+            W[i, i] += 1.0
+        return _lu(W, piv)
+    for i in range(K):
+        for j in range(K):
+            W[j, i] = -hd * J[i, j]
+        W[i, i] += 1.0
+    for i in range(K):
+        for j in range(K):
+            if not math.isfinite(W[i, j]):
+                return False
+    return _getrf(ord("d"), K, K, W.ctypes, K, ipv.ctypes) == 0
+
+
+@leaf
+def _lsolve(W, piv, ipv, lapack, b, x):
+    """``x = W^-1 b`` from :func:`_factor`'s factors (same ``lapack``; ``b`` is not changed)."""
+    n = b.shape[0]
+    if not lapack:
+        _solve(W, piv, b, x)
+        return
+    for i in range(n):
+        x[i] = b[i]
+    for i in range(n):   # the row interchanges, in LAPACK's order
+        p = ipv[i] - 1
+        if p != i:
+            t = x[i]
+            x[i] = x[p]
+            x[p] = t
+    for k in range(n):   # unit lower triangle, column k = row k of W: contiguous
+        xk = x[k]
+        if xk != 0.0:
+            for i in range(k + 1, n):
+                x[i] -= W[k, i] * xk
+    for k in range(n - 1, -1, -1):
+        x[k] /= W[k, k]
+        xk = x[k]
+        for i in range(k):
+            x[i] -= W[k, i] * xk
+
+
 @leaf
 def _solve(LU, piv, b, x):
     n = b.shape[0]
@@ -504,6 +566,7 @@ class Ctl(NamedTuple):
     gtol : float       absolute tolerance on the gaps of the margins the field feels
     max_steps : int    accepted steps per start
     dense : bool       keep the margin matrix dense (``DENSE_MAX``)
+    lapack : bool      factorise the step matrix by LAPACK (``LAPACK_MIN``)
     """
 
     a: float
@@ -513,6 +576,7 @@ class Ctl(NamedTuple):
     gtol: float
     max_steps: int
     dense: bool
+    lapack: bool
 
 
 @nb.njit(cache=True)
@@ -527,6 +591,7 @@ def _run_one(y0, mv, lam, mdl, ctl, stops, yout, info, w, slice_steps):
     atol = ctl.atol
     gtol = ctl.gtol
     max_steps = ctl.max_steps
+    lap = ctl.lapack
     K = y0.shape[0]
     C1 = K - 1
     wk = new_work(mdl, ctl.dense)
@@ -542,6 +607,7 @@ def _run_one(y0, mv, lam, mdl, ctl, stops, yout, info, w, slice_steps):
     J = np.zeros((K, K))
     W = np.empty((K, K))
     piv = np.empty(K, dtype=np.int64)
+    ipv = np.empty(K, dtype=PIV_DTYPE)
     zb = np.empty(K)
     mb = np.empty(C1)
     gw = np.empty(C1)
@@ -596,24 +662,20 @@ def _run_one(y0, mv, lam, mdl, ctl, stops, yout, info, w, slice_steps):
         _field(w, d0, zb, mb, mv, mdl, wk, a, Lm2, lam, F0, True, J)
         tries = 0
         while True:
-            for i in range(K):
-                for j in range(K):
-                    W[i, j] = -h * d * J[i, j]
-                W[i, i] += 1.0
-            if not _lu(W, piv):
+            if not _factor(J, h * d, W, piv, ipv, lap):
                 h *= 0.5
                 tries += 1
                 if tries > 60:
                     status = NON_FINITE
                     break
                 continue
-            _solve(W, piv, F0, k1)
+            _lsolve(W, piv, ipv, lap, F0, k1)
             for j in range(K):
                 dd[j] = 0.5 * h * k1[j] if mv[j] else 0.0
             _field(w, dd, zb, mb, mv, mdl, wk, a, Lm2, lam, F1, False, J)
             for j in range(K):
                 rhs[j] = F1[j] - k1[j]
-            _solve(W, piv, rhs, k2)
+            _lsolve(W, piv, ipv, lap, rhs, k2)
             for j in range(K):
                 k2[j] += k1[j]
                 dd[j] = h * k2[j] if mv[j] else 0.0
@@ -621,10 +683,10 @@ def _run_one(y0, mv, lam, mdl, ctl, stops, yout, info, w, slice_steps):
             _field(w, dd, zb, mb, mv, mdl, wk, a, Lm2, lam, F2, False, J)
             for j in range(K):
                 rhs[j] = F2[j] - e32 * (k2[j] - F1[j]) - 2.0 * (k1[j] - F0[j])
-            _solve(W, piv, rhs, k3)
+            _lsolve(W, piv, ipv, lap, rhs, k3)
             for j in range(K):
                 rhs[j] = h / 6.0 * (k1[j] - 2.0 * k2[j] + k3[j])
-            _solve(W, piv, rhs, ev)   # filtered estimate (see module docstring)
+            _lsolve(W, piv, ipv, lap, rhs, ev)   # filtered estimate (see module docstring)
             err = 0.0
             cnt = 0
             for j in range(K):
@@ -735,10 +797,11 @@ def field_at(spec, w, mv, lam: float = 0.0, d=None, jac: bool = False, dense=Non
 
 
 def stiff_flow_y(spec, z0, stops, rtol: float = 1e-8, atol: float = 1e-30,
-                 max_steps: int = 20_000, gtol: float = GTOL, dense=None):
+                 max_steps: int = 20_000, gtol: float = GTOL, dense=None, lapack=None):
     """y at the stops for balanced starts z0 (B, K): ``(y (B, S, K), status list, steps (B,),
     sigma (B,))``; non-moving modes (mode 0, z_j = 0) carry y = inf. ``dense``: the margin
-    route (default by ``DENSE_MAX``; both give the same flow to rounding)."""
+    route (default by ``DENSE_MAX``), ``lapack``: the step matrix's factorisation (default by
+    ``LAPACK_MIN``); every choice gives the same flow to rounding."""
     L = spec.L
     z0 = np.atleast_2d(np.asarray(z0, float))
     mv = z0 > 0
@@ -746,11 +809,11 @@ def stiff_flow_y(spec, z0, stops, rtol: float = 1e-8, atol: float = 1e-30,
     with np.errstate(divide="ignore"):
         Y0 = np.where(mv, z0, 1.0) ** (-(L - 2.0) / L)
     return _integrate(spec, Y0, mv, stops, np.zeros(len(Y0)), rtol, atol, max_steps, gtol,
-                      dense)
+                      dense, lapack)
 
 
 def frozen_flow_y(spec, y0, stops, scale, rtol: float = 1e-8, atol: float = 1e-30,
-                  max_steps: int = 20_000, gtol: float = GTOL, dense=None):
+                  max_steps: int = 20_000, gtol: float = GTOL, dense=None, lapack=None):
     """The frozen-scale clock (``_field`` with ``lam = scale``, one per start or one for all)
     from y0 (B, K) (non-finite where a mode does not move) to the stops (y_min values below
     y0's, with no lower bound: z never exceeds the scale): the outputs of ``stiff_flow_y``."""
@@ -761,10 +824,10 @@ def frozen_flow_y(spec, y0, stops, scale, rtol: float = 1e-8, atol: float = 1e-3
     if not np.all(np.isfinite(lam) & (lam > 1.0)):
         raise ValueError(f"scale must be finite and > 1, got {scale!r}")
     return _integrate(spec, np.where(mv, y0, 1.0), mv, stops, lam, rtol, atol, max_steps,
-                      gtol, dense)
+                      gtol, dense, lapack)
 
 
-def _integrate(spec, Y0, mv, stops, lam, rtol, atol, max_steps, gtol, dense):
+def _integrate(spec, Y0, mv, stops, lam, rtol, atol, max_steps, gtol, dense, lapack):
     L = spec.L
     B, K = Y0.shape
     stops = np.ascontiguousarray(stops, float)
@@ -775,7 +838,8 @@ def _integrate(spec, Y0, mv, stops, lam, rtol, atol, max_steps, gtol, dense):
     mdl = make_bundle(spec, CLOCK_Y)
     ctl = Ctl(a=-L / (L - 2.0), Lm2=float(L - 2), rtol=float(rtol), atol=float(atol),
               gtol=float(gtol), max_steps=int(max_steps),
-              dense=bool(K <= DENSE_MAX[mdl.kind] if dense is None else dense))
+              dense=bool(K <= DENSE_MAX[mdl.kind] if dense is None else dense),
+              lapack=bool(K > LAPACK_MIN if lapack is None else lapack))
     args = (np.ascontiguousarray(Y0), np.ascontiguousarray(mv), np.ascontiguousarray(lam, float),
             mdl, ctl, stops, yout, info, W)
     # slices of about SLICE_SECONDS, so that Ctrl-C (seen between compiled calls) stops a
