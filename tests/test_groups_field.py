@@ -98,3 +98,29 @@ def test_field_zero_state_and_shapes():
         vector_field(spec, np.ones((2, 8)))
     with pytest.raises(SpecError, match="non-finite"):
         vector_field(spec, np.full((3, 8), np.nan))
+
+
+@pytest.mark.parametrize("m", range(0, 13))
+def test_fwht_is_the_radix2_transform_bit_for_bit(m):
+    """The radix-8/4 passes of ``transforms.fwht`` perform the radix-2 transform's additions
+    in the same order: the same bits as a textbook radix-2 loop (pure Python here, K = 2^m up
+    to 4096), and the Sylvester Hadamard matrix product to rounding."""
+    from svdyn.transforms import fwht
+    K = 2 ** m
+    x = np.random.default_rng(m).standard_normal(K) * 10.0 ** np.random.default_rng(m).uniform(
+        -8, 8, K)
+    ref = x.tolist()
+    h = 1
+    while h < K:
+        for i in range(0, K, 2 * h):
+            for j in range(i, i + h):
+                a, b = ref[j], ref[j + h]
+                ref[j], ref[j + h] = a + b, a - b
+        h *= 2
+    y = x.copy()
+    fwht(y)
+    assert y.tolist() == ref
+    H = np.ones((1, 1))
+    while H.shape[0] < K:
+        H = np.block([[H, H], [H, -H]])
+    assert np.allclose(y, H @ x, rtol=1e-12, atol=1e-12 * np.abs(x).sum())
