@@ -27,7 +27,9 @@ Margins never use a dense K x K matrix above ``DENSE_MAX`` (K = 8 walsh, 64 othe
 and M^T u are one group transform each (FWHT, or the engine's character transform), and the
 Jacobian's ``M^T diag(u) M`` comes from the character product rule in O(K^2) after one
 transform (``_field``). What stays cubic is the LU of the K x K matrix ``I - h d J`` of each
-step (K^3 / 3). Measured (``NUMBA_NUM_THREADS=1 python bench/yclock_step_cost.py 8 16 64 128
+step (K^3 / 3): above ``LAPACK_MIN`` LAPACK ``dgetrf`` (3.6x the clock's own loops at K = 256,
+5.6x at K = 1024; whole clock 1.6-3.0x faster per step at K = 64-256, bench/RESULTS.md
+"LAPACK LU"). Measured (``NUMBA_NUM_THREADS=1 python bench/yclock_step_cost.py 8 16 64 128
 256``, old dense-M tree dcc7bbf and this one one after the other, 2026-12-02, same steps to
 rounding): 1.84-2.68 vs 2.24-3.14, 6.72-7.80 vs 6.73-9.76, 199 vs 101, 2096 vs 620 us per step
 at K = 8, 16, 64, 128, and 3644 us at K = 256 (where the old kernel's K^3 Jacobian alone took
@@ -446,8 +448,9 @@ def _base(w, mv, mdl, wk, a, lam, zb, mb):
 #: above this K the step's matrix ``I - h d J`` is factorised by LAPACK's blocked ``dgetrf``
 #: (scipy's OpenBLAS, through numba's own LAPACK bridge, ``numba.np.linalg._LAPACK``: an
 #: external symbol, so the kernels stay cacheable) instead of the loops of :func:`_lu`.
-#: Measured (``PYTHONPATH=. python bench/yclock_lu.py``, one BLAS thread, ms per factorisation,
-#: loops / LAPACK; 2026-12-05): see bench/RESULTS.md "LAPACK LU"
+#: Measured (``OPENBLAS_NUM_THREADS=1 PYTHONPATH=. python bench/yclock_lu.py``, one step's
+#: factorisation + 4 solves, loops / LAPACK, 2026-12-05): 0.91 at K = 16, 1.08 at 24, 1.23 at
+#: 32, 1.85 at 64, 3.61 at 256, 5.60 at 1024 (bench/RESULTS.md "LAPACK LU").
 LAPACK_MIN = 24
 _getrf = _LAPACK().numba_xxgetrf(nb.types.float64)
 #: integer type of LAPACK's pivot vector in numba's bridge (int32 for scipy's LP64 build)
