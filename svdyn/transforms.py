@@ -34,8 +34,9 @@ def fwht(x):
     output is the same sequence of additions as the radix-2 transform, so the result is
     bit-identical to it (``tests/test_groups_field.py``) -- only the number of passes over
     x and the loop overheads change. Measured (``python bench/fwht_cost.py``, 2026-12-05,
-    ns per transform, radix 2 -> this): K = 4 10.6 -> 7.4, 16 45.8 -> 22.1, 64 220 -> 97,
-    256 1066 -> 397, 1024 5080 -> 2046, 65536 492,152 -> 209,452.
+    ns per transform, radix 2 -> this; bench/RESULTS.md "FWHT in radix-8 passes"): K = 4
+    10.6 -> 7.7, 16 45.8 -> 24.0, 64 220 -> 83, 256 1066 -> 431, 1024 5090 -> 2225, 65536
+    488,022 -> 224,869.
     """
     K = x.shape[0]
     if K < 4:
@@ -46,14 +47,7 @@ def fwht(x):
             x[1] = a - b
         return
     for i in range(0, K, 4):   # strides 1 and 2
-        b0 = x[i] + x[i + 1]
-        b1 = x[i] - x[i + 1]
-        b2 = x[i + 2] + x[i + 3]
-        b3 = x[i + 2] - x[i + 3]
-        x[i] = b0 + b2
-        x[i + 1] = b1 + b3
-        x[i + 2] = b0 - b2
-        x[i + 3] = b1 - b3
+        _radix4(x, i, 1)
     h = 4
     while h < K:
         if 8 * h <= K:   # strides h, 2h, 4h
@@ -64,14 +58,7 @@ def fwht(x):
         elif 4 * h <= K:   # strides h, 2h
             for i in range(0, K, 4 * h):
                 for j in range(i, i + h):
-                    b0 = x[j] + x[j + h]
-                    b1 = x[j] - x[j + h]
-                    b2 = x[j + 2 * h] + x[j + 3 * h]
-                    b3 = x[j + 2 * h] - x[j + 3 * h]
-                    x[j] = b0 + b2
-                    x[j + h] = b1 + b3
-                    x[j + 2 * h] = b0 - b2
-                    x[j + 3 * h] = b1 - b3
+                    _radix4(x, j, h)
             h *= 4
         else:   # stride h
             for j in range(h):
@@ -80,6 +67,19 @@ def fwht(x):
                 x[j] = a + b
                 x[j + h] = a - b
             h *= 2
+
+
+@nb.njit(cache=True, inline="always")
+def _radix4(x, j, h):
+    """Two butterfly stages (strides h, 2h) on ``x[j + r h]``, r = 0..3."""
+    b0 = x[j] + x[j + h]
+    b1 = x[j] - x[j + h]
+    b2 = x[j + 2 * h] + x[j + 3 * h]
+    b3 = x[j + 2 * h] - x[j + 3 * h]
+    x[j] = b0 + b2
+    x[j + h] = b1 + b3
+    x[j + 2 * h] = b0 - b2
+    x[j + 3 * h] = b1 - b3
 
 
 @nb.njit(cache=True, inline="always")

@@ -471,12 +471,11 @@ def _factor(J, hd, W, piv, ipv, lapack):
         return _lu(W, piv)
     for i in range(K):
         for j in range(K):
-            W[j, i] = -hd * J[i, j]
-        W[i, i] += 1.0
-    for i in range(K):
-        for j in range(K):
-            if not math.isfinite(W[i, j]):
+            v = -hd * J[i, j]
+            if not math.isfinite(v):   # LAPACK is never handed a non-finite matrix
                 return False
+            W[j, i] = v
+        W[i, i] += 1.0
     return _getrf(ord("d"), K, K, W.ctypes, K, ipv.ctypes) == 0
 
 
