@@ -122,29 +122,67 @@ def rhs(s, out, sc, m):
 @_inline
 def _factor_chain(s, out, sc, m):
     """``out[l, j] = g_j prod_{m != l} s[m, j] - lambda_l s[l, j]`` from ``g = sc.g``;
-    returns the weight-decay term ``sum_l lambda_l / 2 ||s_l||^2``."""
+    returns the weight-decay term ``sum_l lambda_l / 2 ||s_l||^2`` (rows with lambda_l = 0
+    add nothing)."""
     L, K = s.shape
     g = sc.g
-    # prefix / suffix products (no division by s, which may be 0).
-    # Row-wise loops over contiguous memory: 2x faster than per-mode loops at K = 64, L = 4.
+    lam = m.lam
+    if L == 1:
+        lm = lam[0]
+        for j in range(K):
+            out[0, j] = g[j] - lm * s[0, j]
+        return _decay(s, lam)
+    if L == 2:
+        # one pass, no prefix / suffix buffers; the same products as the general loop below
+        # (A/B in a compiled loop, walsh K = 4: 114 -> 96 ns per field, K = 16 239 -> 204)
+        l0 = lam[0]
+        l1 = lam[1]
+        for j in range(K):
+            a = s[0, j]
+            b = s[1, j]
+            gj = g[j]
+            out[0, j] = gj * b - l0 * a
+            out[1, j] = a * gj - l1 * b
+        return _decay(s, lam)
+    # prefix / suffix products (no division by s, which may be 0). Row-wise loops over
+    # contiguous memory: 2x faster than per-mode loops at K = 64, L = 4. The first prefix
+    # (1) and the first suffix (g) are not stored: row 0 reads the suffix alone.
     pre = sc.pre
     suf = sc.suf
     for j in range(K):
-        pre[j] = 1.0
-        suf[j] = g[j]
-    for l in range(L):
+        pre[j] = s[0, j]
+    for l in range(1, L - 1):
         for j in range(K):
             out[l, j] = pre[j]
             pre[j] *= s[l, j]
-    reg = 0.0
-    lam = m.lam
-    for l in range(L - 1, -1, -1):
+    lm = lam[L - 1]
+    for j in range(K):
+        v = s[L - 1, j]
+        out[L - 1, j] = pre[j] * g[j] - lm * v
+        suf[j] = g[j] * v
+    for l in range(L - 2, 0, -1):
         lm = lam[l]
         for j in range(K):
             v = s[l, j]
             out[l, j] = out[l, j] * suf[j] - lm * v
             suf[j] *= v
-            reg += 0.5 * lm * v * v
+    lm = lam[0]
+    for j in range(K):
+        out[0, j] = suf[j] - lm * s[0, j]
+    return _decay(s, lam)
+
+
+@_inline
+def _decay(s, lam):
+    """``sum_l lambda_l / 2 ||s_l||^2``, rows from the last to the first."""
+    L, K = s.shape
+    reg = 0.0
+    for l in range(L - 1, -1, -1):
+        lm = lam[l]
+        if lm != 0.0:
+            for j in range(K):
+                v = s[l, j]
+                reg += 0.5 * lm * v * v
     return reg
 
 

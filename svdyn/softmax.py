@@ -127,10 +127,8 @@ def softmax_residual(mmin, sc, m):
             loss = math.log1p(S)
         else:
             loss = a + math.log(Zp)
-        w[0] = S / Zp
-        ninv = -1.0 / Zp
-        for c in range(1, K):
-            w[c] *= ninv
+        w0 = S / Zp
+        fac = -1.0 / Zp
     else:
         S = exp_diff_into(w, mmin)   # q_c = e^{-(m_c - m_min)}
         if mmin >= 0.0:
@@ -141,10 +139,19 @@ def softmax_residual(mmin, sc, m):
             ep = math.exp(mmin)
             loss = -mmin + math.log(ep + S)
             f = 1.0 if m.clock == CLOCK_NORM else ep / (ep + S)
-        w[0] = S * f
+        w0 = S * f
+        fac = -f
+    if m.kind == WALSH:   # scaled straight into omm and transformed in place: one pass fewer
+        omm = sc.omm
+        omm[0] = w0
         for c in range(1, K):
-            w[c] *= -f
-    group_transform(w, sc.omm, sc, m)
+            omm[c] = w[c] * fac
+        fwht(omm)
+    else:
+        w[0] = w0
+        for c in range(1, K):
+            w[c] *= fac
+        group_transform(w, sc.omm, sc, m)
     return loss
 
 

@@ -124,3 +124,25 @@ def test_fwht_is_the_radix2_transform_bit_for_bit(m):
     while H.shape[0] < K:
         H = np.block([[H, H], [H, -H]])
     assert np.allclose(y, H @ x, rtol=1e-12, atol=1e-12 * np.abs(x).sum())
+
+
+@pytest.mark.parametrize("L", [1, 2, 3, 4, 5])
+@pytest.mark.parametrize("wd", [0.0, "per-factor"])
+def test_factor_chain_is_the_product_rule(L, wd):
+    """``ds[l]/dt = g prod_{m != l} s_m - lambda_l s_l`` and the decay term of the loss, against
+    numpy products with the factor deleted (L = 1 and 2 run their own branches); zeros in the
+    state (no division by s anywhere) and one row without decay."""
+    K = 16
+    lam = 0.0 if wd == 0.0 else [0.01 * (l + 1) if l != L // 2 else 0.0 for l in range(L)]
+    spec = ModelSpec(K, L, 1, "ce", lam)
+    rng = np.random.default_rng(L)
+    s = rng.uniform(0.2, 1.5, (L, K))
+    s[:, 0] = 0.0
+    s[L - 1, 3] = 0.0
+    ds, loss, _ = vector_field(spec, s)
+    g, data_loss, _ = logit_gradient(spec, np.prod(s, axis=0))
+    lam_v = spec.lam
+    want = np.array([g * np.prod(np.delete(s, l, axis=0), axis=0) - lam_v[l] * s[l]
+                     for l in range(L)])
+    np.testing.assert_allclose(ds, want, rtol=1e-15, atol=1e-17)
+    assert loss == pytest.approx(data_loss + 0.5 * np.sum(lam_v[:, None] * s * s), rel=1e-14)
