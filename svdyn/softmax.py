@@ -59,16 +59,6 @@ def class_margins(z, sc, m):
     group_transform(z, u, sc, m)
     scale = 1.0 / (K * math.sqrt(m.n))
     u0 = u[0] * scale
-    if K < VECTOR_MIN:
-        mmin = np.inf
-        msum = 0.0
-        for c in range(1, K):
-            mc = u0 - u[c] * scale
-            w[c] = mc
-            msum += mc
-            if mc < mmin:
-                mmin = mc
-        return mmin, msum
     for c in range(1, K):
         w[c] = u0 - u[c] * scale
     mmin = min_from(w, 1)
@@ -117,12 +107,13 @@ def softmax_residual(mmin, sc, m):
     module docstring). Returns the cross-entropy data loss ``log(1 + sum e^{-m})``."""
     K = sc.w.shape[0]
     w = sc.w
+    # t clock: softmax with shift a = max(0, -m_min), q_c = e^{-m_c - a}, q_0 = e^{-a};
+    # other clocks: q_c = e^{-(m_c - m_min)}. One call site (the exp loop is the field's
+    # biggest code: each inlined copy costs first-compile time)
+    a = max(0.0, -mmin)
+    S = exp_diff_into(w, -a if m.clock == CLOCK_T else mmin)
     if m.clock == CLOCK_T:
-        # softmax with shift a = max(0, -m_min): q_c = exp(-m_c - a), q_0 = exp(-a)
-        a = max(0.0, -mmin)
-        q0 = math.exp(-a)
-        S = exp_diff_into(w, -a)   # q_c = e^{-m_c - a}
-        Zp = q0 + S
+        Zp = math.exp(-a) + S
         if a == 0.0:
             loss = math.log1p(S)
         else:
@@ -130,7 +121,6 @@ def softmax_residual(mmin, sc, m):
         w0 = S / Zp
         fac = -1.0 / Zp
     else:
-        S = exp_diff_into(w, mmin)   # q_c = e^{-(m_c - m_min)}
         if mmin >= 0.0:
             em = math.exp(-mmin)
             loss = math.log1p(em * S)
