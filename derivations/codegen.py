@@ -56,6 +56,8 @@ import math
 
 import numba as nb
 import numpy as np
+
+from . import _cache  # noqa: F401  (first: the cache keyed on the engine's source)
 '''
 
 

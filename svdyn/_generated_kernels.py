@@ -18,6 +18,8 @@ import math
 import numba as nb
 import numpy as np
 
+from . import _cache  # noqa: F401  (first: the cache keyed on the engine's source)
+
 
 @nb.njit(cache=True)
 def ce_grad(omm, K, rn):

@@ -29,6 +29,8 @@ import numpy as np
 from numba.core import types
 from numba.extending import intrinsic
 
+from . import _cache  # noqa: F401  (first: the cache keyed on the engine's source)
+
 #: exponents below this give 0 instead of a subnormal number (e^-708 = 3e-308 is about the
 #: smallest normal result; subnormal arithmetic is slow on x86 and carries no relative precision)
 EXP_FLOOR = -708.0

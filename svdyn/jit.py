@@ -29,6 +29,8 @@ from __future__ import annotations
 
 import numba as nb
 
+from . import _cache  # noqa: F401  (first: the cache keyed on the engine's source)
+
 kernel = nb.njit(cache=True, error_model="numpy")
 parallel = nb.njit(cache=True, error_model="numpy", parallel=True)
 inline = nb.njit(cache=True, error_model="numpy", inline="always")

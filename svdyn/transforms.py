@@ -23,6 +23,8 @@ from __future__ import annotations
 import numba as nb
 import numpy as np
 
+from . import _cache  # noqa: F401  (first: the cache keyed on the engine's source)
+
 
 @nb.njit(cache=True)
 def fwht(x):
