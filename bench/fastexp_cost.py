@@ -50,7 +50,8 @@ def _max_ulp(y, x):
 
 
 def main(Ks):
-    print("| K | libm ns/value | exp_or_zero ns/value | ratio | max ulp libm | max ulp exp_or_zero |")
+    print("| K | libm ns/value | exp_or_zero ns/value | ratio | max ulp libm "
+          "| max ulp exp_or_zero |")
     print("|---|---|---|---|---|---|")
     for K in Ks:
         x = -np.random.default_rng(K).uniform(0.0, 700.0, K)

@@ -24,7 +24,7 @@ import math
 import numpy as np
 
 from .bundle import CLOCK_NORM, CLOCK_T
-from .fastexp import EXP_FLOOR, VECTOR_MIN, exp_diff_into  # noqa: F401  (EXP_FLOOR re-exported)
+from .fastexp import EXP_FLOOR, exp_diff_into  # noqa: F401  (EXP_FLOOR re-exported)
 from .groups import WALSH
 from .jit import inline as _inline  # decorator flags: svdyn/jit.py
 from .spec import LOSS_LS
@@ -49,7 +49,7 @@ def class_margins(z, sc, m):
     untouched). Returns ``(m_min, sum_c m_c)``; the sum only for label smoothing (the one
     loss that reads it; 0 otherwise).
 
-    From ``fastexp.VECTOR_MIN`` classes on, three loops instead of one: the margins
+    Three loops instead of one, at every K (same bits as one fused loop): the margins
     (vectorised), the minimum in four interleaved running minima (the same value as one, in a
     quarter of the dependent compares), and the sum in index order. Fused, the two reductions'
     dependency chains bound the loop at ~4 cycles per class."""

@@ -38,7 +38,7 @@ from .bundle import (CLOCK_T, F_EV, F_H, F_LOSS, F_MM, F_T, F_TSTEADY, I_ATTEMPT
                      I_WINREJ, JOB_GD, JOB_RK, STOP_MARGIN, STOP_TIME, STOP_YMIN)
 from .field import field, logits_into, loss_margin, new_scratch, symmetrise_pairs, z_of_y
 from .groups import WALSH
-from .jit import inline as _inl, kernel as _njit, leaf, parallel as _parallel  # flags: jit.py
+from .jit import inline as _inline, kernel as _njit, leaf, parallel as _parallel  # jit.py
 from .softmax import class_margins, group_transform, min_margin_of
 from .spec import LOSS_CE
 from .steady import _lu, _lu_solve, newton_steady
@@ -98,7 +98,7 @@ def _all_finite(a):
     return True
 
 
-@_inl
+@_inline
 def _initial_step(y0, f0, t_span, err_order, rtol, atol, tmp, ftmp, sc, m):
     """scipy's heuristic (Hairer, Norsett & Wanner, Sec. II.4) for the first step; may return
     0 or nan (the caller turns that into a status). Inlined into ``rk_advance`` (as is
@@ -155,7 +155,7 @@ def _event(y, mm, sc, m, kind):
     return min_margin_of(logits_into(y, sc, m), sc, m)
 
 
-@_inl
+@_inline
 def _dense_stages(y, k, h, tab, ytmp, sc, m):
     """Extra stages only the dense output needs (DOP853: 3)."""
     L, K = y.shape
