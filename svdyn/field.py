@@ -14,7 +14,7 @@ Kernels take the state, an output, a :class:`svdyn.bundle.Scratch` (``new_scratc
 model bundle ``m`` (:class:`svdyn.bundle.Model`, ``spec.bundle(clock)``):
 
 * ``rhs(s, out, sc, m)``      ds/dclock for the t and normalised clocks -> (loss, min margin)
-* ``field(y, out, sc, m)``    the field of ``m.clock`` (what the stepper calls); the y clock
+* ``field(y, out, sc, m)``    the field of ``m.clock``; the y clock
                               (state (1, K)): ``dy_j/dtau = -(L-2) g_j e^{m_min}``
 * ``loss_margin(y, sc, m)``   (loss, min margin) only: one transform instead of two
 * ``logit_grad(z, g, sc, m)`` ``g = -d loss_data / d z`` -> (data loss, min margin)
@@ -73,10 +73,10 @@ def symmetrise_pairs(g, dims):
 
 
 @_inline
-def logit_grad(z, g, sc, m):
+def logit_grad(z, g, sc, m, with_loss=True):
     """``g = -d loss_data / d z`` at logit singular values ``z`` (K,), scaled by the clock of
     ``m`` (see ``svdyn.softmax``); returns (data loss, min margin). ``g`` may be ``sc.g``,
-    not ``z``."""
+    not ``z``. ``with_loss=False``: the cross-entropy loss is not formed (nan; one log less)."""
     K = z.shape[0]
     rn = math.sqrt(m.n)
     mmin, msum = class_margins(z, sc, m)
@@ -88,7 +88,7 @@ def logit_grad(z, g, sc, m):
         if m.kind != WALSH:
             symmetrise_pairs(g, m.dims)
         return loss, mmin
-    loss = softmax_residual(mmin, sc, m)
+    loss = softmax_residual(mmin, sc, m, with_loss)
     omm = sc.omm
     g[0] = 0.0
     if m.code == LOSS_CE:
@@ -206,9 +206,29 @@ def _y_out(y, out, g, L):
         out[0, j] = c * g[j] if y[0, j] > 0.0 else 0.0
 
 
+#: ``field_into``'s ``with_loss`` flags. numpy bools, not Python ones: numba types a Python
+#: ``True`` passed to a compiled function as a literal and compiles a second copy of the whole
+#: field for it (seconds of first compile); a global numpy bool is a plain ``bool``, one copy
+#: for both values.
+WITH_LOSS = np.bool_(True)
+NO_LOSS = np.bool_(False)
+
+
 @leaf
 def field(y, out, sc, m):
+    """:func:`field_into` with the loss: the field of ``m.clock``; returns (loss, min margin).
+    The engine's kernels (stepper, steady hand-off) call ``field_into`` itself, so their
+    compile holds one copy of the field. Not inlined: an IR-inlined wrapper in a reference-
+    counted caller increfs and decrefs every array of the bundles it passes on (158 instead of
+    85 ns per evaluation in a compiled loop at walsh K = 4)."""
+    return field_into(y, out, sc, m, WITH_LOSS)
+
+
+@leaf
+def field_into(y, out, sc, m, with_loss):
     """The stepper's right-hand side for the bundle's clock; returns (loss, min margin).
+    ``with_loss=False`` (stages whose loss nobody reads): the cross-entropy loss is not formed
+    and comes back nan, one log less per evaluation; the field and the margin are the same bits.
 
     t / normalised clocks: :func:`rhs`; y clock: ``dy_j/dtau = -(L-2) g_j e^{m_min}`` at
     ``z_j = y_j^{-L/(L-2)}`` (balanced, ce, no weight decay; modes marked ``y_j < 0`` do not
@@ -217,10 +237,10 @@ def field(y, out, sc, m):
     (bench/RESULTS.md "field inlining", 2026-12-05): 158-164 -> 125-132 ns per field at walsh
     K = 4, L = 2; a dop853 flow to 1e7 0.183 -> 0.165-0.170 ms; K >= 64 unchanged."""
     if y.shape[1] == 4 and m.kind == WALSH and m.code == LOSS_CE and m.clock == CLOCK_T:
-        loss, mmin = _walsh4_ce_grad(y, sc.g, m)
+        loss, mmin = _walsh4_ce_grad(y, sc.g, m, with_loss)
     else:
         logits_into(y, sc, m)
-        loss, mmin = logit_grad(sc.z, sc.g, sc, m)
+        loss, mmin = logit_grad(sc.z, sc.g, sc, m, with_loss)
         if m.clock == CLOCK_Y:
             _y_out(y, out, sc.g, m.depth)
             return loss, mmin
@@ -229,7 +249,7 @@ def field(y, out, sc, m):
 
 
 @_inline
-def _walsh4_ce_grad(y, g, m):
+def _walsh4_ce_grad(y, g, m, with_loss):
     """:func:`logit_grad` for walsh K = 4, ce, t clock, on scalars: the same operations in the
     same order as the general path (``logits_into``, ``class_margins``, ``softmax_residual``
     with the radix-4 butterfly of ``transforms.fwht``), so the same bits, without its ten loops
@@ -277,7 +297,9 @@ def _walsh4_ce_grad(y, g, m):
     S += q2
     S += q3
     Zp = math.exp(-a) + S
-    if a == 0.0:
+    if not with_loss:
+        loss = np.nan
+    elif a == 0.0:
         loss = math.log1p(S)
     else:
         loss = a + math.log(Zp)

@@ -102,9 +102,10 @@ def min_margin_of(z, sc, m):
 
 
 @_inline
-def softmax_residual(mmin, sc, m):
+def softmax_residual(mmin, sc, m, with_loss=True):
     """From the margins in ``sc.w[1:]``: the clock-scaled residual into ``sc.omm`` (see the
-    module docstring). Returns the cross-entropy data loss ``log(1 + sum e^{-m})``."""
+    module docstring). Returns the cross-entropy data loss ``log(1 + sum e^{-m})`` (nan with
+    ``with_loss=False``: one log less, the same residual)."""
     K = sc.w.shape[0]
     w = sc.w
     # t clock: softmax with shift a = max(0, -m_min), q_c = e^{-m_c - a}, q_0 = e^{-a};
@@ -114,7 +115,9 @@ def softmax_residual(mmin, sc, m):
     S = exp_diff_into(w, -a if m.clock == CLOCK_T else mmin)
     if m.clock == CLOCK_T:
         Zp = math.exp(-a) + S
-        if a == 0.0:
+        if not with_loss:
+            loss = np.nan
+        elif a == 0.0:
             loss = math.log1p(S)
         else:
             loss = a + math.log(Zp)
@@ -123,11 +126,11 @@ def softmax_residual(mmin, sc, m):
     else:
         if mmin >= 0.0:
             em = math.exp(-mmin)
-            loss = math.log1p(em * S)
+            loss = math.log1p(em * S) if with_loss else np.nan
             f = 1.0 if m.clock == CLOCK_NORM else 1.0 / (1.0 + em * S)
         else:
             ep = math.exp(mmin)
-            loss = -mmin + math.log(ep + S)
+            loss = -mmin + math.log(ep + S) if with_loss else np.nan
             f = 1.0 if m.clock == CLOCK_NORM else ep / (ep + S)
         w0 = S * f
         fac = -f

@@ -36,7 +36,8 @@ from numba._dispatcher import compute_fingerprint
 from .bundle import (CLOCK_T, F_EV, F_H, F_LOSS, F_MM, F_T, F_TSTEADY, I_ATTEMPTS, I_DONE,
                      I_IDX, I_NACC, I_NONFIN, I_NREJ, I_REJ, I_STARTED, I_STATUS, I_WINACC,
                      I_WINREJ, JOB_GD, JOB_RK, STOP_MARGIN, STOP_TIME, STOP_YMIN)
-from .field import field, logits_into, loss_margin, new_scratch, symmetrise_pairs, z_of_y
+from .field import (NO_LOSS, WITH_LOSS, field_into, logits_into, loss_margin, new_scratch,
+                    symmetrise_pairs, z_of_y)
 from .groups import WALSH
 from .jit import inline as _inline, kernel as _njit, leaf, parallel as _parallel  # jit.py
 from .softmax import class_margins, group_transform, min_margin_of
@@ -115,7 +116,7 @@ def _initial_step(y0, f0, t_span, err_order, rtol, atol, tmp, ftmp, sc, m):
     for l in range(L):
         for j in range(K):
             tmp[l, j] = y0[l, j] + h0 * f0[l, j]
-    field(tmp, ftmp, sc, m)
+    field_into(tmp, ftmp, sc, m, NO_LOSS)
     for l in range(L):
         for j in range(K):
             tmp[l, j] = ftmp[l, j] - f0[l, j]
@@ -169,7 +170,7 @@ def _dense_stages(y, k, h, tab, ytmp, sc, m):
                 for l in range(L):
                     for j in range(K):
                         ytmp[l, j] += cq * k[q, l, j]
-        field(ytmp, k[i], sc, m)
+        field_into(ytmp, k[i], sc, m, NO_LOSS)
 
 
 @leaf
@@ -381,7 +382,7 @@ def _ros_step(y, f0, h, tab, sc, m, ynew, err, U, W, piv, J, ytmp, ftmp, rhs_):
                 if a != 0.0:
                     for j in range(K):
                         ytmp[0, j] += a * U[q, j]
-            lo, mg = field(ytmp, ftmp, sc, m)
+            lo, mg = field_into(ytmp, ftmp, sc, m, WITH_LOSS)
             for j in range(K):
                 rhs_[j] = ftmp[0, j]
             for q in range(i):
@@ -447,9 +448,18 @@ def rk_advance(i, run, m, tab, ctrl, ros, sty, evs):
     Jm = np.empty((nJ, nJ))
     piv = np.empty(nJ, dtype=np.int64)
     rhs_ = np.empty(K)
+    # flat views of the step's (L, K) arrays: the stage sums, the error norm and the update
+    # run as one loop over L K values instead of two nested loops (small K: loop overhead)
+    n = L * K
+    yf = y.reshape(n)
+    kf = k.reshape((k.shape[0], n))
+    ytf = ytmp.reshape(n)
+    ynf = ynew.reshape(n)
+    erf = err.reshape(n)
+    er3f = err3.reshape(n)
     if not ist[I_STARTED]:
         ist[I_STARTED] = 1
-        loss, mm = field(y, k[0], sc, m)
+        loss, mm = field_into(y, k[0], sc, m, WITH_LOSS)
         fs[F_LOSS] = loss
         fs[F_MM] = mm
         fs[F_T] = 0.0
@@ -539,56 +549,51 @@ def rk_advance(i, run, m, tab, ctrl, ros, sty, evs):
         else:
             # stages (row-wise over contiguous memory so the loops vectorise)
             for s_ in range(1, S):
-                for l in range(L):
-                    for j in range(K):
-                        ytmp[l, j] = y[l, j]
+                for p in range(n):
+                    ytf[p] = yf[p]
                 for q in range(s_):
                     cq = h_eff * tab.A[s_, q]
                     if cq != 0.0:
-                        for l in range(L):
-                            for j in range(K):
-                                ytmp[l, j] += cq * k[q, l, j]
-                lo, mg = field(ytmp, k[s_], sc, m)
+                        for p in range(n):
+                            ytf[p] += cq * kf[q, p]
+                # the loss only at the last (FSAL) stage, y_new: the others' is never read
+                lo, mg = field_into(ytmp, k[s_], sc, m, s_ == S - 1)
             # FSAL: the last stage point is y_new
-            for l in range(L):
-                for j in range(K):
-                    ynew[l, j] = 0.0
-                    err[l, j] = 0.0
-                    err3[l, j] = 0.0
+            for p in range(n):
+                ynf[p] = 0.0
+                erf[p] = 0.0
+                er3f[p] = 0.0
             for q in range(S):
                 bq = tab.b[q]
                 eq = tab.e[q]
                 e3q = tab.e3[q]
-                for l in range(L):
-                    for j in range(K):
-                        kq = k[q, l, j]
-                        ynew[l, j] += bq * kq
-                        err[l, j] += eq * kq
-                        err3[l, j] += e3q * kq
+                for p in range(n):
+                    kq = kf[q, p]
+                    ynf[p] += bq * kq
+                    erf[p] += eq * kq
+                    er3f[p] += e3q * kq
             finite = True
-            for l in range(L):
-                for j in range(K):
-                    v = y[l, j] + h_eff * ynew[l, j]
-                    ynew[l, j] = v
-                    if not np.isfinite(v):
-                        finite = False
+            for p in range(n):
+                v = yf[p] + h_eff * ynf[p]
+                ynf[p] = v
+                if not np.isfinite(v):
+                    finite = False
         if finite:
             acc = 0.0
             acc3 = 0.0
-            for l in range(L):
-                for j in range(K):
-                    sc_ = atol + rtol * max(abs(y[l, j]), abs(ynew[l, j]))
-                    if tab.err_kind == 0:
-                        r = h_eff * err[l, j] / sc_
-                        acc += r * r
-                    elif tab.err_kind == 2:
-                        r = err[l, j] / sc_
-                        acc += r * r
-                    else:
-                        r = err[l, j] / sc_
-                        r3 = err3[l, j] / sc_
-                        acc += r * r
-                        acc3 += r3 * r3
+            for p in range(n):
+                sc_ = atol + rtol * max(abs(yf[p]), abs(ynf[p]))
+                if tab.err_kind == 0:
+                    r = h_eff * erf[p] / sc_
+                    acc += r * r
+                elif tab.err_kind == 2:
+                    r = erf[p] / sc_
+                    acc += r * r
+                else:
+                    r = erf[p] / sc_
+                    r3 = er3f[p] / sc_
+                    acc += r * r
+                    acc3 += r3 * r3
             if tab.err_kind != 1:
                 en = np.sqrt(acc / (L * K))
             elif acc == 0.0 and acc3 == 0.0:
@@ -612,7 +617,7 @@ def rk_advance(i, run, m, tab, ctrl, ros, sty, evs):
             t = target if hit else t + h_eff
             nacc += 1
             if implicit:  # dense layout: k0 = f(y), k1 = (y_new - y) / h, k2 = f(y_new)
-                lo, mg = field(ynew, k[2], sc, m)
+                lo, mg = field_into(ynew, k[2], sc, m, WITH_LOSS)
                 for l in range(L):
                     for j in range(K):
                         k[1, l, j] = (ynew[l, j] - y[l, j]) / h_eff
@@ -656,10 +661,9 @@ def rk_advance(i, run, m, tab, ctrl, ros, sty, evs):
                         and tab.stiff_stage >= 0 and m.clock == CLOCK_T):
                     hl = h_eff * _stiff_ratio(y, k, h_eff, tab)
                     stiff = hl >= STEADY_STIFF_FRACTION * tab.stab_real
-            for l in range(L):
-                for j in range(K):
-                    y[l, j] = ynew[l, j]
-                    k[0, l, j] = k[S - 1, l, j]
+            for p in range(n):
+                yf[p] = ynf[p]
+                kf[0, p] = kf[S - 1, p]
             loss = lo
             mm = mg
             h_next = h_eff * factor
@@ -675,7 +679,7 @@ def rk_advance(i, run, m, tab, ctrl, ros, sty, evs):
                             (stiff or win_rej >= STEADY_REJECT_FRACTION * (win_acc + win_rej))
                             and newton_steady(y, k[0], ytmp, sc, rtol, atol, m)):
                         fs[F_TSTEADY] = t
-                        ls, ms = field(ytmp, ynew, sc, m)
+                        ls, ms = field_into(ytmp, ynew, sc, m, WITH_LOSS)
                         while idx < T:
                             _record(run, i, idx, ytmp, ls, ms, stops[idx])
                             idx += 1
@@ -730,7 +734,7 @@ def gd_advance(i, run, m, tab, ctrl):
     idx = ist[I_IDX]
     for _ in range(ctrl.slice_steps):
         it = ist[I_NACC]
-        loss, mm = field(y, d, sc, m)   # the compiled leaf: no reference counting per step
+        loss, mm = field_into(y, d, sc, m, WITH_LOSS)   # a leaf: no reference counting
         if it % every == 0 or it == steps:
             _record(run, i, idx, y, loss, mm, float(it))
             idx += 1

@@ -5,7 +5,8 @@ import pytest
 from hypothesis import given, settings, strategies as st
 from scipy.special import softmax
 
-from svdyn.field import logit_gradient, vector_field
+from svdyn.bundle import CLOCK_NORM, CLOCK_T, CLOCK_Y
+from svdyn.field import field, field_into, logit_gradient, new_scratch, vector_field
 from svdyn.groups import SpecError, make_group
 from svdyn.spec import ModelSpec
 
@@ -163,3 +164,25 @@ def test_walsh4_path_is_the_general_path_bit_for_bit(L, log_scale, seed):
     if L <= 2:   # one product per entry: the chain's own bits
         assert np.array_equal(ds, want)
     np.testing.assert_allclose(ds, want, rtol=1e-15, atol=0.0)
+
+
+@pytest.mark.parametrize("K, L, loss, group, clock", [
+    (4, 2, "ce", "walsh", CLOCK_T), (4, 3, "ce", "walsh", CLOCK_NORM),
+    (16, 2, "ce", "walsh", CLOCK_T), (64, 4, "ls", "walsh", CLOCK_T),
+    (6, 2, "ce", "cyclic", CLOCK_T), (8, 3, "ce", "walsh", CLOCK_Y)])
+def test_field_without_loss_is_the_same_field(K, L, loss, group, clock):
+    """``field_into(..., with_loss=False)`` (the stepper's inner stages) writes the same field
+    and minimum margin bit for bit as ``field``, and returns nan for the loss it skipped."""
+    spec = ModelSpec(K, L, loss="ls:0.1" if loss == "ls" else loss, group=group,
+                     weight_decay=0.01 if clock == CLOCK_T else 0.0)
+    rng = np.random.default_rng(K * L)
+    z = spec.G.symmetrise(rng.uniform(0.5, 3.0, K))
+    s = spec.balanced(z)
+    if clock == CLOCK_Y:
+        s = z[None] ** (-(L - 2.0) / L)
+    m = spec.bundle(clock)
+    out1, out2 = np.empty_like(s), np.full_like(s, 7.0)
+    lo1, mm1 = field(s, out1, new_scratch(K, m.tmax), m)
+    lo2, mm2 = field_into(s, out2, new_scratch(K, m.tmax), m, False)
+    assert np.array_equal(out1, out2) and mm1 == mm2
+    assert np.isfinite(lo1) and np.isnan(lo2)
