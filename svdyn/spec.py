@@ -35,6 +35,15 @@ def parse_loss(loss: str) -> tuple[int, float]:
     raise SpecError(f"unknown --loss {loss!r}; use ce, mse or ls:EPS (e.g. ls:0.1)")
 
 
+def _all_finite(s: np.ndarray) -> bool:
+    """Whether every entry of a float array is finite: ``math.isfinite`` over a list for small
+    arrays (0.43 us for 8 values), ``np.isfinite(...).all()`` otherwise (1.3 us at any size up
+    to ~10^3; np.all costs ~3 us more a call)."""
+    if s.size <= 32:
+        return all(map(math.isfinite, s.ravel().tolist()))
+    return bool(np.isfinite(s).all())
+
+
 @dataclass(frozen=True)
 class ModelSpec:
     """A deep linear UFM under spectral initialisation.
@@ -140,7 +149,7 @@ class ModelSpec:
         if s.ndim not in (2, 3) or s.shape[-2:] != (self.L, self.K):
             raise SpecError(f"{what} must have shape (L, K) = ({self.L}, {self.K}) or "
                             f"(B, {self.L}, {self.K}); got {s.shape}")
-        if not np.isfinite(s).all():   # the method: np.all costs ~3 us more a call
+        if not _all_finite(s):
             raise SpecError(f"{what} contains non-finite values; pass finite singular values")
         self.G.check_paired(s, what)
         return self.G.symmetrise(s)

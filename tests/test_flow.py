@@ -161,3 +161,15 @@ def test_no_handoff_without_fixed_point():
     spec = ModelSpec(8, 2)
     tr = flow(spec, spec.balanced(_z0(spec, 0.5, 1)), 1e12)
     assert tr.stats["t_steady"][0] == -1.0 and tr.status == "ok"
+
+
+@pytest.mark.parametrize("K, B", [(4, None), (4, 3), (64, None), (64, 5)])
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_non_finite_initial_state_is_refused(K, B, bad):
+    """Small states take check_state's list path, larger ones numpy's: both refuse."""
+    from svdyn.groups import SpecError
+    spec = ModelSpec(K, 2)
+    s0 = spec.balanced(np.full(K, 0.1) if B is None else np.full((B, K), 0.1))
+    s0[(..., 1, K - 1)] = bad
+    with pytest.raises(SpecError, match="non-finite"):
+        flow(spec, s0, t_end=1.0, progress=False)
