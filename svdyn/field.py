@@ -16,6 +16,8 @@ model bundle ``m`` (:class:`svdyn.bundle.Model`, ``spec.bundle(clock)``):
 * ``rhs(s, out, sc, m)``      ds/dclock for the t and normalised clocks -> (loss, min margin)
 * ``field(y, out, sc, m)``    the field of ``m.clock``; the y clock
                               (state (1, K)): ``dy_j/dtau = -(L-2) g_j e^{m_min}``
+* ``field_into(y, out, sc, m, with_loss)``  the same; ``NO_LOSS`` skips the loss (nan), what
+                              the stepper's inner stages call
 * ``loss_margin(y, sc, m)``   (loss, min margin) only: one transform instead of two
 * ``logit_grad(z, g, sc, m)`` ``g = -d loss_data / d z`` -> (data loss, min margin)
 """

@@ -547,7 +547,7 @@ def rk_advance(i, run, m, tab, ctrl, ros, sty, evs):
             else:  # an implicit tableau in an explicit kernel (drive never does this)
                 finite, lo, mg = False, np.nan, np.nan
         else:
-            # stages (row-wise over contiguous memory so the loops vectorise)
+            # stages (flat loops over contiguous memory, so they vectorise)
             for s_ in range(1, S):
                 for p in range(n):
                     ytf[p] = yf[p]
