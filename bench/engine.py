@@ -126,8 +126,9 @@ def wrapper_rows():
     import svdyn.stepper as st
     from svdyn.bundle import CLOCK_T, JOB_RK, STOP_TIME, make_ctrl, new_run
     from svdyn.result import Trajectory
-    from svdyn.stepper import FREE_KERNELS
-    rk_batch_ser = FREE_KERNELS[0]   # the kernel an unregularised ce flow runs
+    from svdyn.stepper import SINGLE, WALSH_CE_KERNELS
+    # what a single walsh ce flow runs: the per-trajectory step with the walsh ce flags
+    advance, flags = SINGLE[WALSH_CE_KERNELS[0]]
     from svdyn.tableaux import TABLEAUX
 
     spec = ModelSpec(4, 2)
@@ -137,8 +138,8 @@ def wrapper_rows():
     tab, m, times = TABLEAUX["dop853"], spec.bundle(CLOCK_T), np.array([0.0, 1e-6])
     ctrl = make_ctrl(JOB_RK, 1e-9, 1e-12, 2_000_000, 1 << 30, True, True, STOP_TIME, 1e-6)
     run = new_run(s0[None], tab.n_dense, times)
-    rk_batch_ser(run, m, tab, ctrl)
-    entry = st._entry(rk_batch_ser, run, m, tab, ctrl, False)
+    advance(0, run, m, tab, ctrl, *flags)
+    entry = st._entry(advance, run, m, tab, ctrl, False, flags)
 
     def one(meth):
         return lambda: flow(spec, s0, save_at=[1e-6], first_step=1e-6, progress=False,
@@ -163,9 +164,9 @@ def wrapper_rows():
         "  part: spec.check_state": lambda: spec.check_state(s0, "initial state"),
         "  part: new_run (arrays)": lambda: new_run(s0[None], tab.n_dense, times),
         "  part: new_run + compiled one-step slice by the entry point":
-            lambda: entry(new_run(s0[None], tab.n_dense, times), m, tab, ctrl),
+            lambda: entry(0, new_run(s0[None], tab.n_dense, times), m, tab, ctrl, *flags),
         "  part: new_run + compiled one-step slice by numba dispatch":
-            lambda: rk_batch_ser(new_run(s0[None], tab.n_dense, times), m, tab, ctrl),
+            lambda: advance(0, new_run(s0[None], tab.n_dense, times), m, tab, ctrl, *flags),
         "  part: make_ctrl": lambda: make_ctrl(JOB_RK, 1e-9, 1e-12, 2_000_000, 1 << 30, True,
                                                True, STOP_TIME, 1e-6),
         "  part: Trajectory(...)": lambda: Trajectory(spec, times, s0, times, times, "ok", {},

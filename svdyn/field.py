@@ -16,8 +16,9 @@ model bundle ``m`` (:class:`svdyn.bundle.Model`, ``spec.bundle(clock)``):
 * ``rhs(s, out, sc, m)``      ds/dclock for the t and normalised clocks -> (loss, min margin)
 * ``field(y, out, sc, m)``    the field of ``m.clock``; the y clock
                               (state (1, K)): ``dy_j/dtau = -(L-2) g_j e^{m_min}``
-* ``field_into(y, out, sc, m, with_loss)``  the same; ``NO_LOSS`` skips the loss (nan), what
-                              the stepper's inner stages call
+* ``field_into(y, out, sc, m, with_loss, general)``  the same; ``NO_LOSS`` skips the loss
+                              (nan), what the stepper's inner stages call; ``general=WALSH_CE``
+                              compiles the walsh / ce / t-clock path alone
 * ``loss_margin(y, sc, m)``   (loss, min margin) only: one transform instead of two
 * ``logit_grad(z, g, sc, m)`` ``g = -d loss_data / d z`` -> (data loss, min margin)
 """
@@ -31,7 +32,7 @@ from .bundle import CLOCK_T, CLOCK_Y, Scratch
 from .groups import WALSH
 from .jit import inline as _inline, kernel as _njit, leaf  # decorator flags: svdyn/jit.py
 from .kernels import ce_grad, ls_grad, ls_loss_extra, mse_grad, mse_loss_term
-from .softmax import EXP_FLOOR, class_margins, softmax_residual
+from .softmax import EXP_FLOOR, GENERAL, WALSH_CE, class_margins, softmax_residual  # noqa: F401
 from .spec import LOSS_CE, LOSS_MSE, ModelSpec
 
 
@@ -75,14 +76,14 @@ def symmetrise_pairs(g, dims):
 
 
 @_inline
-def logit_grad(z, g, sc, m, with_loss=True):
+def logit_grad(z, g, sc, m, with_loss=True, general=GENERAL):
     """``g = -d loss_data / d z`` at logit singular values ``z`` (K,), scaled by the clock of
     ``m`` (see ``svdyn.softmax``); returns (data loss, min margin). ``g`` may be ``sc.g``,
     not ``z``. ``with_loss=False``: the cross-entropy loss is not formed (nan; one log less)."""
     K = z.shape[0]
     rn = math.sqrt(m.n)
-    mmin, msum = class_margins(z, sc, m)
-    if m.code == LOSS_MSE:
+    mmin, msum = class_margins(z, sc, m, general)
+    if general is not None and m.code == LOSS_MSE:
         loss = 0.0
         for j in range(K):
             g[j] = mse_grad(z[j], K, rn)
@@ -90,18 +91,38 @@ def logit_grad(z, g, sc, m, with_loss=True):
         if m.kind != WALSH:
             symmetrise_pairs(g, m.dims)
         return loss, mmin
-    loss = softmax_residual(mmin, sc, m, with_loss)
+    loss = softmax_residual(mmin, sc, m, with_loss, general)
     omm = sc.omm
-    g[0] = 0.0
-    if m.code == LOSS_CE:
-        for j in range(1, K):
-            g[j] = ce_grad(omm[j], K, rn)
+    if general is None or m.code == LOSS_CE:
+        _ce_grad_into(omm, g, K, rn)
     else:  # LOSS_LS
+        g[0] = 0.0
         for j in range(1, K):
             g[j] = ls_grad(omm[j], m.eps, K, rn)
         loss += ls_loss_extra(msum, m.eps, K)
-    if m.kind != WALSH:
+    if general is not None and m.kind != WALSH:
         symmetrise_pairs(g, m.dims)
+    return loss, mmin
+
+
+@_inline
+def _ce_grad_into(omm, g, K, rn):
+    """``g`` of cross-entropy from the residual ``omm`` (``g[0] = 0``: the mean logit does not
+    move)."""
+    g[0] = 0.0
+    for j in range(1, K):
+        g[j] = ce_grad(omm[j], K, rn)
+
+
+@_inline
+def _walsh_ce_grad(z, g, sc, m, with_loss):
+    """:func:`logit_grad` of a walsh model with cross-entropy in physical time: the same
+    helpers in the same order, so the same bits, without the other losses' code (its IR is
+    copied into each kernel that inlines it: 1.1 s of a first flow's compile for logit_grad
+    against ~0.6 s for this)."""
+    mmin, _ = class_margins(z, sc, m, WALSH_CE)
+    loss = softmax_residual(mmin, sc, m, with_loss, WALSH_CE)
+    _ce_grad_into(sc.omm, g, z.shape[0], math.sqrt(m.n))
     return loss, mmin
 
 
@@ -223,14 +244,17 @@ def field(y, out, sc, m):
     compile holds one copy of the field. Not inlined: an IR-inlined wrapper in a reference-
     counted caller increfs and decrefs every array of the bundles it passes on (158 instead of
     85 ns per evaluation in a compiled loop at walsh K = 4)."""
-    return field_into(y, out, sc, m, WITH_LOSS)
+    return field_into(y, out, sc, m, WITH_LOSS, GENERAL)
 
 
 @leaf
-def field_into(y, out, sc, m, with_loss):
+def field_into(y, out, sc, m, with_loss, general):
     """The stepper's right-hand side for the bundle's clock; returns (loss, min margin).
     ``with_loss=False`` (stages whose loss nobody reads): the cross-entropy loss is not formed
     and comes back nan, one log less per evaluation; the field and the margin are the same bits.
+    ``general``: ``GENERAL``, or ``WALSH_CE`` (None) from kernels that only run walsh models
+    with cross-entropy in physical time: numba then compiles that path alone (the same
+    operations, so the same bits).
 
     t / normalised clocks: :func:`rhs`; y clock: ``dy_j/dtau = -(L-2) g_j e^{m_min}`` at
     ``z_j = y_j^{-L/(L-2)}`` (balanced, ce, no weight decay; modes marked ``y_j < 0`` do not
@@ -238,12 +262,16 @@ def field_into(y, out, sc, m, with_loss):
     that call passes the bundles argument by argument. A/B against the called version
     (bench/RESULTS.md "field inlining", 2026-12-05): 158-164 -> 125-132 ns per field at walsh
     K = 4, L = 2; a dop853 flow to 1e7 0.183 -> 0.165-0.170 ms; K >= 64 unchanged."""
-    if y.shape[1] == 4 and m.kind == WALSH and m.code == LOSS_CE and m.clock == CLOCK_T:
+    if y.shape[1] == 4 and (general is None or (m.kind == WALSH and m.code == LOSS_CE
+                                                 and m.clock == CLOCK_T)):
         loss, mmin = _walsh4_ce_grad(y, sc.g, m, with_loss)
+    elif general is None:
+        logits_into(y, sc, m, general)
+        loss, mmin = _walsh_ce_grad(sc.z, sc.g, sc, m, with_loss)
     else:
-        logits_into(y, sc, m)
-        loss, mmin = logit_grad(sc.z, sc.g, sc, m, with_loss)
-        if m.clock == CLOCK_Y:
+        logits_into(y, sc, m, general)
+        loss, mmin = logit_grad(sc.z, sc.g, sc, m, with_loss, general)
+        if general is not None and m.clock == CLOCK_Y:
             _y_out(y, out, sc.g, m.depth)
             return loss, mmin
     # one inlined copy of the chain for both branches (each copy costs ~1 s of first compile)
@@ -322,12 +350,12 @@ def _walsh4_ce_grad(y, g, m, with_loss):
 
 
 @_inline
-def logits_into(y, sc, m):
+def logits_into(y, sc, m, general=GENERAL):
     """The logit singular values z of a state for the bundle's clock, written into ``sc.z``
     (factor products for the t / normalised clocks, z = y^(-L/(L-2)) for the y clock)."""
     L, K = y.shape
     z = sc.z
-    if m.clock == CLOCK_Y:
+    if general is not None and m.clock == CLOCK_Y:
         for j in range(K):
             z[j] = z_of_y(y[0, j], m.depth)
     else:
@@ -340,14 +368,14 @@ def logits_into(y, sc, m):
 
 
 @_inline
-def loss_margin(y, sc, m):
+def loss_margin(y, sc, m, general=GENERAL):
     """(loss, min margin) of a state for the bundle's clock, without the gradient's second
     transform (saved points of a dense-output grid)."""
     L, K = y.shape
-    z = logits_into(y, sc, m)
-    mmin, msum = class_margins(z, sc, m)
+    z = logits_into(y, sc, m, general)
+    mmin, msum = class_margins(z, sc, m, general)
     rn = math.sqrt(m.n)
-    if m.code == LOSS_MSE:
+    if general is not None and m.code == LOSS_MSE:
         loss = 0.0
         for j in range(K):
             loss += mse_loss_term(z[j], K, rn)
@@ -360,9 +388,9 @@ def loss_margin(y, sc, m):
             if x > EXP_FLOOR:
                 S += math.exp(x)
         loss = math.log1p(S) if a == 0.0 else a + math.log(math.exp(-a) + S)
-        if m.code != LOSS_CE:
+        if general is not None and m.code != LOSS_CE:
             loss += ls_loss_extra(msum, m.eps, K)
-    if m.clock != CLOCK_Y:
+    if general is None or m.clock != CLOCK_Y:
         lam = m.lam
         for l in range(L):
             for j in range(K):

@@ -217,13 +217,25 @@ def _marker(what: str) -> Path:
 
 def _dispatcher_ready(d) -> bool:
     """True when a numba dispatcher has a compiled signature in this process or a valid cache
-    index on disk (numba's own index, which it discards when the source changed)."""
-    if getattr(d, "signatures", None):
+    index on disk (numba's own index, which it discards when the source changed). ``d`` may
+    be a pair ``(dispatcher, args)``: then only the signature of those arguments counts."""
+    sig = None
+    if isinstance(d, tuple):
+        d, args = d
+        try:
+            sig = tuple(d.typeof_pyval(a) for a in args)
+        except Exception:
+            return False
+        if sig in d.overloads:
+            return True
+    elif getattr(d, "signatures", None):
         return True
     cache = getattr(d, "_cache", None)
     try:
         index = cache._cache_file._load_index()  # {} when missing or stale
-        return bool(index)
+        if sig is None:
+            return bool(index)
+        return any(isinstance(k, tuple) and k and k[0] == sig for k in index)
     except Exception:
         return False
 
@@ -262,7 +274,8 @@ def compile_notice(what, typical_s, dispatchers=None, *, stream=None):
     typical_s : float
         Typical first-compile time in seconds (measured on the 2-core reference machine).
     dispatchers : iterable of numba dispatchers, optional
-        The kernels the block will call (their entry points suffice).
+        The kernels the block will call (their entry points suffice), or ``(dispatcher, args)``
+        pairs: then that dispatcher counts as ready only for the signature of ``args``.
     stream : file-like, optional
         Where to write (default ``sys.stderr``).
 

@@ -31,10 +31,19 @@ from .spec import LOSS_LS
 from .transforms import char_transform, fwht
 
 
+#: the ``general`` argument of the engine's kernels and helpers. ``GENERAL`` (a numpy bool, so
+#: that numba types it as a plain ``bool``): every group, loss and clock, chosen at run time from
+#: the bundle. ``WALSH_CE`` (None): the caller guarantees a walsh model with cross-entropy in
+#: physical time, and numba prunes every other branch (``general is None or ...``) when it
+#: compiles, so the default flow's kernels hold one group, one loss and one clock.
+GENERAL = np.bool_(True)
+WALSH_CE = None
+
+
 @_inline
-def group_transform(x, out, sc, m):
+def group_transform(x, out, sc, m, general=GENERAL):
     """``out = C x`` (real character transform) for the model's group; uses ``sc.wre..tim``."""
-    if m.kind == WALSH:
+    if general is None or m.kind == WALSH:
         for i in range(x.shape[0]):
             out[i] = x[i]
         fwht(out)
@@ -44,7 +53,7 @@ def group_transform(x, out, sc, m):
 
 
 @_inline
-def class_margins(z, sc, m):
+def class_margins(z, sc, m, general=GENERAL):
     """Logits into ``sc.u`` and margins ``m_c = u_0 - u_c`` into ``sc.w[1:]`` (``sc.w[0]``
     untouched). Returns ``(m_min, sum_c m_c)``; the sum only for label smoothing (the one
     loss that reads it; 0 otherwise).
@@ -56,14 +65,14 @@ def class_margins(z, sc, m):
     K = z.shape[0]
     u = sc.u
     w = sc.w
-    group_transform(z, u, sc, m)
+    group_transform(z, u, sc, m, general)
     scale = 1.0 / (K * math.sqrt(m.n))
     u0 = u[0] * scale
     for c in range(1, K):
         w[c] = u0 - u[c] * scale
     mmin = min_from(w, 1)
     msum = 0.0
-    if m.code == LOSS_LS:
+    if general is not None and m.code == LOSS_LS:
         for c in range(1, K):
             msum += w[c]
     return mmin, msum
@@ -96,13 +105,13 @@ def min_from(w, lo):
 
 
 @_inline
-def min_margin_of(z, sc, m):
+def min_margin_of(z, sc, m, general=GENERAL):
     """Minimum margin at logit singular values ``z`` (K,)."""
-    return class_margins(z, sc, m)[0]
+    return class_margins(z, sc, m, general)[0]
 
 
 @_inline
-def softmax_residual(mmin, sc, m, with_loss=True):
+def softmax_residual(mmin, sc, m, with_loss=True, general=GENERAL):
     """From the margins in ``sc.w[1:]``: the clock-scaled residual into ``sc.omm`` (see the
     module docstring). Returns the cross-entropy data loss ``log(1 + sum e^{-m})`` (nan with
     ``with_loss=False``: one log less, the same residual)."""
@@ -112,8 +121,11 @@ def softmax_residual(mmin, sc, m, with_loss=True):
     # other clocks: q_c = e^{-(m_c - m_min)}. One call site (the exp loop is the field's
     # biggest code: each inlined copy costs first-compile time)
     a = max(0.0, -mmin)
-    S = exp_diff_into(w, -a if m.clock == CLOCK_T else mmin)
-    if m.clock == CLOCK_T:
+    off = mmin
+    if general is None or m.clock == CLOCK_T:
+        off = -a
+    S = exp_diff_into(w, off)
+    if general is None or m.clock == CLOCK_T:
         Zp = math.exp(-a) + S
         if not with_loss:
             loss = np.nan
@@ -134,7 +146,7 @@ def softmax_residual(mmin, sc, m, with_loss=True):
             f = 1.0 if m.clock == CLOCK_NORM else ep / (ep + S)
         w0 = S * f
         fac = -f
-    if m.kind == WALSH:   # scaled straight into omm and transformed in place: one pass fewer
+    if general is None or m.kind == WALSH:  # scaled into omm, transformed in place: a pass fewer
         omm = sc.omm
         omm[0] = w0
         for c in range(1, K):

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .field import NO_LOSS, conjugate, field_into
+from .field import GENERAL, NO_LOSS, conjugate, field_into
 from .groups import WALSH
 from .jit import kernel
 from .spec import LOSS_MSE
@@ -130,10 +130,10 @@ def _newton_delta(y, f, co, sc, rtol, atol, model, delta, H, piv):
         hc = 1e-6 * max(abs(y[l, j]), 1e-3)
         yp[l, j] = y[l, j] + hc
         yp[l, p] = y[l, p] + hc
-        field_into(yp, fp, sc, model, NO_LOSS)
+        field_into(yp, fp, sc, model, NO_LOSS, GENERAL)
         yp[l, j] = y[l, j] - hc
         yp[l, p] = y[l, p] - hc
-        field_into(yp, fm, sc, model, NO_LOSS)
+        field_into(yp, fm, sc, model, NO_LOSS, GENERAL)
         yp[l, j] = y[l, j]
         yp[l, p] = y[l, p]
         for r in range(m):
@@ -227,7 +227,7 @@ def newton_steady(y, f, ystar, sc, rtol, atol, model):
         return True
     y1 = ystar.copy()
     f1 = np.empty((L, K))
-    field_into(y1, f1, sc, model, NO_LOSS)
+    field_into(y1, f1, sc, model, NO_LOSS, GENERAL)
     r2 = _chord_delta(y1, f1, co, rtol, atol, delta, H, piv)
     if r2 < 0.0 or not (r2 < STEADY_TOL_2):
         return False

@@ -36,8 +36,8 @@ from numba._dispatcher import compute_fingerprint
 from .bundle import (CLOCK_T, F_EV, F_H, F_LOSS, F_MM, F_T, F_TSTEADY, I_ATTEMPTS, I_DONE,
                      I_IDX, I_NACC, I_NONFIN, I_NREJ, I_REJ, I_STARTED, I_STATUS, I_WINACC,
                      I_WINREJ, JOB_GD, JOB_RK, STOP_MARGIN, STOP_TIME, STOP_YMIN)
-from .field import (NO_LOSS, WITH_LOSS, field_into, logits_into, loss_margin, new_scratch,
-                    symmetrise_pairs, z_of_y)
+from .field import (GENERAL, NO_LOSS, WALSH_CE, WITH_LOSS, field_into, logits_into,
+                    loss_margin, new_scratch, symmetrise_pairs, z_of_y)
 from .groups import WALSH
 from .jit import inline as _inline, kernel as _njit, leaf, parallel as _parallel  # jit.py
 from .softmax import class_margins, group_transform, min_margin_of
@@ -100,7 +100,7 @@ def _all_finite(a):
 
 
 @_inline
-def _initial_step(y0, f0, t_span, err_order, rtol, atol, tmp, ftmp, sc, m):
+def _initial_step(y0, f0, t_span, err_order, rtol, atol, tmp, ftmp, sc, m, general):
     """scipy's heuristic (Hairer, Norsett & Wanner, Sec. II.4) for the first step; may return
     0 or nan (the caller turns that into a status). Inlined into ``rk_advance`` (as is
     :func:`_dense_stages`): compiled apart, each linked and re-optimised the field's code once
@@ -116,7 +116,7 @@ def _initial_step(y0, f0, t_span, err_order, rtol, atol, tmp, ftmp, sc, m):
     for l in range(L):
         for j in range(K):
             tmp[l, j] = y0[l, j] + h0 * f0[l, j]
-    field_into(tmp, ftmp, sc, m, NO_LOSS)
+    field_into(tmp, ftmp, sc, m, NO_LOSS, general)
     for l in range(L):
         for j in range(K):
             tmp[l, j] = ftmp[l, j] - f0[l, j]
@@ -129,10 +129,10 @@ def _initial_step(y0, f0, t_span, err_order, rtol, atol, tmp, ftmp, sc, m):
 
 
 @leaf
-def _loss_margin(y, sc, m):
+def _loss_margin(y, sc, m, general):
     """``loss_margin`` compiled once, for rk_advance's two save sites (inlining it at each site
     would add a copy of the field's transforms, seconds of first compile, per site)."""
-    return loss_margin(y, sc, m)
+    return loss_margin(y, sc, m, general)
 
 
 @leaf
@@ -157,7 +157,7 @@ def _event(y, mm, sc, m, kind):
 
 
 @_inline
-def _dense_stages(y, k, h, tab, ytmp, sc, m):
+def _dense_stages(y, k, h, tab, ytmp, sc, m, general):
     """Extra stages only the dense output needs (DOP853: 3)."""
     L, K = y.shape
     for i in range(tab.n_stages, tab.n_dense):
@@ -170,7 +170,7 @@ def _dense_stages(y, k, h, tab, ytmp, sc, m):
                 for l in range(L):
                     for j in range(K):
                         ytmp[l, j] += cq * k[q, l, j]
-        field_into(ytmp, k[i], sc, m, NO_LOSS)
+        field_into(ytmp, k[i], sc, m, NO_LOSS, general)
 
 
 @leaf
@@ -382,7 +382,7 @@ def _ros_step(y, f0, h, tab, sc, m, ynew, err, U, W, piv, J, ytmp, ftmp, rhs_):
                 if a != 0.0:
                     for j in range(K):
                         ytmp[0, j] += a * U[q, j]
-            lo, mg = field_into(ytmp, ftmp, sc, m, WITH_LOSS)
+            lo, mg = field_into(ytmp, ftmp, sc, m, WITH_LOSS, GENERAL)
             for j in range(K):
                 rhs_[j] = ftmp[0, j]
             for q in range(i):
@@ -411,17 +411,19 @@ def _ros_step(y, f0, h, tab, sc, m, ynew, err, U, W, piv, J, ytmp, ftmp, rhs_):
 
 # --------------------------------------------------------------------------- RK slice
 @_njit
-def rk_advance(i, run, m, tab, ctrl, ros, sty, evs):
+def rk_advance(i, run, m, tab, ctrl, ros, sty, evs, general):
     """Advance trajectory ``i`` by at most ``ctrl.slice_steps`` attempted steps.
 
-    ``ros``: True in the kernels for implicit (Rosenbrock) tableaux, None in the explicit
+    ``ros``: ``ON`` in the kernels for implicit (Rosenbrock) tableaux, None in the explicit
     ones; numba prunes the ``ros is not None`` branch when ``ros`` is None, so the explicit
     kernels never compile the Rosenbrock step and its analytic Jacobian (~4 s of a first
     compile). ``sty``: likewise for the steady hand-off (stiffness detection and
     ``steady.newton_steady``): None in the kernels of flows that have no finite fixed point
     (unregularised ce, or the hand-off turned off), which then never compile it. ``evs``:
-    True in the kernels of event stops (``STOP_MARGIN``, ``STOP_YMIN``), None in those of
+    ``ON`` in the kernels of event stops (``STOP_MARGIN``, ``STOP_YMIN``), None in those of
     save times (``STOP_TIME``), which then never compile the event and root-finding helpers.
+    ``general``: ``WALSH_CE`` (None) in the kernels of walsh ce flows in physical time, which
+    then compile only that path of the field (``field.field_into``), ``GENERAL`` elsewhere.
     ``drive`` picks the kernel family whose flags fit the run (``_family``)."""
     ist = run.ist[i]
     fs = run.fs[i]
@@ -459,7 +461,7 @@ def rk_advance(i, run, m, tab, ctrl, ros, sty, evs):
     er3f = err3.reshape(n)
     if not ist[I_STARTED]:
         ist[I_STARTED] = 1
-        loss, mm = field_into(y, k[0], sc, m, WITH_LOSS)
+        loss, mm = field_into(y, k[0], sc, m, WITH_LOSS, general)
         fs[F_LOSS] = loss
         fs[F_MM] = mm
         fs[F_T] = 0.0
@@ -468,7 +470,7 @@ def rk_advance(i, run, m, tab, ctrl, ros, sty, evs):
             ist[I_STATUS] = NON_FINITE
             ist[I_DONE] = 1
             return
-        idx = 0
+        idx = np.int64(0)   # not a literal 0: that compiled a second copy of _record
         if kind == STOP_TIME:
             while idx < T and stops[idx] <= 0.0:
                 _record(run, i, idx, y, loss, mm, 0.0)
@@ -497,7 +499,7 @@ def rk_advance(i, run, m, tab, ctrl, ros, sty, evs):
         else:
             span = stops[T - 1] if kind == STOP_TIME else np.inf
             h = _initial_step(y, k[0], span, tab.order, ctrl.rtol, ctrl.atol, ytmp, ynew, sc,
-                              m)
+                              m, general)
         fs[F_H] = h
     t = fs[F_T]
     h = fs[F_H]
@@ -557,7 +559,7 @@ def rk_advance(i, run, m, tab, ctrl, ros, sty, evs):
                         for p in range(n):
                             ytf[p] += cq * kf[q, p]
                 # the loss only at the last (FSAL) stage, y_new: the others' is never read
-                lo, mg = field_into(ytmp, k[s_], sc, m, s_ == S - 1)
+                lo, mg = field_into(ytmp, k[s_], sc, m, s_ == S - 1, general)
             # FSAL: the last stage point is y_new
             for p in range(n):
                 ynf[p] = 0.0
@@ -617,7 +619,7 @@ def rk_advance(i, run, m, tab, ctrl, ros, sty, evs):
             t = target if hit else t + h_eff
             nacc += 1
             if implicit:  # dense layout: k0 = f(y), k1 = (y_new - y) / h, k2 = f(y_new)
-                lo, mg = field_into(ynew, k[2], sc, m, WITH_LOSS)
+                lo, mg = field_into(ynew, k[2], sc, m, WITH_LOSS, general)
                 for l in range(L):
                     for j in range(K):
                         k[1, l, j] = (ynew[l, j] - y[l, j]) / h_eff
@@ -631,11 +633,11 @@ def rk_advance(i, run, m, tab, ctrl, ros, sty, evs):
                             _record(run, i, idx, ynew, lo, mg, t)
                         else:
                             if not have_dense:
-                                _dense_stages(y, k, h_eff, tab, ytmp, sc, m)
+                                _dense_stages(y, k, h_eff, tab, ytmp, sc, m, general)
                                 have_dense = True
                             th = (stops[idx] - t_old) / h_eff
                             _interpolate(y, k, h_eff, th, tab, yint)
-                            li, mi = _loss_margin(yint, sc, m)
+                            li, mi = _loss_margin(yint, sc, m, general)
                             _record(run, i, idx, yint, li, mi, stops[idx])
                         idx += 1
                 else:
@@ -646,12 +648,12 @@ def rk_advance(i, run, m, tab, ctrl, ros, sty, evs):
                 ev_new = _event(ynew, mg if kind == STOP_MARGIN else np.nan, sc, m, kind)
                 while idx < T and ev_new >= stops[idx]:
                     if not have_dense:
-                        _dense_stages(y, k, h_eff, tab, ytmp, sc, m)
+                        _dense_stages(y, k, h_eff, tab, ytmp, sc, m, general)
                         have_dense = True
                     th = _root_theta(y, k, h_eff, tab, ev, ev_new, stops[idx], yint, sc, m,
                                      kind)
                     _interpolate(y, k, h_eff, th, tab, yint)
-                    li, mi = _loss_margin(yint, sc, m)
+                    li, mi = _loss_margin(yint, sc, m, general)
                     _record(run, i, idx, yint, li, mi, t_old + th * h_eff)
                     idx += 1
                 ev = ev_new
@@ -679,7 +681,7 @@ def rk_advance(i, run, m, tab, ctrl, ros, sty, evs):
                             (stiff or win_rej >= STEADY_REJECT_FRACTION * (win_acc + win_rej))
                             and newton_steady(y, k[0], ytmp, sc, rtol, atol, m)):
                         fs[F_TSTEADY] = t
-                        ls, ms = field_into(ytmp, ynew, sc, m, WITH_LOSS)
+                        ls, ms = field_into(ytmp, ynew, sc, m, WITH_LOSS, general)
                         while idx < T:
                             _record(run, i, idx, ytmp, ls, ms, stops[idx])
                             idx += 1
@@ -734,7 +736,7 @@ def gd_advance(i, run, m, tab, ctrl):
     idx = ist[I_IDX]
     for _ in range(ctrl.slice_steps):
         it = ist[I_NACC]
-        loss, mm = field_into(y, d, sc, m, WITH_LOSS)   # a leaf: no reference counting
+        loss, mm = field_into(y, d, sc, m, WITH_LOSS, GENERAL)   # a leaf: no reference counting
         if it % every == 0 or it == steps:
             _record(run, i, idx, y, loss, mm, float(it))
             idx += 1
@@ -757,46 +759,66 @@ def gd_advance(i, run, m, tab, ctrl):
 
 
 # --------------------------------------------------------------------------- batches
+#: the "on" value of ``rk_advance``'s ``ros`` / ``sty`` / ``evs`` flags: a numpy bool, which
+#: numba types as a plain ``bool`` both inside the loops and from Python (a literal ``True``
+#: would be ``Literal[bool]`` in the loops and ``bool`` from Python: two compiled copies)
+ON = np.bool_(True)
+
 @_parallel
 def rk_batch_par(run, m, tab, ctrl):
     """One RK slice of every unfinished trajectory, in parallel over the batch."""
     for i in nb.prange(run.y.shape[0]):
-        rk_advance(i, run, m, tab, ctrl, None, True, None)
+        rk_advance(i, run, m, tab, ctrl, None, ON, None, GENERAL)
 
 
 @_njit
 def rk_batch_ser(run, m, tab, ctrl):
     """One RK slice of every unfinished trajectory, serially."""
     for i in range(run.y.shape[0]):
-        rk_advance(i, run, m, tab, ctrl, None, True, None)
+        rk_advance(i, run, m, tab, ctrl, None, ON, None, GENERAL)
 
 
 @_parallel
 def rk_free_par(run, m, tab, ctrl):
     """``rk_batch_par`` without the steady hand-off (flows with no finite fixed point)."""
     for i in nb.prange(run.y.shape[0]):
-        rk_advance(i, run, m, tab, ctrl, None, None, None)
+        rk_advance(i, run, m, tab, ctrl, None, None, None, GENERAL)
 
 
 @_njit
 def rk_free_ser(run, m, tab, ctrl):
     """``rk_batch_ser`` without the steady hand-off (flows with no finite fixed point)."""
     for i in range(run.y.shape[0]):
-        rk_advance(i, run, m, tab, ctrl, None, None, None)
+        rk_advance(i, run, m, tab, ctrl, None, None, None, GENERAL)
+
+
+@_parallel
+def rk_walsh_ce_par(run, m, tab, ctrl):
+    """``rk_free_par`` for walsh models with cross-entropy in physical time: the field's
+    other groups, losses and clocks are not compiled (``field.WALSH_CE``)."""
+    for i in nb.prange(run.y.shape[0]):
+        rk_advance(i, run, m, tab, ctrl, None, None, None, WALSH_CE)
+
+
+@_njit
+def rk_walsh_ce_ser(run, m, tab, ctrl):
+    """``rk_free_ser`` for walsh models with cross-entropy in physical time."""
+    for i in range(run.y.shape[0]):
+        rk_advance(i, run, m, tab, ctrl, None, None, None, WALSH_CE)
 
 
 @_parallel
 def rk_event_par(run, m, tab, ctrl):
     """An RK slice of every unfinished trajectory run to event stops, in parallel."""
     for i in nb.prange(run.y.shape[0]):
-        rk_advance(i, run, m, tab, ctrl, None, None, True)
+        rk_advance(i, run, m, tab, ctrl, None, None, ON, GENERAL)
 
 
 @_njit
 def rk_event_ser(run, m, tab, ctrl):
     """An RK slice of every unfinished trajectory run to event stops, serially."""
     for i in range(run.y.shape[0]):
-        rk_advance(i, run, m, tab, ctrl, None, None, True)
+        rk_advance(i, run, m, tab, ctrl, None, None, ON, GENERAL)
 
 
 @_parallel
@@ -804,14 +826,14 @@ def ros_batch_par(run, m, tab, ctrl):
     """One Rosenbrock slice (implicit tableaux) of every unfinished trajectory, in parallel
     (no steady hand-off: implicit tableaux run the y clock only)."""
     for i in nb.prange(run.y.shape[0]):
-        rk_advance(i, run, m, tab, ctrl, True, None, True)
+        rk_advance(i, run, m, tab, ctrl, ON, None, ON, GENERAL)
 
 
 @_njit
 def ros_batch_ser(run, m, tab, ctrl):
     """One Rosenbrock slice (implicit tableaux) of every unfinished trajectory, serially."""
     for i in range(run.y.shape[0]):
-        rk_advance(i, run, m, tab, ctrl, True, None, True)
+        rk_advance(i, run, m, tab, ctrl, ON, None, ON, GENERAL)
 
 
 @_parallel
@@ -828,6 +850,19 @@ def gd_batch_ser(run, m, tab, ctrl):
         gd_advance(i, run, m, tab, ctrl)
 
 
+#: the per-trajectory function each serial kernel loops over, with the compile-time flags it
+#: passes: ``drive`` runs a single trajectory through that function directly, so a first
+#: single flow never compiles the serial loop (numba links and re-optimises the whole step into
+#: each caller: the loop cost ~2 s of a ~14 s first compile; compile events, walsh K = 4).
+#: The flags are typed as the loops type them (None, numpy bools), so a single trajectory and
+#: a batch share one compiled ``rk_advance``.
+SINGLE = {rk_walsh_ce_ser: (rk_advance, (None, None, None, WALSH_CE)),
+          rk_free_ser: (rk_advance, (None, None, None, GENERAL)),
+          rk_batch_ser: (rk_advance, (None, ON, None, GENERAL)),
+          rk_event_ser: (rk_advance, (None, None, ON, GENERAL)),
+          ros_batch_ser: (rk_advance, (ON, None, ON, GENERAL)),
+          gd_batch_ser: (gd_advance, ())}
+
 #: the batch kernels by job: (serial, parallel), and those of RK runs with an implicit tableau.
 #: Separate so that a command compiles only the loop it runs (explicit flows never compile the
 #: Rosenbrock step).
@@ -836,6 +871,9 @@ ROS_KERNELS = (ros_batch_ser, ros_batch_par)
 #: explicit RK runs to save times that can never hand off to a fixed point (see
 #: :func:`has_fixed_point`), and explicit RK runs to event stops (no hand-off either)
 FREE_KERNELS = (rk_free_ser, rk_free_par)
+#: the free kernels of walsh ce flows in physical time (the default ``svdyn flow``): only that
+#: path of the field is compiled
+WALSH_CE_KERNELS = (rk_walsh_ce_ser, rk_walsh_ce_par)
 EVENT_KERNELS = (rk_event_ser, rk_event_par)
 
 
@@ -847,14 +885,21 @@ def has_fixed_point(m) -> bool:
     return m.code != LOSS_CE or bool(m.lam.any())
 
 
+def is_walsh_ce(m) -> bool:
+    """Whether model bundle ``m`` is a walsh model with cross-entropy in physical time (what
+    the ``WALSH_CE`` kernels compute; weight decay allowed)."""
+    return m.kind == WALSH and m.code == LOSS_CE and m.clock == CLOCK_T
+
+
 # Entering numba's parallel region costs ~15 ms per call on this 2-core machine (a one-step
 # flow took 16 ms in parallel, 0.06 ms serially), so small batches run serially.
 PARALLEL_MIN_BATCH = 8
 
 
-#: typical first-compile seconds of each batch kernel on the 2-core reference machine (CPU
-#: seconds, measured from an empty cache; see bench/RESULTS.md "cold start")
-TYPICAL_COMPILE_S = {JOB_RK: 20.0, JOB_GD: 6.0}
+#: typical first-compile seconds of each job's kernels on the 2-core reference machine (from an
+#: empty cache; bench/RESULTS.md "cold start"): a walsh ce flow's first compile is ~9 s of
+#: numba compile events, other models' and parallel loops' more
+TYPICAL_COMPILE_S = {JOB_RK: 10.0, JOB_GD: 6.0}
 
 
 def first_slice(B: int, work_per_step: float, slice_steps: int = 1 << 30) -> int:
@@ -877,13 +922,15 @@ def drive(run, m, tab, ctrl, *, bar=None, work_per_step: float = 1.0, what: str 
     B = run.y.shape[0]
     ser, par = _family(m, tab, ctrl)
     kernel = par if B >= PARALLEL_MIN_BATCH else ser
-    if kernel not in _READY:  # first call in this process: maybe a compile, say so
+    one = SINGLE.get(kernel) if B == 1 else None
+    if (kernel if one is None else one) not in _READY:  # first call here: maybe a compile
         from .progress import compile_notice
 
+        used = [kernel] if one is None else [(one[0], (0, run, m, tab, ctrl) + one[1])]
         with compile_notice(what + (" (parallel)" if kernel is par else ""),
-                            TYPICAL_COMPILE_S[ctrl.job], dispatchers=[kernel]):
+                            TYPICAL_COMPILE_S[ctrl.job], dispatchers=used):
             out = _drive(kernel, run, m, tab, ctrl, bar, work_per_step, True, fresh)
-        _READY.add(kernel)
+        _READY.add(kernel if one is None else one)
         return out
     return _drive(kernel, run, m, tab, ctrl, bar, work_per_step, False, fresh)
 
@@ -902,14 +949,14 @@ def _family(m, tab, ctrl):
     elif ctrl.stop_kind != STOP_TIME:
         fam = EVENT_KERNELS
     elif ctrl.steady == 0 or m.clock != CLOCK_T or not has_fixed_point(m):
-        fam = FREE_KERNELS
+        fam = (WALSH_CE_KERNELS if is_walsh_ce(m) else FREE_KERNELS)
     else:
         fam = BATCH_KERNELS[JOB_RK]
     _PICK = (ctrl, tab, m, fam)
     return fam
 
 
-_PICK: tuple = (None, None, None, None)
+_PICK: tuple = (None, None, None, None, GENERAL)
 _READY: set = set()  # batch kernels already called in this process (dispatcher lookups of
 #                      ``.signatures`` cost ~0.3 ms a call)
 
@@ -949,16 +996,19 @@ def _kept_fingerprint(obj):
     return f
 
 
-#: (kernel, m, tab, ctrl, entry) of the last fresh-run lookup: one tuple, replaced whole, so a
-#: thread reading it never mixes two lookups
-_LAST: tuple = (None,) * 5
+#: (kernel, m, tab, ctrl, entry, flags) of the last fresh-run lookup: one tuple, replaced whole,
+#: so a thread reading it never mixes two lookups
+_LAST: tuple = (None,) * 6
 
 
-def _entry(kernel, run, m, tab, ctrl, fresh):
-    """The compiled entry point of ``kernel`` for these arguments, or None (use dispatch)."""
+def _entry(kernel, run, m, tab, ctrl, fresh, flags=None):
+    """The compiled entry point of ``kernel`` for these arguments, or None (use dispatch).
+    ``flags``: ``kernel`` is a per-trajectory function of :data:`SINGLE`, called as
+    ``kernel(0, run, m, tab, ctrl, *flags)``."""
     global _LAST
     last = _LAST
-    if (fresh and last[0] is kernel and last[1] is m and last[2] is tab and last[3] is ctrl):
+    if (fresh and last[0] is kernel and last[1] is m and last[2] is tab and last[3] is ctrl
+            and last[5] is flags):
         return last[4]   # the same bundle objects as last time (flow reuses its Ctrl)
     fm, ft = _kept_fingerprint(m), _kept_fingerprint(tab)
     if fresh:
@@ -970,16 +1020,17 @@ def _entry(kernel, run, m, tab, ctrl, fresh):
     fc = tuple(map(type, ctrl))
     if fm is None or ft is None or fr is None or not _CTRL_SCALARS.issuperset(fc):
         return None
-    key = (kernel, fr, fm, ft, type(ctrl), fc)
+    key = (kernel, flags, fr, fm, ft, type(ctrl), fc)
     ep = _ENTRY.get(key)
     if ep is None:
-        sig = tuple(kernel.typeof_pyval(a) for a in (run, m, tab, ctrl))
+        args = (run, m, tab, ctrl) if flags is None else (0, run, m, tab, ctrl) + flags
+        sig = tuple(kernel.typeof_pyval(a) for a in args)
         cres = kernel.overloads.get(sig)
         if cres is None:   # not compiled yet (or only through a conversion): dispatch
             return None
         ep = _ENTRY[key] = cres.entry_point
     if fresh:
-        _LAST = (kernel, m, tab, ctrl, ep)
+        _LAST = (kernel, m, tab, ctrl, ep, flags)
     return ep
 
 
@@ -999,15 +1050,31 @@ def _window(run, lo, hi):
                         out_mm=run.out_mm[lo:hi], out_t=run.out_t[lo:hi])
 
 
+def _single(one, run, m, tab, ctrl, fresh, compiling):
+    """``call(run, m, tab, ctrl)`` advancing the one trajectory of ``run`` through the
+    per-trajectory function of :data:`SINGLE` (its entry point when known, else dispatch)."""
+    fn, flags = one
+    ep = None if compiling else _entry(fn, run, m, tab, ctrl, fresh, flags)
+    f = fn if ep is None else ep
+
+    def call(r, m_, t_, c_):
+        f(0, r, m_, t_, c_, *flags)
+    return call
+
+
 def _drive(kernel, run, m, tab, ctrl, bar, work_per_step, compiling, fresh=False):
     B = run.y.shape[0]
     slice_steps = first_slice(B, work_per_step, ctrl.slice_steps)
     t0 = time.perf_counter()
     shown = 0
     ist = run.ist
-    call = None if compiling else _entry(kernel, run, m, tab, ctrl, fresh)
-    if call is None:
-        call = kernel
+    one = SINGLE.get(kernel) if B == 1 else None
+    if one is not None:
+        call = _single(one, run, m, tab, ctrl, fresh, compiling)
+    else:
+        call = None if compiling else _entry(kernel, run, m, tab, ctrl, fresh)
+        if call is None:
+            call = kernel
     lo, width = 0, B          # the window of trajectories the next slice advances
     part = run
     while True:

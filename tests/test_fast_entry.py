@@ -20,11 +20,20 @@ def _starts(spec, B, seed=0):
 def test_entry_point_results_equal_dispatch(monkeypatch):
     spec = ModelSpec(6, 3, group="cyclic", weight_decay=1e-3)
     S = _starts(spec, 3)
+    wce = ModelSpec(8, 2)   # walsh ce: the WALSH_CE kernels (one trajectory: rk_advance itself)
+    W = _starts(wce, 3)
     kw = dict(save_at=[0.0, 1.0, 1e3, 1e6], progress=False)
-    fast = [flow(spec, S[0], **kw), flow(spec, S, **kw), flow(spec, S[1], method="dopri5", **kw)]
+
+    def runs():
+        return [flow(spec, S[0], **kw), flow(spec, S, **kw),
+                flow(spec, S[1], method="dopri5", **kw), flow(wce, W[0], **kw),
+                flow(wce, W[0], **kw), flow(wce, W, **kw), flow(wce, W, **kw)]
+    fast = runs()
     assert st._ENTRY   # the fast path was taken
     monkeypatch.setattr(st, "_entry", lambda *a: None)
-    slow = [flow(spec, S[0], **kw), flow(spec, S, **kw), flow(spec, S[1], method="dopri5", **kw)]
+    slow = runs()
+    for r in range(3):   # a single trajectory and the same one as row r of a batch
+        np.testing.assert_array_equal(slow[5].s[r], flow(wce, W[r], **kw).s)
     for a, b in zip(fast, slow):
         np.testing.assert_array_equal(a.s, b.s)
         np.testing.assert_array_equal(a.loss, b.loss)
@@ -40,17 +49,23 @@ def test_unvouched_arguments_dispatch():
     ctrl = make_ctrl(JOB_RK, 1e-9, 1e-12, 10_000, 1 << 20, True, True, STOP_TIME, 0.0)
     ref = new_run(s0, tab.n_dense, times)
     st.drive(ref, m, tab, ctrl)
-    k = st.FREE_KERNELS[0]   # unregularised ce: the kernels without the steady hand-off
-    assert st._entry(k, new_run(s0, tab.n_dense, times), m, tab, ctrl, True) is not None
+    # one walsh ce trajectory runs the per-trajectory step with the walsh ce flags
+    k, flags = st.SINGLE[st.WALSH_CE_KERNELS[0]]
+    assert st._entry(k, new_run(s0, tab.n_dense, times), m, tab, ctrl, True, flags) is not None
     odd = ctrl._replace(h0=np.float64(0.0))   # a numpy scalar: not keyed, dispatch
-    assert st._entry(k, new_run(s0, tab.n_dense, times), m, tab, odd, False) is None
+    assert st._entry(k, new_run(s0, tab.n_dense, times), m, tab, odd, False, flags) is None
     run = new_run(s0, tab.n_dense, times)
     st.drive(run, m, tab, odd)
     np.testing.assert_array_equal(run.out_s, ref.out_s)
     # a run whose stops are read-only has another fingerprint (and numba type): no entry
     ro = new_run(s0, tab.n_dense, times)
     ro.stops.setflags(write=False)
-    assert st._entry(k, ro, m, tab, ctrl, False) is None
+    assert st._entry(k, ro, m, tab, ctrl, False, flags) is None
+    # a batch runs the loop kernel, keyed apart from the step with the same bundles
+    S2 = np.concatenate([s0, s0])
+    st.drive(new_run(S2, tab.n_dense, times), m, tab, ctrl)
+    loop = st.WALSH_CE_KERNELS[0]
+    assert st._entry(loop, new_run(S2, tab.n_dense, times), m, tab, ctrl, True) is not None
 
 
 def test_new_run_copies_a_read_only_state():
@@ -76,12 +91,13 @@ def test_flows_without_a_fixed_point_skip_the_hand_off_kernels():
     times = np.array([0.0, 1.0, 1e4, 1e8])
     ctrl = make_ctrl(JOB_RK, 1e-9, 1e-12, 100_000, 1 << 20, True, True, STOP_TIME, 0.0)
     runs = []
-    for kern in (st.FREE_KERNELS[0], st.BATCH_KERNELS[JOB_RK][0]):
+    for kern in (st.WALSH_CE_KERNELS[0], st.FREE_KERNELS[0], st.BATCH_KERNELS[JOB_RK][0]):
         run = new_run(S, tab.n_dense, times)
         st._drive(kern, run, ce.bundle(CLOCK_T), tab, ctrl, None, 1.0, True)
         runs.append(run)
-    np.testing.assert_array_equal(runs[0].out_s, runs[1].out_s)
-    np.testing.assert_array_equal(runs[0].ist, runs[1].ist)
+    for r in runs[1:]:   # the walsh ce field alone, the general field, and the hand-off
+        np.testing.assert_array_equal(runs[0].out_s, r.out_s)
+        np.testing.assert_array_equal(runs[0].ist, r.ist)
     reg = ModelSpec(4, 2, weight_decay=1e-2)
     tr = flow(reg, _starts(reg, 1)[0], 1e8, progress=False)
     assert tr.stats["t_steady"][0] >= 0

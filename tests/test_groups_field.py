@@ -6,7 +6,8 @@ from hypothesis import given, settings, strategies as st
 from scipy.special import softmax
 
 from svdyn.bundle import CLOCK_NORM, CLOCK_T, CLOCK_Y
-from svdyn.field import field, field_into, logit_gradient, new_scratch, vector_field
+from svdyn.field import (GENERAL, NO_LOSS, WALSH_CE, WITH_LOSS, field, field_into, logit_gradient,
+                         new_scratch, vector_field)
 from svdyn.groups import SpecError, make_group
 from svdyn.spec import ModelSpec
 
@@ -183,6 +184,13 @@ def test_field_without_loss_is_the_same_field(K, L, loss, group, clock):
     m = spec.bundle(clock)
     out1, out2 = np.empty_like(s), np.full_like(s, 7.0)
     lo1, mm1 = field(s, out1, new_scratch(K, m.tmax), m)
-    lo2, mm2 = field_into(s, out2, new_scratch(K, m.tmax), m, False)
+    lo2, mm2 = field_into(s, out2, new_scratch(K, m.tmax), m, NO_LOSS, GENERAL)
     assert np.array_equal(out1, out2) and mm1 == mm2
     assert np.isfinite(lo1) and np.isnan(lo2)
+    if group == "walsh" and loss == "ce" and clock == CLOCK_T:
+        # the walsh ce kernels' field (every other group, loss and clock pruned): same bits
+        for flag, lo in ((WITH_LOSS, lo1), (NO_LOSS, np.nan)):
+            out3 = np.full_like(s, 7.0)
+            lo3, mm3 = field_into(s, out3, new_scratch(K, m.tmax), m, flag, WALSH_CE)
+            assert np.array_equal(out1, out3) and mm3 == mm1
+            assert lo3 == lo or (np.isnan(lo) and np.isnan(lo3))
