@@ -139,23 +139,21 @@ def rhs(s, out, sc, m):
     Returns (total loss incl. ``sum_l lambda_l / 2 ||s_l||^2``, min margin)."""
     logits_into(s, sc, m)
     loss, mmin = logit_grad_once(sc.z, sc.g, sc, m)
-    return loss + _factor_chain(s, out, sc, m), mmin
+    return loss + _factor_chain(s, out, sc.g, sc.pre, sc.suf, m.lam, s.shape[1]), mmin
 
 
 @_inline
-def _factor_chain(s, out, sc, m):
-    """``out[l, j] = g_j prod_{m != l} s[m, j] - lambda_l s[l, j]`` from ``g = sc.g``;
-    returns the weight-decay term ``sum_l lambda_l / 2 ||s_l||^2`` (rows with lambda_l = 0
-    add nothing)."""
-    L, K = s.shape
-    g = sc.g
-    lam = m.lam
+def _factor_chain(s, out, g, pre, suf, lam, K):
+    """``out[l, j] = g_j prod_{m != l} s[m, j] - lambda_l s[l, j]`` for the ``K`` modes of ``s``
+    (``pre``, ``suf``: (K,) scratch, used from L = 3 on); returns the weight-decay term
+    ``sum_l lambda_l / 2 ||s_l||^2`` (rows with lambda_l = 0 add nothing). ``K`` is passed so
+    that a caller with a constant K (:func:`walsh4_field`) gets loops of constant length."""
+    L = s.shape[0]
     if L == 1:
         lm = lam[0]
         for j in range(K):
             out[0, j] = g[j] - lm * s[0, j]
-        return _decay(s, lam)
-    if L == 2:
+    elif L == 2:
         # one pass, no prefix / suffix buffers; the same products as the general loop below
         # (A/B in a compiled loop, walsh K = 4: 114 -> 96 ns per field, K = 16 239 -> 204)
         l0 = lam[0]
@@ -166,39 +164,37 @@ def _factor_chain(s, out, sc, m):
             gj = g[j]
             out[0, j] = gj * b - l0 * a
             out[1, j] = a * gj - l1 * b
-        return _decay(s, lam)
-    # prefix / suffix products (no division by s, which may be 0). Row-wise loops over
-    # contiguous memory: 2x faster than per-mode loops at K = 64, L = 4. The first prefix
-    # (1) and the first suffix (g) are not stored: row 0 reads the suffix alone.
-    pre = sc.pre
-    suf = sc.suf
-    for j in range(K):
-        pre[j] = s[0, j]
-    for l in range(1, L - 1):
+    else:
+        # prefix / suffix products (no division by s, which may be 0). Row-wise loops over
+        # contiguous memory: 2x faster than per-mode loops at K = 64, L = 4. The first prefix
+        # (1) and the first suffix (g) are not stored: row 0 reads the suffix alone.
         for j in range(K):
-            out[l, j] = pre[j]
-            pre[j] *= s[l, j]
-    lm = lam[L - 1]
-    for j in range(K):
-        v = s[L - 1, j]
-        out[L - 1, j] = pre[j] * g[j] - lm * v
-        suf[j] = g[j] * v
-    for l in range(L - 2, 0, -1):
-        lm = lam[l]
+            pre[j] = s[0, j]
+        for l in range(1, L - 1):
+            for j in range(K):
+                out[l, j] = pre[j]
+                pre[j] *= s[l, j]
+        lm = lam[L - 1]
         for j in range(K):
-            v = s[l, j]
-            out[l, j] = out[l, j] * suf[j] - lm * v
-            suf[j] *= v
-    lm = lam[0]
-    for j in range(K):
-        out[0, j] = suf[j] - lm * s[0, j]
-    return _decay(s, lam)
+            v = s[L - 1, j]
+            out[L - 1, j] = pre[j] * g[j] - lm * v
+            suf[j] = g[j] * v
+        for l in range(L - 2, 0, -1):
+            lm = lam[l]
+            for j in range(K):
+                v = s[l, j]
+                out[l, j] = out[l, j] * suf[j] - lm * v
+                suf[j] *= v
+        lm = lam[0]
+        for j in range(K):
+            out[0, j] = suf[j] - lm * s[0, j]
+    return _decay(s, lam, K)
 
 
 @_inline
-def _decay(s, lam):
+def _decay(s, lam, K):
     """``sum_l lambda_l / 2 ||s_l||^2``, rows from the last to the first."""
-    L, K = s.shape
+    L = s.shape[0]
     reg = 0.0
     for l in range(L - 1, -1, -1):
         lm = lam[l]
@@ -254,7 +250,8 @@ def field_into(y, out, sc, m, with_loss, general):
     and comes back nan, one log less per evaluation; the field and the margin are the same bits.
     ``general``: ``GENERAL``, or ``WALSH_CE`` (None) from kernels that only run walsh models
     with cross-entropy in physical time: numba then compiles that path alone (the same
-    operations, so the same bits).
+    operations, so the same bits; at K = 4 the general walsh loops, which give the bits of
+    ``_walsh4_ce_grad``, while the stepper's stages call :func:`walsh4_field`).
 
     t / normalised clocks: :func:`rhs`; y clock: ``dy_j/dtau = -(L-2) g_j e^{m_min}`` at
     ``z_j = y_j^{-L/(L-2)}`` (balanced, ce, no weight decay; modes marked ``y_j < 0`` do not
@@ -262,12 +259,11 @@ def field_into(y, out, sc, m, with_loss, general):
     that call passes the bundles argument by argument. A/B against the called version
     (bench/RESULTS.md "field inlining", 2026-12-05): 158-164 -> 125-132 ns per field at walsh
     K = 4, L = 2; a dop853 flow to 1e7 0.183 -> 0.165-0.170 ms; K >= 64 unchanged."""
-    if y.shape[1] == 4 and (general is None or (m.kind == WALSH and m.code == LOSS_CE
-                                                 and m.clock == CLOCK_T)):
-        loss, mmin = _walsh4_ce_grad(y, sc.g, m, with_loss)
-    elif general is None:
+    if general is None:   # walsh ce (K = 4 too: the stepper's stages call walsh4_field there)
         logits_into(y, sc, m, general)
         loss, mmin = _walsh_ce_grad(sc.z, sc.g, sc, m, with_loss)
+    elif y.shape[1] == 4 and m.kind == WALSH and m.code == LOSS_CE and m.clock == CLOCK_T:
+        loss, mmin = _walsh4_ce_grad(y, sc.g, m.n, with_loss)
     else:
         logits_into(y, sc, m, general)
         loss, mmin = logit_grad(sc.z, sc.g, sc, m, with_loss, general)
@@ -275,11 +271,21 @@ def field_into(y, out, sc, m, with_loss, general):
             _y_out(y, out, sc.g, m.depth)
             return loss, mmin
     # one inlined copy of the chain for both branches (each copy costs ~1 s of first compile)
-    return loss + _factor_chain(y, out, sc, m), mmin
+    return loss + _factor_chain(y, out, sc.g, sc.pre, sc.suf, m.lam, y.shape[1]), mmin
+
+
+@leaf
+def walsh4_field(y, out, g, pre, suf, n, lam, with_loss):
+    """:func:`field_into` of a walsh K = 4 model with cross-entropy in physical time (the same
+    bits), on the few arrays it reads: a call of ``field_into`` passes the two bundles member
+    by member (~150 machine words; at K = 4 the call cost more than the field). The stepper's
+    stages call this in the ``WALSH_CE`` kernels. ``g``, ``pre``, ``suf``: (4,) scratch."""
+    loss, mmin = _walsh4_ce_grad(y, g, n, with_loss)
+    return loss + _factor_chain(y, out, g, pre, suf, lam, 4), mmin
 
 
 @_inline
-def _walsh4_ce_grad(y, g, m, with_loss):
+def _walsh4_ce_grad(y, g, n, with_loss):
     """:func:`logit_grad` for walsh K = 4, ce, t clock, on scalars: the same operations in the
     same order as the general path (``logits_into``, ``class_margins``, ``softmax_residual``
     with the radix-4 butterfly of ``transforms.fwht``), so the same bits, without its ten loops
@@ -302,7 +308,7 @@ def _walsh4_ce_grad(y, g, m, with_loss):
     b1 = z0 - z1
     b2 = z2 + z3
     b3 = z2 - z3
-    rn = math.sqrt(m.n)
+    rn = math.sqrt(n)
     scale = 1.0 / (4 * rn)
     u0 = (b0 + b2) * scale
     m1 = u0 - (b1 + b3) * scale

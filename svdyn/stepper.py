@@ -37,7 +37,7 @@ from .bundle import (CLOCK_T, F_EV, F_H, F_LOSS, F_MM, F_T, F_TSTEADY, I_ATTEMPT
                      I_IDX, I_NACC, I_NONFIN, I_NREJ, I_REJ, I_STARTED, I_STATUS, I_WINACC,
                      I_WINREJ, JOB_GD, JOB_RK, STOP_MARGIN, STOP_TIME, STOP_YMIN)
 from .field import (GENERAL, NO_LOSS, WALSH_CE, WITH_LOSS, field_into, logits_into,
-                    loss_margin, new_scratch, symmetrise_pairs, z_of_y)
+                    loss_margin, new_scratch, symmetrise_pairs, walsh4_field, z_of_y)
 from .groups import WALSH
 from .jit import inline as _inline, kernel as _njit, leaf, parallel as _parallel  # jit.py
 from .softmax import class_margins, group_transform, min_margin_of
@@ -523,6 +523,13 @@ def rk_advance(i, run, m, tab, ctrl, ros, sty, evs, general):
     budget = ctrl.slice_steps
     lo = loss
     mg = mm
+    # the arrays walsh4_field reads, taken out of the bundles once (not per stage: each
+    # attribute access in this reference-counted kernel costs an incref / decref pair)
+    g4 = sc.g
+    pre4 = sc.pre
+    suf4 = sc.suf
+    lam4 = m.lam
+    n4 = m.n
     while budget > 0:
         if attempts >= ctrl.max_steps:
             status = MAX_STEPS
@@ -559,7 +566,10 @@ def rk_advance(i, run, m, tab, ctrl, ros, sty, evs, general):
                         for p in range(n):
                             ytf[p] += cq * kf[q, p]
                 # the loss only at the last (FSAL) stage, y_new: the others' is never read
-                lo, mg = field_into(ytmp, k[s_], sc, m, s_ == S - 1, general)
+                if general is None and K == 4:   # few arguments (field.walsh4_field)
+                    lo, mg = walsh4_field(ytmp, k[s_], g4, pre4, suf4, n4, lam4, s_ == S - 1)
+                else:
+                    lo, mg = field_into(ytmp, k[s_], sc, m, s_ == S - 1, general)
             # FSAL: the last stage point is y_new
             for p in range(n):
                 ynf[p] = 0.0
