@@ -19,7 +19,6 @@ model bundle ``m`` (:class:`svdyn.bundle.Model`, ``spec.bundle(clock)``):
 * ``field_into(y, out, sc, m, with_loss, general)``  the same; ``NO_LOSS`` skips the loss
                               (nan), what the stepper's inner stages call; ``general=WALSH_CE``
                               compiles the walsh / ce / t-clock path alone
-* ``loss_margin(y, sc, m)``   (loss, min margin) only: one transform instead of two
 * ``logit_grad(z, g, sc, m)`` ``g = -d loss_data / d z`` -> (data loss, min margin)
 """
 from __future__ import annotations
@@ -371,37 +370,6 @@ def logits_into(y, sc, m, general=GENERAL):
             for j in range(K):
                 z[j] *= y[l, j]
     return z
-
-
-@_inline
-def loss_margin(y, sc, m, general=GENERAL):
-    """(loss, min margin) of a state for the bundle's clock, without the gradient's second
-    transform (saved points of a dense-output grid)."""
-    L, K = y.shape
-    z = logits_into(y, sc, m, general)
-    mmin, msum = class_margins(z, sc, m, general)
-    rn = math.sqrt(m.n)
-    if general is not None and m.code == LOSS_MSE:
-        loss = 0.0
-        for j in range(K):
-            loss += mse_loss_term(z[j], K, rn)
-    else:
-        w = sc.w
-        S = 0.0
-        a = max(0.0, -mmin)
-        for c in range(1, K):
-            x = -w[c] - a
-            if x > EXP_FLOOR:
-                S += math.exp(x)
-        loss = math.log1p(S) if a == 0.0 else a + math.log(math.exp(-a) + S)
-        if general is not None and m.code != LOSS_CE:
-            loss += ls_loss_extra(msum, m.eps, K)
-    if general is None or m.clock != CLOCK_Y:
-        lam = m.lam
-        for l in range(L):
-            for j in range(K):
-                loss += 0.5 * lam[l] * y[l, j] * y[l, j]
-    return loss, mmin
 
 
 @_njit

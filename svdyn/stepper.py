@@ -37,7 +37,7 @@ from .bundle import (CLOCK_T, F_EV, F_H, F_LOSS, F_MM, F_T, F_TSTEADY, I_ATTEMPT
                      I_IDX, I_NACC, I_NONFIN, I_NREJ, I_REJ, I_STARTED, I_STATUS, I_WINACC,
                      I_WINREJ, JOB_GD, JOB_RK, STOP_MARGIN, STOP_TIME, STOP_YMIN)
 from .field import (GENERAL, NO_LOSS, WALSH_CE, WITH_LOSS, field_into, logits_into,
-                    loss_margin, new_scratch, symmetrise_pairs, walsh4_field, z_of_y)
+                    new_scratch, symmetrise_pairs, walsh4_field, z_of_y)
 from .groups import WALSH
 from .jit import inline as _inline, kernel as _njit, leaf, parallel as _parallel  # jit.py
 from .softmax import class_margins, group_transform, min_margin_of
@@ -126,13 +126,6 @@ def _initial_step(y0, f0, t_span, err_order, rtol, atol, tmp, ftmp, sc, m, gener
     else:
         h1 = (0.01 / max(d1, d2)) ** (1.0 / (err_order + 1))
     return min(100.0 * h0, h1, t_span)
-
-
-@leaf
-def _loss_margin(y, sc, m, general):
-    """``loss_margin`` compiled once, for rk_advance's two save sites (inlining it at each site
-    would add a copy of the field's transforms, seconds of first compile, per site)."""
-    return loss_margin(y, sc, m, general)
 
 
 @leaf
@@ -647,7 +640,7 @@ def rk_advance(i, run, m, tab, ctrl, ros, sty, evs, general):
                                 have_dense = True
                             th = (stops[idx] - t_old) / h_eff
                             _interpolate(y, k, h_eff, th, tab, yint)
-                            li, mi = _loss_margin(yint, sc, m, general)
+                            li, mi = field_into(yint, err3, sc, m, WITH_LOSS, general)
                             _record(run, i, idx, yint, li, mi, stops[idx])
                         idx += 1
                 else:
@@ -663,7 +656,7 @@ def rk_advance(i, run, m, tab, ctrl, ros, sty, evs, general):
                     th = _root_theta(y, k, h_eff, tab, ev, ev_new, stops[idx], yint, sc, m,
                                      kind)
                     _interpolate(y, k, h_eff, th, tab, yint)
-                    li, mi = _loss_margin(yint, sc, m, general)
+                    li, mi = field_into(yint, err3, sc, m, WITH_LOSS, general)
                     _record(run, i, idx, yint, li, mi, t_old + th * h_eff)
                     idx += 1
                 ev = ev_new
