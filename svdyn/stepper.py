@@ -767,6 +767,11 @@ def gd_advance(i, run, m, tab, ctrl):
 #: would be ``Literal[bool]`` in the loops and ``bool`` from Python: two compiled copies)
 ON = np.bool_(True)
 
+# The loops below differ only in the flags they pass: each is a module-level function so that
+# numba caches it (``cache=True``) under its own name; a factory's closures would share one
+# source location.
+
+
 @_parallel
 def rk_batch_par(run, m, tab, ctrl):
     """One RK slice of every unfinished trajectory, in parallel over the batch."""

@@ -7,6 +7,8 @@ points within the stated gradient tolerance, failed runs refused or reported wit
 reached, divergence as a status, ``lyapunov --fail-on-violation``) hold.
 """
 import argparse
+import signal
+import time
 
 import numpy as np
 import pytest
@@ -174,3 +176,33 @@ def test_existing_output_survives_failed_write(tmp_path, monkeypatch):
     with contextlib.redirect_stderr(io.StringIO()), contextlib.redirect_stdout(io.StringIO()):
         assert main(fc.BASE["flow"] + ["--json", str(out)]) == 1
     assert out.read_text() == before and len(list(tmp_path.iterdir())) == 1
+
+
+@pytest.mark.parametrize("sig, rc_want, word", [
+    (signal.SIGINT, 130, "interrupted"), (signal.SIGTERM, 143, "terminated")])
+def test_error_after_a_swallowed_signal_is_an_interrupt(sig, rc_want, word, monkeypatch):
+    """A signal whose KeyboardInterrupt is swallowed (numba's LLVM object-code hook is a
+    ctypes callback, which prints and drops exceptions) and followed by another error (numba
+    then fails to cache the half-compiled kernel) ends as an interrupt, in one line."""
+    import contextlib
+    import io
+    import os
+    import svdyn.integrate as integ
+    from svdyn.cli.main import main
+
+    def swallowing(*args, **kw):
+        try:
+            os.kill(os.getpid(), sig)
+            time.sleep(1.0)   # the handler runs here and raises
+        except KeyboardInterrupt:
+            pass              # what a ctypes callback does with it
+        raise RuntimeError("no compiled object yet for <Library 'char_transform'>")
+    monkeypatch.setattr(integ, "flow", swallowing)
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err):
+        rc = main(fc.BASE["flow"])
+    assert rc == rc_want and err.getvalue().strip().splitlines() == [f"svdyn flow: {word}"]
+    # without a signal the same error is a bug and keeps its traceback
+    monkeypatch.setattr(integ, "flow", lambda *a, **k: (_ for _ in ()).throw(RuntimeError("bug")))
+    with pytest.raises(RuntimeError, match="bug"):
+        main(fc.BASE["flow"])

@@ -117,28 +117,82 @@ class Terminated(KeyboardInterrupt):
 
 
 _SIGTERM_SEEN = [False]
+_SIGINT_SEEN = [False]
+
+
+#: Python functions that LLVM calls back through ctypes while numba compiles (llvmlite's
+#: object-cache hooks). ctypes prints an exception raised in a callback, traceback and all, and
+#: drops it: numba then goes on and fails later ("no compiled object yet" when it caches the
+#: half-built kernel). A signal handled inside one is raised 5 ms later instead (a SIGALRM
+#: timer, re-armed while still inside a callback).
+_FOREIGN_CALLBACKS = frozenset(("_raw_object_cache_notify", "_raw_object_cache_getbuffer"))
+_DEFER_S = 0.005
+_PENDING = [None]   # the exception a deferred signal will raise
+
+
+def _in_foreign_callback(frame) -> bool:
+    while frame is not None:
+        if frame.f_code.co_name in _FOREIGN_CALLBACKS:
+            return True
+        frame = frame.f_back
+    return False
+
+
+def _deliver(exc, frame):
+    if _in_foreign_callback(frame) and hasattr(signal, "setitimer"):
+        _PENDING[0] = exc
+        signal.setitimer(signal.ITIMER_REAL, _DEFER_S)
+        return
+    raise exc
+
+
+def _on_alarm(signum, frame):
+    if _PENDING[0] is not None:
+        _deliver(_PENDING[0], frame)
 
 
 def _on_sigterm(signum, frame):
     _SIGTERM_SEEN[0] = True
-    raise Terminated()
+    _deliver(Terminated(), frame)
 
 
-def _catch_sigterm():
-    """Install the SIGTERM handler (main thread only); returns the previous one or None."""
+def _on_sigint(signum, frame):
+    _SIGINT_SEEN[0] = True   # remembered: an error that follows a dropped interrupt is one
+    _deliver(KeyboardInterrupt(), frame)
+
+
+def _catch_signals():
+    """Install the SIGTERM, SIGINT (and SIGALRM, for deferred ones) handlers (main thread
+    only); returns the previous handlers as ``[(signal, handler), ...]`` or None."""
     if threading.current_thread() is not threading.main_thread():
         return None
+    _PENDING[0] = None
+    mine = [(signal.SIGTERM, _on_sigterm), (signal.SIGINT, _on_sigint)]
+    if hasattr(signal, "SIGALRM"):
+        mine.append((signal.SIGALRM, _on_alarm))
+    prev = []
     try:
-        return signal.signal(signal.SIGTERM, _on_sigterm)
+        for sig, handler in mine:
+            prev.append((sig, signal.signal(sig, handler)))
     except (ValueError, OSError):
+        _restore(prev)
         return None
+    return prev
+
+
+def _restore(prev) -> None:
+    if hasattr(signal, "setitimer"):
+        signal.setitimer(signal.ITIMER_REAL, 0)   # no deferred signal outlives main()
+    _PENDING[0] = None
+    for sig, handler in prev:
+        signal.signal(sig, handler)
 
 
 def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     cmd = next((a for a in argv if not a.startswith("-")), None)
-    _SIGTERM_SEEN[0] = False
-    prev = _catch_sigterm()
+    _SIGTERM_SEEN[0] = _SIGINT_SEEN[0] = False
+    prev = _catch_signals()
     try:
         from ..groups import SpecError   # imports inside the try: Ctrl-C while importing is
         parser = _parser()               # handled like Ctrl-C anywhere else
@@ -153,22 +207,34 @@ def main(argv=None) -> int:
         # a command that handled the SIGTERM itself (report, sweep: their own message)
         return 143 if _SIGTERM_SEEN[0] else rc
     except KeyboardInterrupt as e:      # first: SpecError may not be imported yet
-        term = isinstance(e, Terminated)
-        sys.stderr.write(f"svdyn {cmd or ''}: {'terminated' if term else 'interrupted'}\n"
-                         .replace(" :", ":"))
-        return 143 if term else 130
+        return _interrupted(cmd, isinstance(e, Terminated))
     except SpecError as e:
         sys.stderr.write(f"svdyn {cmd}: error: {' '.join(str(e).split())}\n")
         return 2
     except OSError as e:    # a write that failed after the work (disk full, file removed...)
+        if _SIGINT_SEEN[0] or _SIGTERM_SEEN[0]:
+            return _interrupted(cmd)
         where = f" ({e.filename})" if getattr(e, "filename", None) else ""
         sys.stderr.write(f"svdyn {cmd}: error: {e.strerror or e}{where}\n")
         return 1
+    except Exception:
+        if _SIGINT_SEEN[0] or _SIGTERM_SEEN[0]:   # the signal's KeyboardInterrupt was
+            return _interrupted(cmd)              # swallowed and this error followed it
+        raise
     finally:
         _COMMAND[0] = None
         if prev is not None:
-            signal.signal(signal.SIGTERM, prev)
+            _restore(prev)
         _forget_caught_interrupt()     # every Ctrl-C reaching here was handled: exit 130
+
+
+def _interrupted(cmd, term=None) -> int:
+    """The one line and exit status of a run stopped by Ctrl-C (130) or SIGTERM (143)."""
+    if term is None:
+        term = _SIGTERM_SEEN[0]
+    sys.stderr.write(f"svdyn {cmd or ''}: {'terminated' if term else 'interrupted'}\n"
+                     .replace(" :", ":"))
+    return 143 if term else 130
 
 
 if __name__ == "__main__":
