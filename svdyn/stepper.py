@@ -516,8 +516,9 @@ def rk_advance(i, run, m, tab, ctrl, ros, sty, evs, general):
     budget = ctrl.slice_steps
     lo = loss
     mg = mm
-    # the arrays walsh4_field reads, taken out of the bundles once (not per stage: each
-    # attribute access in this reference-counted kernel costs an incref / decref pair)
+    # the arrays walsh4_field reads, taken out of the bundles once per slice rather than at
+    # every stage (whether that saves anything was not measured: taking the tableau's arrays
+    # out the same way changed nothing)
     g4 = sc.g
     pre4 = sc.pre
     suf4 = sc.suf
