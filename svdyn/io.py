@@ -86,18 +86,20 @@ def atomic_path(path):
     left as it was.
     """
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp" + path.suffix,
-                               dir=path.parent if str(path.parent) else ".")
-    os.close(fd)
-    try:
+    tmp = None
+    try:   # mkstemp inside the try: a signal right after it still removes the file
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp" + path.suffix,
+                                   dir=path.parent if str(path.parent) else ".")
+        os.close(fd)
         yield Path(tmp)
         umask = os.umask(0)
         os.umask(umask)
         os.chmod(tmp, 0o666 & ~umask)
         os.replace(tmp, path)
     except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
+        if tmp is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
         raise
 
 
