@@ -126,9 +126,9 @@ def wrapper_rows():
     import svdyn.stepper as st
     from svdyn.bundle import CLOCK_T, JOB_RK, STOP_TIME, make_ctrl, new_run
     from svdyn.result import Trajectory
-    from svdyn.stepper import SINGLE, WALSH_CE_KERNELS
-    # what a single walsh ce flow runs: the per-trajectory step with the walsh ce flags
-    advance, flags = SINGLE[WALSH_CE_KERNELS[0]]
+    from svdyn.stepper import SINGLE, WALSH4_CE_KERNELS
+    # what a single walsh ce flow at K = 4 runs: the per-trajectory step with those flags
+    advance, flags = SINGLE[WALSH4_CE_KERNELS[0]]
     from svdyn.tableaux import TABLEAUX
 
     spec = ModelSpec(4, 2)

@@ -29,7 +29,7 @@ import numpy as np
 
 from .bundle import CLOCK_T, CLOCK_Y, Scratch
 from .groups import WALSH
-from .jit import inline as _inline, kernel as _njit, leaf  # decorator flags: svdyn/jit.py
+from .jit import inline as _inline, kernel as _njit, leaf, leaf_forced  # decorator flags: svdyn/jit.py
 from .kernels import ce_grad, ls_grad, ls_loss_extra, mse_grad, mse_loss_term
 from .softmax import EXP_FLOOR, GENERAL, WALSH_CE, class_margins, softmax_residual  # noqa: F401
 from .spec import LOSS_CE, LOSS_MSE, ModelSpec
@@ -273,7 +273,7 @@ def field_into(y, out, sc, m, with_loss, general):
     return loss + _factor_chain(y, out, sc.g, sc.pre, sc.suf, m.lam, y.shape[1]), mmin
 
 
-@leaf
+@leaf_forced
 def walsh4_field(y, out, g, pre, suf, n, lam, with_loss):
     """:func:`field_into` of a walsh K = 4 model with cross-entropy in physical time (the same
     bits), on the few arrays it reads: a call of ``field_into`` passes the two bundles member

@@ -100,7 +100,18 @@ def _all_finite(a):
 
 
 @_inline
-def _initial_step(y0, f0, t_span, err_order, rtol, atol, tmp, ftmp, sc, m, general):
+def _field(y, out, sc, m, with_loss, general, anyk):
+    """The field at the stepper's call sites other than the stages: ``field.walsh4_field``
+    (the same bits as ``field_into``) in the kernels of walsh ce flows at K = 4 (``anyk``
+    None), which then never compile ``field_into`` (~3 s of a first compile);
+    ``field.field_into`` elsewhere (``anyk`` = ``ON``)."""
+    if anyk is None:
+        return walsh4_field(y, out, sc.g, sc.pre, sc.suf, m.n, m.lam, with_loss)
+    return field_into(y, out, sc, m, with_loss, general)
+
+
+@_inline
+def _initial_step(y0, f0, t_span, err_order, rtol, atol, tmp, ftmp, sc, m, general, anyk):
     """scipy's heuristic (Hairer, Norsett & Wanner, Sec. II.4) for the first step; may return
     0 or nan (the caller turns that into a status). Inlined into ``rk_advance`` (as is
     :func:`_dense_stages`): compiled apart, each linked and re-optimised the field's code once
@@ -116,7 +127,7 @@ def _initial_step(y0, f0, t_span, err_order, rtol, atol, tmp, ftmp, sc, m, gener
     for l in range(L):
         for j in range(K):
             tmp[l, j] = y0[l, j] + h0 * f0[l, j]
-    field_into(tmp, ftmp, sc, m, NO_LOSS, general)
+    _field(tmp, ftmp, sc, m, NO_LOSS, general, anyk)
     for l in range(L):
         for j in range(K):
             tmp[l, j] = ftmp[l, j] - f0[l, j]
@@ -150,7 +161,7 @@ def _event(y, mm, sc, m, kind):
 
 
 @_inline
-def _dense_stages(y, k, h, tab, ytmp, sc, m, general):
+def _dense_stages(y, k, h, tab, ytmp, sc, m, general, anyk):
     """Extra stages only the dense output needs (DOP853: 3)."""
     L, K = y.shape
     for i in range(tab.n_stages, tab.n_dense):
@@ -163,7 +174,7 @@ def _dense_stages(y, k, h, tab, ytmp, sc, m, general):
                 for l in range(L):
                     for j in range(K):
                         ytmp[l, j] += cq * k[q, l, j]
-        field_into(ytmp, k[i], sc, m, NO_LOSS, general)
+        _field(ytmp, k[i], sc, m, NO_LOSS, general, anyk)
 
 
 @leaf
@@ -404,7 +415,7 @@ def _ros_step(y, f0, h, tab, sc, m, ynew, err, U, W, piv, J, ytmp, ftmp, rhs_):
 
 # --------------------------------------------------------------------------- RK slice
 @_njit
-def rk_advance(i, run, m, tab, ctrl, ros, sty, evs, general):
+def rk_advance(i, run, m, tab, ctrl, ros, sty, evs, general, anyk):
     """Advance trajectory ``i`` by at most ``ctrl.slice_steps`` attempted steps.
 
     ``ros``: ``ON`` in the kernels for implicit (Rosenbrock) tableaux, None in the explicit
@@ -417,6 +428,9 @@ def rk_advance(i, run, m, tab, ctrl, ros, sty, evs, general):
     save times (``STOP_TIME``), which then never compile the event and root-finding helpers.
     ``general``: ``WALSH_CE`` (None) in the kernels of walsh ce flows in physical time, which
     then compile only that path of the field (``field.field_into``), ``GENERAL`` elsewhere.
+    ``anyk``: None in the kernels of walsh ce flows at K = 4, which evaluate every field
+    through ``field.walsh4_field`` (inlined into the stages; ``field_into`` is then never
+    compiled, ~3 s less of a first compile), ``ON`` elsewhere.
     ``drive`` picks the kernel family whose flags fit the run (``_family``)."""
     ist = run.ist[i]
     fs = run.fs[i]
@@ -454,7 +468,7 @@ def rk_advance(i, run, m, tab, ctrl, ros, sty, evs, general):
     er3f = err3.reshape(n)
     if not ist[I_STARTED]:
         ist[I_STARTED] = 1
-        loss, mm = field_into(y, k[0], sc, m, WITH_LOSS, general)
+        loss, mm = _field(y, k[0], sc, m, WITH_LOSS, general, anyk)
         fs[F_LOSS] = loss
         fs[F_MM] = mm
         fs[F_T] = 0.0
@@ -492,7 +506,7 @@ def rk_advance(i, run, m, tab, ctrl, ros, sty, evs, general):
         else:
             span = stops[T - 1] if kind == STOP_TIME else np.inf
             h = _initial_step(y, k[0], span, tab.order, ctrl.rtol, ctrl.atol, ytmp, ynew, sc,
-                              m, general)
+                              m, general, anyk)
         fs[F_H] = h
     t = fs[F_T]
     h = fs[F_H]
@@ -516,9 +530,7 @@ def rk_advance(i, run, m, tab, ctrl, ros, sty, evs, general):
     budget = ctrl.slice_steps
     lo = loss
     mg = mm
-    # the arrays walsh4_field reads, taken out of the bundles once per slice rather than at
-    # every stage (whether that saves anything was not measured: taking the tableau's arrays
-    # out the same way changed nothing)
+    # what walsh4_field reads, taken out of the bundles once per slice (anyk None)
     g4 = sc.g
     pre4 = sc.pre
     suf4 = sc.suf
@@ -560,7 +572,7 @@ def rk_advance(i, run, m, tab, ctrl, ros, sty, evs, general):
                         for p in range(n):
                             ytf[p] += cq * kf[q, p]
                 # the loss only at the last (FSAL) stage, y_new: the others' is never read
-                if general is None and K == 4:   # few arguments (field.walsh4_field)
+                if anyk is None:   # walsh ce, K = 4: few arguments, inlined (walsh4_field)
                     lo, mg = walsh4_field(ytmp, k[s_], g4, pre4, suf4, n4, lam4, s_ == S - 1)
                 else:
                     lo, mg = field_into(ytmp, k[s_], sc, m, s_ == S - 1, general)
@@ -623,7 +635,7 @@ def rk_advance(i, run, m, tab, ctrl, ros, sty, evs, general):
             t = target if hit else t + h_eff
             nacc += 1
             if implicit:  # dense layout: k0 = f(y), k1 = (y_new - y) / h, k2 = f(y_new)
-                lo, mg = field_into(ynew, k[2], sc, m, WITH_LOSS, general)
+                lo, mg = _field(ynew, k[2], sc, m, WITH_LOSS, general, anyk)
                 for l in range(L):
                     for j in range(K):
                         k[1, l, j] = (ynew[l, j] - y[l, j]) / h_eff
@@ -637,11 +649,11 @@ def rk_advance(i, run, m, tab, ctrl, ros, sty, evs, general):
                             _record(run, i, idx, ynew, lo, mg, t)
                         else:
                             if not have_dense:
-                                _dense_stages(y, k, h_eff, tab, ytmp, sc, m, general)
+                                _dense_stages(y, k, h_eff, tab, ytmp, sc, m, general, anyk)
                                 have_dense = True
                             th = (stops[idx] - t_old) / h_eff
                             _interpolate(y, k, h_eff, th, tab, yint)
-                            li, mi = field_into(yint, err3, sc, m, WITH_LOSS, general)
+                            li, mi = _field(yint, err3, sc, m, WITH_LOSS, general, anyk)
                             _record(run, i, idx, yint, li, mi, stops[idx])
                         idx += 1
                 else:
@@ -652,12 +664,12 @@ def rk_advance(i, run, m, tab, ctrl, ros, sty, evs, general):
                 ev_new = _event(ynew, mg if kind == STOP_MARGIN else np.nan, sc, m, kind)
                 while idx < T and ev_new >= stops[idx]:
                     if not have_dense:
-                        _dense_stages(y, k, h_eff, tab, ytmp, sc, m, general)
+                        _dense_stages(y, k, h_eff, tab, ytmp, sc, m, general, anyk)
                         have_dense = True
                     th = _root_theta(y, k, h_eff, tab, ev, ev_new, stops[idx], yint, sc, m,
                                      kind)
                     _interpolate(y, k, h_eff, th, tab, yint)
-                    li, mi = field_into(yint, err3, sc, m, WITH_LOSS, general)
+                    li, mi = _field(yint, err3, sc, m, WITH_LOSS, general, anyk)
                     _record(run, i, idx, yint, li, mi, t_old + th * h_eff)
                     idx += 1
                 ev = ev_new
@@ -685,7 +697,7 @@ def rk_advance(i, run, m, tab, ctrl, ros, sty, evs, general):
                             (stiff or win_rej >= STEADY_REJECT_FRACTION * (win_acc + win_rej))
                             and newton_steady(y, k[0], ytmp, sc, rtol, atol, m)):
                         fs[F_TSTEADY] = t
-                        ls, ms = field_into(ytmp, ynew, sc, m, WITH_LOSS, general)
+                        ls, ms = _field(ytmp, ynew, sc, m, WITH_LOSS, general, anyk)
                         while idx < T:
                             _record(run, i, idx, ytmp, ls, ms, stops[idx])
                             idx += 1
@@ -777,28 +789,28 @@ ON = np.bool_(True)
 def rk_batch_par(run, m, tab, ctrl):
     """One RK slice of every unfinished trajectory, in parallel over the batch."""
     for i in nb.prange(run.y.shape[0]):
-        rk_advance(i, run, m, tab, ctrl, None, ON, None, GENERAL)
+        rk_advance(i, run, m, tab, ctrl, None, ON, None, GENERAL, ON)
 
 
 @_njit
 def rk_batch_ser(run, m, tab, ctrl):
     """One RK slice of every unfinished trajectory, serially."""
     for i in range(run.y.shape[0]):
-        rk_advance(i, run, m, tab, ctrl, None, ON, None, GENERAL)
+        rk_advance(i, run, m, tab, ctrl, None, ON, None, GENERAL, ON)
 
 
 @_parallel
 def rk_free_par(run, m, tab, ctrl):
     """``rk_batch_par`` without the steady hand-off (flows with no finite fixed point)."""
     for i in nb.prange(run.y.shape[0]):
-        rk_advance(i, run, m, tab, ctrl, None, None, None, GENERAL)
+        rk_advance(i, run, m, tab, ctrl, None, None, None, GENERAL, ON)
 
 
 @_njit
 def rk_free_ser(run, m, tab, ctrl):
     """``rk_batch_ser`` without the steady hand-off (flows with no finite fixed point)."""
     for i in range(run.y.shape[0]):
-        rk_advance(i, run, m, tab, ctrl, None, None, None, GENERAL)
+        rk_advance(i, run, m, tab, ctrl, None, None, None, GENERAL, ON)
 
 
 @_parallel
@@ -806,28 +818,42 @@ def rk_walsh_ce_par(run, m, tab, ctrl):
     """``rk_free_par`` for walsh models with cross-entropy in physical time: the field's
     other groups, losses and clocks are not compiled (``field.WALSH_CE``)."""
     for i in nb.prange(run.y.shape[0]):
-        rk_advance(i, run, m, tab, ctrl, None, None, None, WALSH_CE)
+        rk_advance(i, run, m, tab, ctrl, None, None, None, WALSH_CE, ON)
 
 
 @_njit
 def rk_walsh_ce_ser(run, m, tab, ctrl):
     """``rk_free_ser`` for walsh models with cross-entropy in physical time."""
     for i in range(run.y.shape[0]):
-        rk_advance(i, run, m, tab, ctrl, None, None, None, WALSH_CE)
+        rk_advance(i, run, m, tab, ctrl, None, None, None, WALSH_CE, ON)
+
+
+@_parallel
+def rk_walsh4_ce_par(run, m, tab, ctrl):
+    """``rk_walsh_ce_par`` at K = 4: every field evaluation through ``field.walsh4_field``."""
+    for i in nb.prange(run.y.shape[0]):
+        rk_advance(i, run, m, tab, ctrl, None, None, None, WALSH_CE, None)
+
+
+@_njit
+def rk_walsh4_ce_ser(run, m, tab, ctrl):
+    """``rk_walsh_ce_ser`` at K = 4."""
+    for i in range(run.y.shape[0]):
+        rk_advance(i, run, m, tab, ctrl, None, None, None, WALSH_CE, None)
 
 
 @_parallel
 def rk_event_par(run, m, tab, ctrl):
     """An RK slice of every unfinished trajectory run to event stops, in parallel."""
     for i in nb.prange(run.y.shape[0]):
-        rk_advance(i, run, m, tab, ctrl, None, None, ON, GENERAL)
+        rk_advance(i, run, m, tab, ctrl, None, None, ON, GENERAL, ON)
 
 
 @_njit
 def rk_event_ser(run, m, tab, ctrl):
     """An RK slice of every unfinished trajectory run to event stops, serially."""
     for i in range(run.y.shape[0]):
-        rk_advance(i, run, m, tab, ctrl, None, None, ON, GENERAL)
+        rk_advance(i, run, m, tab, ctrl, None, None, ON, GENERAL, ON)
 
 
 @_parallel
@@ -835,14 +861,14 @@ def ros_batch_par(run, m, tab, ctrl):
     """One Rosenbrock slice (implicit tableaux) of every unfinished trajectory, in parallel
     (no steady hand-off: implicit tableaux run the y clock only)."""
     for i in nb.prange(run.y.shape[0]):
-        rk_advance(i, run, m, tab, ctrl, ON, None, ON, GENERAL)
+        rk_advance(i, run, m, tab, ctrl, ON, None, ON, GENERAL, ON)
 
 
 @_njit
 def ros_batch_ser(run, m, tab, ctrl):
     """One Rosenbrock slice (implicit tableaux) of every unfinished trajectory, serially."""
     for i in range(run.y.shape[0]):
-        rk_advance(i, run, m, tab, ctrl, ON, None, ON, GENERAL)
+        rk_advance(i, run, m, tab, ctrl, ON, None, ON, GENERAL, ON)
 
 
 @_parallel
@@ -865,11 +891,12 @@ def gd_batch_ser(run, m, tab, ctrl):
 #: each caller: the loop cost ~2 s of a ~14 s first compile; compile events, walsh K = 4).
 #: The flags are typed as the loops type them (None, numpy bools), so a single trajectory and
 #: a batch share one compiled ``rk_advance``.
-SINGLE = {rk_walsh_ce_ser: (rk_advance, (None, None, None, WALSH_CE)),
-          rk_free_ser: (rk_advance, (None, None, None, GENERAL)),
-          rk_batch_ser: (rk_advance, (None, ON, None, GENERAL)),
-          rk_event_ser: (rk_advance, (None, None, ON, GENERAL)),
-          ros_batch_ser: (rk_advance, (ON, None, ON, GENERAL)),
+SINGLE = {rk_walsh4_ce_ser: (rk_advance, (None, None, None, WALSH_CE, None)),
+          rk_walsh_ce_ser: (rk_advance, (None, None, None, WALSH_CE, ON)),
+          rk_free_ser: (rk_advance, (None, None, None, GENERAL, ON)),
+          rk_batch_ser: (rk_advance, (None, ON, None, GENERAL, ON)),
+          rk_event_ser: (rk_advance, (None, None, ON, GENERAL, ON)),
+          ros_batch_ser: (rk_advance, (ON, None, ON, GENERAL, ON)),
           gd_batch_ser: (gd_advance, ())}
 
 #: the batch kernels by job: (serial, parallel), and those of RK runs with an implicit tableau.
@@ -883,6 +910,8 @@ FREE_KERNELS = (rk_free_ser, rk_free_par)
 #: the free kernels of walsh ce flows in physical time (the default ``svdyn flow``): only that
 #: path of the field is compiled
 WALSH_CE_KERNELS = (rk_walsh_ce_ser, rk_walsh_ce_par)
+#: those of walsh ce flows at K = 4 (the field in few arguments at every call site)
+WALSH4_CE_KERNELS = (rk_walsh4_ce_ser, rk_walsh4_ce_par)
 EVENT_KERNELS = (rk_event_ser, rk_event_par)
 
 
@@ -958,7 +987,8 @@ def _family(m, tab, ctrl):
     elif ctrl.stop_kind != STOP_TIME:
         fam = EVENT_KERNELS
     elif ctrl.steady == 0 or m.clock != CLOCK_T or not has_fixed_point(m):
-        fam = (WALSH_CE_KERNELS if is_walsh_ce(m) else FREE_KERNELS)
+        fam = (FREE_KERNELS if not is_walsh_ce(m) else
+               WALSH4_CE_KERNELS if m.classes == 4 else WALSH_CE_KERNELS)
     else:
         fam = BATCH_KERNELS[JOB_RK]
     _PICK = (ctrl, tab, m, fam)

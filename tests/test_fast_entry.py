@@ -49,8 +49,8 @@ def test_unvouched_arguments_dispatch():
     ctrl = make_ctrl(JOB_RK, 1e-9, 1e-12, 10_000, 1 << 20, True, True, STOP_TIME, 0.0)
     ref = new_run(s0, tab.n_dense, times)
     st.drive(ref, m, tab, ctrl)
-    # one walsh ce trajectory runs the per-trajectory step with the walsh ce flags
-    k, flags = st.SINGLE[st.WALSH_CE_KERNELS[0]]
+    # one walsh ce trajectory (K = 4) runs the per-trajectory step with the walsh ce K = 4 flags
+    k, flags = st.SINGLE[st.WALSH4_CE_KERNELS[0]]
     assert st._entry(k, new_run(s0, tab.n_dense, times), m, tab, ctrl, True, flags) is not None
     odd = ctrl._replace(h0=np.float64(0.0))   # a numpy scalar: not keyed, dispatch
     assert st._entry(k, new_run(s0, tab.n_dense, times), m, tab, odd, False, flags) is None
@@ -64,7 +64,7 @@ def test_unvouched_arguments_dispatch():
     # a batch runs the loop kernel, keyed apart from the step with the same bundles
     S2 = np.concatenate([s0, s0])
     st.drive(new_run(S2, tab.n_dense, times), m, tab, ctrl)
-    loop = st.WALSH_CE_KERNELS[0]
+    loop = st.WALSH4_CE_KERNELS[0]
     assert st._entry(loop, new_run(S2, tab.n_dense, times), m, tab, ctrl, True) is not None
 
 
@@ -101,3 +101,28 @@ def test_flows_without_a_fixed_point_skip_the_hand_off_kernels():
     reg = ModelSpec(4, 2, weight_decay=1e-2)
     tr = flow(reg, _starts(reg, 1)[0], 1e8, progress=False)
     assert tr.stats["t_steady"][0] >= 0
+
+
+def test_walsh4_kernels_give_the_bits_of_the_general_ones():
+    """At K = 4 the walsh ce kernels evaluate every field through ``field.walsh4_field``: the
+    states, losses, margins and step counts are the bits of the K-generic walsh ce kernels and
+    of the general ones, at depths 1-3, with and without weight decay (hand-off off), for the
+    three explicit tableaux, dense output on."""
+    times = np.array([0.0, 1e-3, 0.7, 1e3, 1e6])
+    for L, wd in ((1, 0.0), (2, 0.0), (3, 0.0), (2, 1e-3)):
+        spec = ModelSpec(4, L, weight_decay=wd)
+        m = spec.bundle(CLOCK_T)
+        S = _starts(spec, 2)
+        for meth in ("dop853", "dopri5", "tsit5"):
+            tab = TABLEAUX[meth]
+            ctrl = make_ctrl(JOB_RK, 1e-9, 1e-12, 100_000, 1 << 20, False, True, STOP_TIME, 0.0)
+            assert st._family(m, tab, ctrl) == st.WALSH4_CE_KERNELS
+            runs = []
+            for kern in (st.WALSH4_CE_KERNELS[0], st.WALSH_CE_KERNELS[0], st.FREE_KERNELS[0]):
+                run = new_run(S, tab.n_dense, times)
+                st._drive(kern, run, m, tab, ctrl, None, 1.0, True)
+                runs.append(run)
+            assert (runs[0].ist[:, 0] == 0).all()   # status ok
+            for r in runs[1:]:
+                for a, b in zip(runs[0], r):
+                    np.testing.assert_array_equal(a, b)
