@@ -100,18 +100,24 @@ def _all_finite(a):
 
 
 @_inline
-def _field(y, out, sc, m, with_loss, general, anyk):
+def _field(y, out, sc, m, with_loss, general, k4, kn):
     """The field at the stepper's call sites other than the stages: ``field.walsh4_field``
-    (the same bits as ``field_into``) in the kernels of walsh ce flows at K = 4 (``anyk``
-    None), which then never compile ``field_into`` (~3 s of a first compile);
-    ``field.field_into`` elsewhere (``anyk`` = ``ON``)."""
-    if anyk is None:
-        return walsh4_field(y, out, sc.g, sc.pre, sc.suf, m.n, m.lam, with_loss)
-    return field_into(y, out, sc, m, with_loss, general)
+    (the same bits as ``field_into``) in the kernels of walsh ce flows at K = 4, which then
+    never compile ``field_into`` (~3 s of a first compile), ``field.field_into`` elsewhere.
+    numba prunes a branch only on a test of an argument that is None, so the choice comes
+    twice: ``k4`` is ``ON`` in those kernels and None elsewhere, ``kn`` the reverse; the nested
+    tests below compile one of the two calls in every kernel."""
+    lo, mm = np.nan, np.nan
+    if kn is None:
+        if k4 is not None:
+            lo, mm = walsh4_field(y, out, sc.g, sc.pre, sc.suf, m.n, m.lam, with_loss)
+    else:
+        lo, mm = field_into(y, out, sc, m, with_loss, general)
+    return lo, mm
 
 
 @_inline
-def _initial_step(y0, f0, t_span, err_order, rtol, atol, tmp, ftmp, sc, m, general, anyk):
+def _initial_step(y0, f0, t_span, err_order, rtol, atol, tmp, ftmp, sc, m, general, k4, kn):
     """scipy's heuristic (Hairer, Norsett & Wanner, Sec. II.4) for the first step; may return
     0 or nan (the caller turns that into a status). Inlined into ``rk_advance`` (as is
     :func:`_dense_stages`): compiled apart, each linked and re-optimised the field's code once
@@ -127,7 +133,7 @@ def _initial_step(y0, f0, t_span, err_order, rtol, atol, tmp, ftmp, sc, m, gener
     for l in range(L):
         for j in range(K):
             tmp[l, j] = y0[l, j] + h0 * f0[l, j]
-    _field(tmp, ftmp, sc, m, NO_LOSS, general, anyk)
+    _field(tmp, ftmp, sc, m, NO_LOSS, general, k4, kn)
     for l in range(L):
         for j in range(K):
             tmp[l, j] = ftmp[l, j] - f0[l, j]
@@ -161,7 +167,7 @@ def _event(y, mm, sc, m, kind):
 
 
 @_inline
-def _dense_stages(y, k, h, tab, ytmp, sc, m, general, anyk):
+def _dense_stages(y, k, h, tab, ytmp, sc, m, general, k4, kn):
     """Extra stages only the dense output needs (DOP853: 3)."""
     L, K = y.shape
     for i in range(tab.n_stages, tab.n_dense):
@@ -174,7 +180,7 @@ def _dense_stages(y, k, h, tab, ytmp, sc, m, general, anyk):
                 for l in range(L):
                     for j in range(K):
                         ytmp[l, j] += cq * k[q, l, j]
-        _field(ytmp, k[i], sc, m, NO_LOSS, general, anyk)
+        _field(ytmp, k[i], sc, m, NO_LOSS, general, k4, kn)
 
 
 @leaf
@@ -415,7 +421,7 @@ def _ros_step(y, f0, h, tab, sc, m, ynew, err, U, W, piv, J, ytmp, ftmp, rhs_):
 
 # --------------------------------------------------------------------------- RK slice
 @_njit
-def rk_advance(i, run, m, tab, ctrl, ros, sty, evs, general, anyk):
+def rk_advance(i, run, m, tab, ctrl, ros, sty, evs, general, k4, kn):
     """Advance trajectory ``i`` by at most ``ctrl.slice_steps`` attempted steps.
 
     ``ros``: ``ON`` in the kernels for implicit (Rosenbrock) tableaux, None in the explicit
@@ -428,9 +434,9 @@ def rk_advance(i, run, m, tab, ctrl, ros, sty, evs, general, anyk):
     save times (``STOP_TIME``), which then never compile the event and root-finding helpers.
     ``general``: ``WALSH_CE`` (None) in the kernels of walsh ce flows in physical time, which
     then compile only that path of the field (``field.field_into``), ``GENERAL`` elsewhere.
-    ``anyk``: None in the kernels of walsh ce flows at K = 4, which evaluate every field
-    through ``field.walsh4_field`` (inlined into the stages; ``field_into`` is then never
-    compiled, ~3 s less of a first compile), ``ON`` elsewhere.
+    ``k4``, ``kn``: ``ON``, None in the kernels of walsh ce flows at K = 4, which evaluate
+    every field through ``field.walsh4_field`` (inlined into the stages; ``field_into`` is then
+    never compiled, ~3 s less of a first compile), None, ``ON`` elsewhere (see ``_field``).
     ``drive`` picks the kernel family whose flags fit the run (``_family``)."""
     ist = run.ist[i]
     fs = run.fs[i]
@@ -468,7 +474,7 @@ def rk_advance(i, run, m, tab, ctrl, ros, sty, evs, general, anyk):
     er3f = err3.reshape(n)
     if not ist[I_STARTED]:
         ist[I_STARTED] = 1
-        loss, mm = _field(y, k[0], sc, m, WITH_LOSS, general, anyk)
+        loss, mm = _field(y, k[0], sc, m, WITH_LOSS, general, k4, kn)
         fs[F_LOSS] = loss
         fs[F_MM] = mm
         fs[F_T] = 0.0
@@ -506,7 +512,7 @@ def rk_advance(i, run, m, tab, ctrl, ros, sty, evs, general, anyk):
         else:
             span = stops[T - 1] if kind == STOP_TIME else np.inf
             h = _initial_step(y, k[0], span, tab.order, ctrl.rtol, ctrl.atol, ytmp, ynew, sc,
-                              m, general, anyk)
+                              m, general, k4, kn)
         fs[F_H] = h
     t = fs[F_T]
     h = fs[F_H]
@@ -530,7 +536,7 @@ def rk_advance(i, run, m, tab, ctrl, ros, sty, evs, general, anyk):
     budget = ctrl.slice_steps
     lo = loss
     mg = mm
-    # what walsh4_field reads, taken out of the bundles once per slice (anyk None)
+    # what walsh4_field reads, taken out of the bundles once per slice
     g4 = sc.g
     pre4 = sc.pre
     suf4 = sc.suf
@@ -572,8 +578,10 @@ def rk_advance(i, run, m, tab, ctrl, ros, sty, evs, general, anyk):
                         for p in range(n):
                             ytf[p] += cq * kf[q, p]
                 # the loss only at the last (FSAL) stage, y_new: the others' is never read
-                if anyk is None:   # walsh ce, K = 4: few arguments, inlined (walsh4_field)
-                    lo, mg = walsh4_field(ytmp, k[s_], g4, pre4, suf4, n4, lam4, s_ == S - 1)
+                if kn is None:   # walsh ce, K = 4: few arguments, inlined (see _field)
+                    if k4 is not None:
+                        lo, mg = walsh4_field(ytmp, k[s_], g4, pre4, suf4, n4, lam4,
+                                              s_ == S - 1)
                 else:
                     lo, mg = field_into(ytmp, k[s_], sc, m, s_ == S - 1, general)
             # FSAL: the last stage point is y_new
@@ -635,7 +643,7 @@ def rk_advance(i, run, m, tab, ctrl, ros, sty, evs, general, anyk):
             t = target if hit else t + h_eff
             nacc += 1
             if implicit:  # dense layout: k0 = f(y), k1 = (y_new - y) / h, k2 = f(y_new)
-                lo, mg = _field(ynew, k[2], sc, m, WITH_LOSS, general, anyk)
+                lo, mg = _field(ynew, k[2], sc, m, WITH_LOSS, general, k4, kn)
                 for l in range(L):
                     for j in range(K):
                         k[1, l, j] = (ynew[l, j] - y[l, j]) / h_eff
@@ -649,11 +657,11 @@ def rk_advance(i, run, m, tab, ctrl, ros, sty, evs, general, anyk):
                             _record(run, i, idx, ynew, lo, mg, t)
                         else:
                             if not have_dense:
-                                _dense_stages(y, k, h_eff, tab, ytmp, sc, m, general, anyk)
+                                _dense_stages(y, k, h_eff, tab, ytmp, sc, m, general, k4, kn)
                                 have_dense = True
                             th = (stops[idx] - t_old) / h_eff
                             _interpolate(y, k, h_eff, th, tab, yint)
-                            li, mi = _field(yint, err3, sc, m, WITH_LOSS, general, anyk)
+                            li, mi = _field(yint, err3, sc, m, WITH_LOSS, general, k4, kn)
                             _record(run, i, idx, yint, li, mi, stops[idx])
                         idx += 1
                 else:
@@ -664,12 +672,12 @@ def rk_advance(i, run, m, tab, ctrl, ros, sty, evs, general, anyk):
                 ev_new = _event(ynew, mg if kind == STOP_MARGIN else np.nan, sc, m, kind)
                 while idx < T and ev_new >= stops[idx]:
                     if not have_dense:
-                        _dense_stages(y, k, h_eff, tab, ytmp, sc, m, general, anyk)
+                        _dense_stages(y, k, h_eff, tab, ytmp, sc, m, general, k4, kn)
                         have_dense = True
                     th = _root_theta(y, k, h_eff, tab, ev, ev_new, stops[idx], yint, sc, m,
                                      kind)
                     _interpolate(y, k, h_eff, th, tab, yint)
-                    li, mi = _field(yint, err3, sc, m, WITH_LOSS, general, anyk)
+                    li, mi = _field(yint, err3, sc, m, WITH_LOSS, general, k4, kn)
                     _record(run, i, idx, yint, li, mi, t_old + th * h_eff)
                     idx += 1
                 ev = ev_new
@@ -697,7 +705,7 @@ def rk_advance(i, run, m, tab, ctrl, ros, sty, evs, general, anyk):
                             (stiff or win_rej >= STEADY_REJECT_FRACTION * (win_acc + win_rej))
                             and newton_steady(y, k[0], ytmp, sc, rtol, atol, m)):
                         fs[F_TSTEADY] = t
-                        ls, ms = _field(ytmp, ynew, sc, m, WITH_LOSS, general, anyk)
+                        ls, ms = _field(ytmp, ynew, sc, m, WITH_LOSS, general, k4, kn)
                         while idx < T:
                             _record(run, i, idx, ytmp, ls, ms, stops[idx])
                             idx += 1
@@ -789,28 +797,28 @@ ON = np.bool_(True)
 def rk_batch_par(run, m, tab, ctrl):
     """One RK slice of every unfinished trajectory, in parallel over the batch."""
     for i in nb.prange(run.y.shape[0]):
-        rk_advance(i, run, m, tab, ctrl, None, ON, None, GENERAL, ON)
+        rk_advance(i, run, m, tab, ctrl, None, ON, None, GENERAL, None, ON)
 
 
 @_njit
 def rk_batch_ser(run, m, tab, ctrl):
     """One RK slice of every unfinished trajectory, serially."""
     for i in range(run.y.shape[0]):
-        rk_advance(i, run, m, tab, ctrl, None, ON, None, GENERAL, ON)
+        rk_advance(i, run, m, tab, ctrl, None, ON, None, GENERAL, None, ON)
 
 
 @_parallel
 def rk_free_par(run, m, tab, ctrl):
     """``rk_batch_par`` without the steady hand-off (flows with no finite fixed point)."""
     for i in nb.prange(run.y.shape[0]):
-        rk_advance(i, run, m, tab, ctrl, None, None, None, GENERAL, ON)
+        rk_advance(i, run, m, tab, ctrl, None, None, None, GENERAL, None, ON)
 
 
 @_njit
 def rk_free_ser(run, m, tab, ctrl):
     """``rk_batch_ser`` without the steady hand-off (flows with no finite fixed point)."""
     for i in range(run.y.shape[0]):
-        rk_advance(i, run, m, tab, ctrl, None, None, None, GENERAL, ON)
+        rk_advance(i, run, m, tab, ctrl, None, None, None, GENERAL, None, ON)
 
 
 @_parallel
@@ -818,42 +826,42 @@ def rk_walsh_ce_par(run, m, tab, ctrl):
     """``rk_free_par`` for walsh models with cross-entropy in physical time: the field's
     other groups, losses and clocks are not compiled (``field.WALSH_CE``)."""
     for i in nb.prange(run.y.shape[0]):
-        rk_advance(i, run, m, tab, ctrl, None, None, None, WALSH_CE, ON)
+        rk_advance(i, run, m, tab, ctrl, None, None, None, WALSH_CE, None, ON)
 
 
 @_njit
 def rk_walsh_ce_ser(run, m, tab, ctrl):
     """``rk_free_ser`` for walsh models with cross-entropy in physical time."""
     for i in range(run.y.shape[0]):
-        rk_advance(i, run, m, tab, ctrl, None, None, None, WALSH_CE, ON)
+        rk_advance(i, run, m, tab, ctrl, None, None, None, WALSH_CE, None, ON)
 
 
 @_parallel
 def rk_walsh4_ce_par(run, m, tab, ctrl):
     """``rk_walsh_ce_par`` at K = 4: every field evaluation through ``field.walsh4_field``."""
     for i in nb.prange(run.y.shape[0]):
-        rk_advance(i, run, m, tab, ctrl, None, None, None, WALSH_CE, None)
+        rk_advance(i, run, m, tab, ctrl, None, None, None, WALSH_CE, ON, None)
 
 
 @_njit
 def rk_walsh4_ce_ser(run, m, tab, ctrl):
     """``rk_walsh_ce_ser`` at K = 4."""
     for i in range(run.y.shape[0]):
-        rk_advance(i, run, m, tab, ctrl, None, None, None, WALSH_CE, None)
+        rk_advance(i, run, m, tab, ctrl, None, None, None, WALSH_CE, ON, None)
 
 
 @_parallel
 def rk_event_par(run, m, tab, ctrl):
     """An RK slice of every unfinished trajectory run to event stops, in parallel."""
     for i in nb.prange(run.y.shape[0]):
-        rk_advance(i, run, m, tab, ctrl, None, None, ON, GENERAL, ON)
+        rk_advance(i, run, m, tab, ctrl, None, None, ON, GENERAL, None, ON)
 
 
 @_njit
 def rk_event_ser(run, m, tab, ctrl):
     """An RK slice of every unfinished trajectory run to event stops, serially."""
     for i in range(run.y.shape[0]):
-        rk_advance(i, run, m, tab, ctrl, None, None, ON, GENERAL, ON)
+        rk_advance(i, run, m, tab, ctrl, None, None, ON, GENERAL, None, ON)
 
 
 @_parallel
@@ -861,14 +869,14 @@ def ros_batch_par(run, m, tab, ctrl):
     """One Rosenbrock slice (implicit tableaux) of every unfinished trajectory, in parallel
     (no steady hand-off: implicit tableaux run the y clock only)."""
     for i in nb.prange(run.y.shape[0]):
-        rk_advance(i, run, m, tab, ctrl, ON, None, ON, GENERAL, ON)
+        rk_advance(i, run, m, tab, ctrl, ON, None, ON, GENERAL, None, ON)
 
 
 @_njit
 def ros_batch_ser(run, m, tab, ctrl):
     """One Rosenbrock slice (implicit tableaux) of every unfinished trajectory, serially."""
     for i in range(run.y.shape[0]):
-        rk_advance(i, run, m, tab, ctrl, ON, None, ON, GENERAL, ON)
+        rk_advance(i, run, m, tab, ctrl, ON, None, ON, GENERAL, None, ON)
 
 
 @_parallel
@@ -891,12 +899,12 @@ def gd_batch_ser(run, m, tab, ctrl):
 #: each caller: the loop cost ~2 s of a ~14 s first compile; compile events, walsh K = 4).
 #: The flags are typed as the loops type them (None, numpy bools), so a single trajectory and
 #: a batch share one compiled ``rk_advance``.
-SINGLE = {rk_walsh4_ce_ser: (rk_advance, (None, None, None, WALSH_CE, None)),
-          rk_walsh_ce_ser: (rk_advance, (None, None, None, WALSH_CE, ON)),
-          rk_free_ser: (rk_advance, (None, None, None, GENERAL, ON)),
-          rk_batch_ser: (rk_advance, (None, ON, None, GENERAL, ON)),
-          rk_event_ser: (rk_advance, (None, None, ON, GENERAL, ON)),
-          ros_batch_ser: (rk_advance, (ON, None, ON, GENERAL, ON)),
+SINGLE = {rk_walsh4_ce_ser: (rk_advance, (None, None, None, WALSH_CE, ON, None)),
+          rk_walsh_ce_ser: (rk_advance, (None, None, None, WALSH_CE, None, ON)),
+          rk_free_ser: (rk_advance, (None, None, None, GENERAL, None, ON)),
+          rk_batch_ser: (rk_advance, (None, ON, None, GENERAL, None, ON)),
+          rk_event_ser: (rk_advance, (None, None, ON, GENERAL, None, ON)),
+          ros_batch_ser: (rk_advance, (ON, None, ON, GENERAL, None, ON)),
           gd_batch_ser: (gd_advance, ())}
 
 #: the batch kernels by job: (serial, parallel), and those of RK runs with an implicit tableau.
