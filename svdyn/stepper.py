@@ -948,11 +948,15 @@ PARALLEL_MIN_BATCH = 8
 TYPICAL_COMPILE_S = {JOB_RK: 10.0, JOB_GD: 6.0}
 
 
+#: stage evaluations x K L in the first compiled slice of a run (see first_slice)
+FIRST_SLICE_WORK = 2e6
+
+
 def first_slice(B: int, work_per_step: float, slice_steps: int = 1 << 30) -> int:
     """Attempts per trajectory in the first compiled slice of :func:`drive` (about 2e6 stage
     evaluations x K L in all): pass it as ``make_ctrl(slice_steps=...)`` to save the
     ``Ctrl._replace`` of the first slice."""
-    return max(1, min(slice_steps, int(2e6 / max(1.0, B * work_per_step))))
+    return max(1, min(slice_steps, int(FIRST_SLICE_WORK / max(1.0, B * work_per_step))))
 
 
 def drive(run, m, tab, ctrl, *, bar=None, work_per_step: float = 1.0, what: str = "flow",
@@ -969,6 +973,18 @@ def drive(run, m, tab, ctrl, *, bar=None, work_per_step: float = 1.0, what: str 
     ser, par = _family(m, tab, ctrl)
     kernel = par if B >= PARALLEL_MIN_BATCH else ser
     one = SINGLE.get(kernel) if B == 1 else None
+    if one is not None and fresh and bar is None and one in _READY:
+        # one fresh trajectory whose step is compiled (flow's common case): its first slice
+        # by the entry point, without _drive's loop (~2 us a call); the rest, if any, by it
+        ep = _entry(one[0], run, m, tab, ctrl, True, one[1])
+        # (the slice _drive would take first: ctrl.slice_steps <= first_slice(1, work))
+        if ep is not None and ctrl.slice_steps * max(1.0, work_per_step) <= FIRST_SLICE_WORK:
+            t0 = time.perf_counter()
+            ep(0, run, m, tab, ctrl, *one[1])
+            if run.ist[0, I_DONE]:
+                return time.perf_counter() - t0
+            return time.perf_counter() - t0 + _drive(kernel, run, m, tab, ctrl, bar,
+                                                     work_per_step, False, False)
     if (kernel if one is None else one) not in _READY:  # first call here: maybe a compile
         from .progress import compile_notice
 

@@ -3,7 +3,7 @@ and a fall-back to dispatch for arguments whose type it cannot vouch for."""
 import numpy as np
 
 import svdyn.stepper as st
-from svdyn.bundle import CLOCK_T, JOB_RK, STOP_TIME, make_ctrl, new_run
+from svdyn.bundle import CLOCK_T, I_ATTEMPTS, JOB_RK, STOP_TIME, make_ctrl, new_run
 from svdyn.integrate import flow
 from svdyn.spec import ModelSpec
 from svdyn.tableaux import TABLEAUX
@@ -126,3 +126,30 @@ def test_walsh4_kernels_give_the_bits_of_the_general_ones():
             for r in runs[1:]:
                 for a, b in zip(runs[0], r):
                     np.testing.assert_array_equal(a, b)
+
+
+def test_single_fast_path_continues_unfinished_runs_in_slices(monkeypatch):
+    """``drive``'s path for one fresh trajectory runs the first slice by the entry point and
+    hands an unfinished run to the slice loop: the results are the bits of one long slice."""
+    seen = []
+    loop = st._drive
+
+    def spy(kernel, run, *a):
+        seen.append(int(run.ist[0, I_ATTEMPTS]))   # attempts before the loop took over
+        return loop(kernel, run, *a)
+    monkeypatch.setattr(st, "_drive", spy)
+    spec = ModelSpec(4, 3)
+    s0 = _starts(spec, 1)
+    tab, m = TABLEAUX["dop853"], spec.bundle(CLOCK_T)
+    times = np.array([0.0, 1.0, 1e3, 1e7])
+    work = tab.n_stages * spec.L * spec.K
+    whole = make_ctrl(JOB_RK, 1e-9, 1e-12, 100_000, 1 << 20, False, True, STOP_TIME, 0.0)
+    ref = new_run(s0, tab.n_dense, times)
+    st.drive(ref, m, tab, whole, work_per_step=work)
+    assert ref.ist[0, 0] == 0 and ref.ist[0, 1] > 40   # ok, and more steps than one slice
+    for _ in range(2):   # the second call finds the step compiled: the fast path
+        run = new_run(s0, tab.n_dense, times)
+        st.drive(run, m, tab, whole._replace(slice_steps=3), work_per_step=work, fresh=True)
+        for a, b in zip(ref, run):
+            np.testing.assert_array_equal(a, b)
+    assert seen[-1] == 3   # the last call: a first slice of 3 attempts, then the loop
