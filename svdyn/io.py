@@ -21,6 +21,7 @@ import json
 import math
 import os
 import re
+import secrets
 import stat
 import tempfile
 from pathlib import Path
@@ -86,20 +87,20 @@ def atomic_path(path):
     left as it was.
     """
     path = Path(path)
-    tmp = None
-    try:   # mkstemp inside the try: a signal right after it still removes the file
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp" + path.suffix,
-                                   dir=path.parent if str(path.parent) else ".")
-        os.close(fd)
-        yield Path(tmp)
+    # the name is fixed before the file exists, so a signal at any point (even inside the
+    # call that creates it) leaves nothing behind: the except below removes that name
+    tmp = (path.parent if str(path.parent) else Path(".")) / (
+        f".{path.name}.{os.getpid()}-{secrets.token_hex(6)}.tmp{path.suffix}")
+    try:
+        os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+        yield tmp
         umask = os.umask(0)
         os.umask(umask)
         os.chmod(tmp, 0o666 & ~umask)
         os.replace(tmp, path)
     except BaseException:
-        if tmp is not None:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
         raise
 
 

@@ -159,6 +159,22 @@ def test_fault_while_writing_leaves_no_file(fault, rc_want, msg, tmp_path, monke
     assert list(tmp_path.iterdir()) == []
 
 
+def test_interrupt_inside_the_temp_file_creation_leaves_nothing(tmp_path, monkeypatch):
+    """An interrupt that lands right after the temporary file exists, before its creating call
+    returns (a deferred SIGINT / SIGTERM can land at any bytecode), leaves no file behind."""
+    import os
+    from svdyn import io as sio
+    real_open = os.open
+
+    def open_then_interrupt(path, flags, mode=0o777):
+        os.close(real_open(path, flags, mode))
+        raise KeyboardInterrupt
+    monkeypatch.setattr(sio.os, "open", open_then_interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        sio.write_text(tmp_path / "o.json", "{}")
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_existing_output_survives_failed_write(tmp_path, monkeypatch):
     """Atomic replace: a failed rewrite keeps the previous complete file."""
     import contextlib
