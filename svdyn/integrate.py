@@ -44,6 +44,19 @@ def log_grid(t_end: float, n: int = 200, t_min: float | None = None) -> np.ndarr
     return np.concatenate([[0.0], np.geomspace(t_min, t_end, n)])
 
 
+_GRIDS: dict = {}   # log_grid(t_end) by t_end (np.geomspace costs ~20 us a call)
+
+
+def _default_grid(t_end: float) -> np.ndarray:
+    """A fresh copy of ``log_grid(t_end)`` (the grid is kept; each trajectory owns its copy)."""
+    g = _GRIDS.get(t_end)
+    if g is None:
+        if len(_GRIDS) > 256:
+            _GRIDS.clear()
+        g = _GRIDS[t_end] = log_grid(t_end)
+    return g.copy()
+
+
 def _finite(x) -> bool:
     """``np.isfinite`` for one number, at ``math.isfinite``'s cost (~0.05 us, not ~0.7 us)."""
     try:
@@ -77,16 +90,11 @@ def _check_max_steps(max_steps):
     return int(max_steps)
 
 
-_CTRLS: dict = {}   # make_ctrl's result by its arguments (Ctrl is immutable; ~2 us a build)
-
-
-def _flow_ctrl(*args):
-    c = _CTRLS.get(args)
-    if c is None:
-        if len(_CTRLS) > 256:
-            _CTRLS.clear()
-        c = _CTRLS[args] = make_ctrl(JOB_RK, *args)
-    return c
+#: flow's checked arguments and what it builds from them, by the arguments:
+#: ``(spec, tableau, work per step, Ctrl, model bundle)``. A hit skips the checks of the
+#: tolerances, max_steps, first_step and method (they passed when the entry was made) and the
+#: building of the immutable Ctrl (~2 us); the spec is keyed by identity (the entry holds it).
+_PLANS: dict = {}
 
 
 def _bar(progress, total, desc):
@@ -133,12 +141,23 @@ def flow(spec: ModelSpec, s0, t_end: float | None = None, *, save_at=None, rtol:
     (accepted / rejected steps, time reached, wall time).
     """
     s0 = spec.check_state(s0, "initial state")
-    _check_tol(rtol, atol)
-    max_steps = _check_max_steps(max_steps)
+    single = s0.ndim == 2
+    B = 1 if single else s0.shape[0]
+    use_dense = dense and not hit_save_times
+    try:
+        key = (id(spec), method, rtol, atol, max_steps, type(max_steps), B, steady_handoff,
+               use_dense, first_step, adaptive)   # the type: max_steps=True is refused, 1 not
+        plan = _PLANS.get(key)
+    except TypeError:   # an unhashable argument: no plan, the checks below say what is wrong
+        key = plan = None
+    if plan is None or plan[0] is not spec:
+        plan = None
+        _check_tol(rtol, atol)
+        max_steps = _check_max_steps(max_steps)
     if save_at is None:
         if t_end is None or not (_finite(t_end) and t_end > 0):
             raise SpecError(f"t_end must be a finite number > 0, got {t_end}")
-        times = log_grid(float(t_end))
+        times = _default_grid(float(t_end))
     else:
         times = np.asarray(save_at, dtype=np.float64).ravel()
         if times.size <= 16:   # a few save times: checked as Python floats (~1 us, not ~4)
@@ -159,19 +178,23 @@ def flow(spec: ModelSpec, s0, t_end: float | None = None, *, save_at=None, rtol:
                 raise SpecError(f"save time {times[-1]} lies beyond t_end={t_end}")
             if times[-1] < t_end:
                 times = np.append(times, t_end)
-    if not (_finite(first_step) and first_step >= 0):
-        raise SpecError(f"first_step must be a finite number >= 0, got {first_step}")
-    if not adaptive and not first_step > 0:
-        raise SpecError("adaptive=False needs first_step > 0 (the fixed step size)")
-    tab = _tableau(method)
-    single = s0.ndim == 2
-    Y0 = s0[None] if single else s0
-    B, T = Y0.shape[0], times.size
-    run = new_run(Y0, tab.n_dense, times, copy=False)  # s0 is check_state's fresh copy
-    work = tab.n_stages * spec.L * spec.K
-    ctrl = _flow_ctrl(rtol, atol, max_steps, first_slice(B, work), steady_handoff,
-                      dense and not hit_save_times, STOP_TIME, first_step, adaptive)
-    m = spec.bundle(CLOCK_T)
+    if plan is None:
+        if not (_finite(first_step) and first_step >= 0):
+            raise SpecError(f"first_step must be a finite number >= 0, got {first_step}")
+        if not adaptive and not first_step > 0:
+            raise SpecError("adaptive=False needs first_step > 0 (the fixed step size)")
+        tab = _tableau(method)
+        work = tab.n_stages * spec.L * spec.K
+        plan = (spec, tab, work,
+                make_ctrl(JOB_RK, rtol, atol, max_steps, first_slice(B, work), steady_handoff,
+                          use_dense, STOP_TIME, first_step, adaptive), spec.bundle(CLOCK_T))
+        if key is not None:
+            if len(_PLANS) > 256:
+                _PLANS.clear()
+            _PLANS[key] = plan
+    _, tab, work, ctrl, m = plan
+    T = times.size
+    run = new_run(s0[None] if single else s0, tab.n_dense, times, copy=False)  # s0: a copy
     bar = _bar(progress, B * T, "flow")
     if bar is _NULL_BAR:   # no bar: no context manager either (~0.2 us)
         wall = drive(run, m, tab, ctrl, work_per_step=work, what="flow", fresh=True)

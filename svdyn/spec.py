@@ -146,13 +146,17 @@ class ModelSpec:
     def check_state(self, s: np.ndarray, what: str = "state") -> np.ndarray:
         """Validate a state of shape (L, K) or a batch (B, L, K); return it as float64."""
         s = np.asarray(s, dtype=np.float64)
-        if s.ndim not in (2, 3) or s.shape[-2:] != (self.L, self.K):
+        sh = s.shape   # the fields, not the L / K properties: this runs on every flow call
+        if not (2 <= len(sh) <= 3 and sh[-2] == self.depth and sh[-1] == self.classes):
             raise SpecError(f"{what} must have shape (L, K) = ({self.L}, {self.K}) or "
                             f"(B, {self.L}, {self.K}); got {s.shape}")
         if not _all_finite(s):
             raise SpecError(f"{what} contains non-finite values; pass finite singular values")
-        self.G.check_paired(s, what)
-        return self.G.symmetrise(s)
+        G = self._g
+        if not G.pairs:   # walsh: no conjugate pairs to check or average, only the copy
+            return np.array(s, dtype=np.float64, order="C", copy=True)
+        G.check_paired(s, what)
+        return G.symmetrise(s)
 
     def balanced(self, z: np.ndarray) -> np.ndarray:
         """Balanced factors from logit singular values: ``s_{l,j} = z_j^(1/L)``.

@@ -153,3 +153,28 @@ def test_single_fast_path_continues_unfinished_runs_in_slices(monkeypatch):
         for a, b in zip(ref, run):
             np.testing.assert_array_equal(a, b)
     assert seen[-1] == 3   # the last call: a first slice of 3 attempts, then the loop
+
+
+def test_flow_plan_cache_keeps_every_check():
+    """flow's cache of checked arguments: a hit never lets a bad value through (max_steps=True
+    after max_steps=1), a new spec of equal fields gets its own plan, and each trajectory owns
+    its default save grid."""
+    import pytest
+
+    from svdyn.groups import SpecError
+    spec = ModelSpec(4, 2)
+    s0 = _starts(spec, 1)[0]
+    a = flow(spec, s0, 1.0, max_steps=1, progress=False)
+    assert a.status != "ok"   # one attempt is not enough
+    with pytest.raises(SpecError, match="max_steps"):
+        flow(spec, s0, 1.0, max_steps=True, progress=False)
+    with pytest.raises(SpecError, match="rtol"):
+        flow(spec, s0, 1.0, rtol=float("nan"), progress=False)
+    other = ModelSpec(4, 2, weight_decay=1e-3)
+    b = flow(other, s0, 1e3, progress=False)
+    c = flow(ModelSpec(4, 2, weight_decay=1e-3), s0, 1e3, progress=False)
+    np.testing.assert_array_equal(b.s, c.s)
+    d = flow(spec, s0, 1e3, progress=False)
+    assert not np.array_equal(b.s, d.s)   # the weight decay was not taken from another plan
+    d.times[:] = -1.0
+    assert flow(spec, s0, 1e3, progress=False).times[-1] == 1e3
