@@ -29,7 +29,8 @@ import numpy as np
 
 from .bundle import CLOCK_T, CLOCK_Y, Scratch
 from .groups import WALSH
-from .jit import inline as _inline, kernel as _njit, leaf, leaf_forced  # decorator flags: svdyn/jit.py
+from .jit import (inline as _inline, kernel as _njit, leaf,  # decorator flags: svdyn/jit.py
+                  leaf_forced)
 from .kernels import ce_grad, ls_grad, ls_loss_extra, mse_grad, mse_loss_term
 from .softmax import EXP_FLOOR, GENERAL, WALSH_CE, class_margins, softmax_residual  # noqa: F401
 from .spec import LOSS_CE, LOSS_MSE, ModelSpec

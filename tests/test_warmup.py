@@ -11,8 +11,8 @@ def test_warmup_runs_each_kernel(capsys):
     # and so has the per-trajectory step of each with the flags it passes (single trajectories)
     from svdyn import stepper as st
     from svdyn.bundle import JOB_GD, JOB_RK
-    fams = (st.WALSH4_CE_KERNELS, st.WALSH_CE_KERNELS, st.FREE_KERNELS, st.BATCH_KERNELS[JOB_RK], st.EVENT_KERNELS,
-            st.ROS_KERNELS, st.BATCH_KERNELS[JOB_GD])
+    fams = (st.WALSH4_CE_KERNELS, st.WALSH_CE_KERNELS, st.FREE_KERNELS, st.BATCH_KERNELS[JOB_RK],
+            st.EVENT_KERNELS, st.ROS_KERNELS, st.BATCH_KERNELS[JOB_GD])
     assert all(f[0].signatures for f in fams)
     assert set(st.SINGLE) == {f[0] for f in fams}
     from numba import typeof

@@ -3,8 +3,9 @@
 Every engine kernel takes the same named bundles (``svdyn.bundle``), so one tiny problem per
 kernel compiles the specialisation every model, group, loss, clock and method uses (walsh
 cross-entropy flows in physical time have kernels of their own, ``stepper.WALSH_CE_KERNELS``
-and, at K = 4, ``stepper.WALSH4_CE_KERNELS``; a single trajectory runs the per-trajectory step, a batch the loop over it): after ``svdyn
-warmup`` the first ``svdyn flow`` answers from the cache.
+and, at K = 4, ``stepper.WALSH4_CE_KERNELS``; a single trajectory runs the per-trajectory
+step, a batch the loop over it): after ``svdyn warmup`` the first ``svdyn flow`` answers from
+the cache.
 """
 from __future__ import annotations
 
