@@ -960,14 +960,17 @@ def first_slice(B: int, work_per_step: float, slice_steps: int = 1 << 30) -> int
 
 
 def drive(run, m, tab, ctrl, *, bar=None, work_per_step: float = 1.0, what: str = "flow",
-          fresh: bool = False):
+          fresh: bool = False, lazy_bar=None):
     """Run slices until every trajectory of ``run`` is done; returns the wall time (s).
 
     Slices start small and are resized to take about :data:`SLICE_SECONDS` each, so Python
     regains control (and Ctrl-C is honoured) at least that often. ``bar`` (an object with
-    ``update(n)``) advances by the number of stops reached. ``fresh=True``: the caller
-    guarantees that ``run`` is ``bundle.new_run``'s result, untouched (its numba type is then
-    known without typing its nine arrays).
+    ``update(n)``) advances by the number of stops reached. ``lazy_bar`` (instead of ``bar``):
+    a function that returns the bar, a context manager (or None for none), called only when
+    the run goes on past its first slice; drive enters and closes it. A run that ends within
+    its first slice (most single flows) then never asks whether stderr is a terminal (~2 us).
+    ``fresh=True``: the caller guarantees that ``run`` is ``bundle.new_run``'s result,
+    untouched (its numba type is then known without typing its nine arrays).
     """
     B = run.y.shape[0]
     ser, par = _family(m, tab, ctrl)
@@ -983,8 +986,18 @@ def drive(run, m, tab, ctrl, *, bar=None, work_per_step: float = 1.0, what: str 
             ep(0, run, m, tab, ctrl, *one[1])
             if run.ist[0, I_DONE]:
                 return time.perf_counter() - t0
-            return time.perf_counter() - t0 + _drive(kernel, run, m, tab, ctrl, bar,
-                                                     work_per_step, False, False)
+            if lazy_bar is None:
+                return time.perf_counter() - t0 + _drive(kernel, run, m, tab, ctrl, None,
+                                                         work_per_step, False, False)
+            wall = time.perf_counter() - t0
+            return wall + drive(run, m, tab, ctrl, work_per_step=work_per_step, what=what,
+                                lazy_bar=lazy_bar)
+    if lazy_bar is not None:
+        b = lazy_bar()
+        if b is not None:
+            with b:   # the bar counts the stops already reached at its first update
+                return drive(run, m, tab, ctrl, bar=b, work_per_step=work_per_step, what=what,
+                             fresh=fresh)
     if (kernel if one is None else one) not in _READY:  # first call here: maybe a compile
         from .progress import compile_notice
 

@@ -118,3 +118,36 @@ def test_track_and_step_callback(monkeypatch, capsys):
     cb(10, 10, 0.25)
     err = capsys.readouterr().err
     assert "gd" in err and "/10" in err
+
+
+def test_flow_default_progress_shows_a_bar_only_past_the_first_slice(monkeypatch, capsys):
+    """progress=None: a flow that ends within its first compiled slice never opens a bar; one
+    that goes on opens it then, and the bar counts every save time (the ones reached before it
+    opened too); the states equal those of progress=False."""
+    import numpy as np
+
+    from svdyn import ModelSpec
+    from svdyn.integrate import flow
+    spec = ModelSpec(4, 2)
+    s0 = spec.balanced(np.array([0.0, 0.4, 0.5, 0.6]))
+    monkeypatch.setenv("SVDYN_PROGRESS", "1")
+    flow(spec, s0, 1.0, progress=False)   # compiled and known: no notice below
+    capsys.readouterr()
+    short = flow(spec, s0, 1.0)
+    assert capsys.readouterr().err == ""
+    # fixed steps of 1e-3 to t = 60: 60,000 attempts, past the first slice (~20,000 here)
+    import svdyn.integrate as integrate
+    bars = []
+
+    def kept(*a, **k):   # the real tqdm bar, kept to read its count afterwards
+        bars.append(progress_bar(*a, **k))
+        return bars[-1]
+    monkeypatch.setattr(integrate, "progress_bar", kept)
+    kw = dict(save_at=np.linspace(0, 60, 7), first_step=1e-3, adaptive=False)
+    long = flow(spec, s0, **kw)
+    assert "flow" in capsys.readouterr().err
+    assert len(bars) == 1 and bars[0].total == 7 and bars[0].n == 7
+    assert long.stats["accepted_steps"][0] >= 60_000   # (+1: a sliver of round-off at the end)
+    ref = flow(spec, s0, progress=False, **kw)
+    np.testing.assert_array_equal(long.s, ref.s)
+    np.testing.assert_array_equal(short.s, flow(spec, s0, 1.0, progress=False).s)
