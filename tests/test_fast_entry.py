@@ -2,6 +2,7 @@
 and a fall-back to dispatch for arguments whose type it cannot vouch for."""
 import numpy as np
 
+import svdyn.integrate as integrate
 import svdyn.stepper as st
 from svdyn.bundle import CLOCK_T, I_ATTEMPTS, JOB_RK, STOP_TIME, make_ctrl, new_run
 from svdyn.integrate import flow
@@ -31,6 +32,7 @@ def test_entry_point_results_equal_dispatch(monkeypatch):
     fast = runs()
     assert st._ENTRY   # the fast path was taken
     monkeypatch.setattr(st, "_entry", lambda *a: None)
+    monkeypatch.setattr(integrate, "_PLANS", {})   # flow's plans keep the entry they found
     slow = runs()
     for r in range(3):   # a single trajectory and the same one as row r of a batch
         np.testing.assert_array_equal(slow[5].s[r], flow(wce, W[r], **kw).s)
@@ -178,3 +180,23 @@ def test_flow_plan_cache_keeps_every_check():
     assert not np.array_equal(b.s, d.s)   # the weight decay was not taken from another plan
     d.times[:] = -1.0
     assert flow(spec, s0, 1e3, progress=False).times[-1] == 1e3
+
+
+def test_new_run_hands_out_fresh_arrays_every_call():
+    """new_run copies kept arrays for small runs: each run owns its arrays (NaN outputs, zero
+    state), and what a run writes never reaches the next one."""
+    s0 = np.ones((1, 2, 4))
+    times = np.array([0.0, 1.0])
+    a = new_run(s0, 16, times)
+    for arr in a[1:]:
+        arr[...] = 7
+    b = new_run(s0, 16, times)
+    assert all(x is not y and not np.shares_memory(x, y) for x, y in zip(a, b))
+    assert np.isnan(b.out_s).all() and np.isnan(b.out_loss).all() and np.isnan(b.out_t).all()
+    assert not b.k.any() and not b.fs.any() and not b.ist.any()
+    np.testing.assert_array_equal(b.stops, times)
+    assert b.stops is not times and b.y is not s0
+    for x in b:
+        assert x.flags.c_contiguous and x.flags.writeable
+    big = new_run(np.ones((64, 4, 64)), 16, np.linspace(0, 1, 200))   # not kept: allocated
+    assert big.out_s.shape == (64, 200, 4, 64) and np.isnan(big.out_s).all()
