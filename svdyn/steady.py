@@ -112,7 +112,7 @@ def _coords(L, K, kind, dims, code, lam):
 
 
 @kernel
-def _newton_delta(y, f, co, sc, rtol, atol, model, delta, H, piv):
+def _newton_delta(y, f, co, sc, rtol, atol, model, delta, H, piv, general):
     """One Newton step ``delta = -J^{-1} f`` on the moving coordinates ``co`` at state ``y``
     with field ``f``; returns its scaled rms (:func:`_chord_delta`), or -1 when the Hessian
     there is not positive definite (or singular). Leaves the LU factors of ``-J`` in ``H,
@@ -130,10 +130,10 @@ def _newton_delta(y, f, co, sc, rtol, atol, model, delta, H, piv):
         hc = 1e-6 * max(abs(y[l, j]), 1e-3)
         yp[l, j] = y[l, j] + hc
         yp[l, p] = y[l, p] + hc
-        field_into(yp, fp, sc, model, NO_LOSS, GENERAL)
+        field_into(yp, fp, sc, model, NO_LOSS, general)
         yp[l, j] = y[l, j] - hc
         yp[l, p] = y[l, p] - hc
-        field_into(yp, fm, sc, model, NO_LOSS, GENERAL)
+        field_into(yp, fm, sc, model, NO_LOSS, general)
         yp[l, j] = y[l, j]
         yp[l, p] = y[l, p]
         for r in range(m):
@@ -200,9 +200,11 @@ def _apply(y, delta, co, out):
 
 
 @kernel
-def newton_steady(y, f, ystar, sc, rtol, atol, model):
+def newton_steady(y, f, ystar, sc, rtol, atol, model, general=GENERAL):
     """Try the fixed-point hand-off at state ``y`` (L, K) with field ``f = field(y)`` (t clock;
-    ``sc`` a field scratch, ``model`` the model bundle).
+    ``sc`` a field scratch, ``model`` the model bundle; ``general``: ``field.WALSH_CE`` (None)
+    from the kernels of walsh ce flows, which then compile only that path of the field, as
+    ``field.field_into`` says: the same operations, so the same bits).
 
     On success writes ``s*`` into ``ystar`` and returns True; returns False when the Hessian on
     the moving coordinates is not positive definite, the Newton step is not small enough, or
@@ -219,7 +221,7 @@ def newton_steady(y, f, ystar, sc, rtol, atol, model):
     delta = np.empty(m)
     H = np.empty((m, m))
     piv = np.empty(m, dtype=np.int64)
-    r1 = _newton_delta(y, f, co, sc, rtol, atol, model, delta, H, piv)
+    r1 = _newton_delta(y, f, co, sc, rtol, atol, model, delta, H, piv, general)
     if r1 < 0.0 or not (r1 < STEADY_TOL_NEAR):
         return False
     _apply(y, delta, co, ystar)
@@ -227,7 +229,7 @@ def newton_steady(y, f, ystar, sc, rtol, atol, model):
         return True
     y1 = ystar.copy()
     f1 = np.empty((L, K))
-    field_into(y1, f1, sc, model, NO_LOSS, GENERAL)
+    field_into(y1, f1, sc, model, NO_LOSS, general)
     r2 = _chord_delta(y1, f1, co, rtol, atol, delta, H, piv)
     if r2 < 0.0 or not (r2 < STEADY_TOL_2):
         return False

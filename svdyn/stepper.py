@@ -713,7 +713,7 @@ def rk_advance(i, run, m, tab, ctrl, ros, sty, evs, general, k4, kn):
                 if sty is not None:
                     if (ctrl.steady != 0 and m.clock == CLOCK_T and
                             (stiff or win_rej >= STEADY_REJECT_FRACTION * (win_acc + win_rej))
-                            and newton_steady(y, k[0], ytmp, sc, rtol, atol, m)):
+                            and newton_steady(y, k[0], ytmp, sc, rtol, atol, m, general)):
                         fs[F_TSTEADY] = t
                         ls, ms = _field(ytmp, ynew, sc, m, WITH_LOSS, general, k4, kn)
                         while idx < T:
@@ -847,6 +847,21 @@ def rk_walsh_ce_ser(run, m, tab, ctrl):
 
 
 @_parallel
+def rk_walsh_ce_steady_par(run, m, tab, ctrl):
+    """``rk_batch_par`` for walsh models with cross-entropy in physical time and a fixed point
+    (weight decay): the hand-off, with only that path of the field compiled."""
+    for i in nb.prange(run.y.shape[0]):
+        rk_advance(i, run, m, tab, ctrl, None, ON, None, WALSH_CE, None, ON)
+
+
+@_njit
+def rk_walsh_ce_steady_ser(run, m, tab, ctrl):
+    """``rk_walsh_ce_steady_par``, serially."""
+    for i in range(run.y.shape[0]):
+        rk_advance(i, run, m, tab, ctrl, None, ON, None, WALSH_CE, None, ON)
+
+
+@_parallel
 def rk_walsh4_ce_par(run, m, tab, ctrl):
     """``rk_walsh_ce_par`` at K = 4: every field evaluation through ``field.walsh4_field``."""
     for i in nb.prange(run.y.shape[0]):
@@ -911,6 +926,7 @@ def gd_batch_ser(run, m, tab, ctrl):
 #: a batch share one compiled ``rk_advance``.
 SINGLE = {rk_walsh4_ce_ser: (rk_advance, (None, None, None, WALSH_CE, ON, None)),
           rk_walsh_ce_ser: (rk_advance, (None, None, None, WALSH_CE, None, ON)),
+          rk_walsh_ce_steady_ser: (rk_advance, (None, ON, None, WALSH_CE, None, ON)),
           rk_free_ser: (rk_advance, (None, None, None, GENERAL, None, ON)),
           rk_batch_ser: (rk_advance, (None, ON, None, GENERAL, None, ON)),
           rk_event_ser: (rk_advance, (None, None, ON, GENERAL, None, ON)),
@@ -928,6 +944,9 @@ FREE_KERNELS = (rk_free_ser, rk_free_par)
 #: the free kernels of walsh ce flows in physical time (the default ``svdyn flow``): only that
 #: path of the field is compiled
 WALSH_CE_KERNELS = (rk_walsh_ce_ser, rk_walsh_ce_par)
+#: the hand-off kernels of walsh ce flows with a fixed point (weight decay), any K: only the
+#: walsh ce path of the field is compiled, in the step and in the hand-off's Newton solve
+WALSH_CE_STEADY_KERNELS = (rk_walsh_ce_steady_ser, rk_walsh_ce_steady_par)
 #: those of walsh ce flows at K = 4 (the field in few arguments at every call site)
 WALSH4_CE_KERNELS = (rk_walsh4_ce_ser, rk_walsh4_ce_par)
 EVENT_KERNELS = (rk_event_ser, rk_event_par)
@@ -1050,7 +1069,7 @@ def _family(m, tab, ctrl):
         fam = (FREE_KERNELS if not is_walsh_ce(m) else
                WALSH4_CE_KERNELS if m.classes == 4 else WALSH_CE_KERNELS)
     else:
-        fam = BATCH_KERNELS[JOB_RK]
+        fam = WALSH_CE_STEADY_KERNELS if is_walsh_ce(m) else BATCH_KERNELS[JOB_RK]
     _PICK = (ctrl, tab, m, fam)
     return fam
 

@@ -87,3 +87,35 @@ def test_no_handoff_where_not_stiff(method):
               atol=1e-16, method=method, hit_save_times=True)
     assert tr.status == "ok" and tr.stats["t_steady"][0] == -1.0
     assert tr.stats["accepted_steps"][0] > 256
+
+
+def test_walsh_ce_hand_off_kernels_give_the_bits_of_the_general_ones(monkeypatch):
+    """Walsh ce flows with weight decay run the WALSH_CE_STEADY kernels (the walsh ce path of
+    the field only, in the step and in the hand-off's Newton solve): the same states, losses,
+    step counts and hand-off times as the general hand-off kernels, single and batched, and
+    the state handed off is a zero of the field."""
+    import svdyn.integrate as integrate
+    import svdyn.stepper as st
+    spec = ModelSpec(8, 3, weight_decay=1e-3)
+    z = np.stack([_z0(spec, 0.5, 0), _z0(spec, 0.3, 1)])
+    S = spec.balanced(z)
+    kw = dict(t_end=1e6, progress=False)
+
+    def runs():
+        return [flow(spec, S[0], **kw), flow(spec, S, **kw), flow(spec, S[1], method="dopri5",
+                                                                 **kw)]
+    new = runs()
+    from svdyn.bundle import make_ctrl
+    assert st._family(spec.bundle(), TABLEAUX["dop853"], make_ctrl(steady=True)) \
+        is st.WALSH_CE_STEADY_KERNELS
+    monkeypatch.setattr(st, "is_walsh_ce", lambda m: False)   # the general hand-off kernels
+    monkeypatch.setattr(st, "_PICK", (None,) * 5)
+    monkeypatch.setattr(integrate, "_PLANS", {})
+    old = runs()
+    assert new[0].stats["t_steady"][0] > 0   # the hand-off fired
+    for a, b in zip(new, old):
+        np.testing.assert_array_equal(a.s, b.s)
+        np.testing.assert_array_equal(a.loss, b.loss)
+        assert a.stats["accepted_steps"] == b.stats["accepted_steps"]
+        assert a.stats["t_steady"] == b.stats["t_steady"]
+    assert np.abs(vector_field(spec, new[0].s[-1])[0]).max() < 1e-8

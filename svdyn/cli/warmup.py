@@ -34,7 +34,8 @@ def warm(parallel: bool = True, stream=None) -> list:
     spec = ModelSpec(4, 3)
     big = ModelSpec(8, 3)                      # walsh ce at K != 4: kernels of their own
     cyc = ModelSpec(4, 3, group="cyclic")      # ce on another group: the general free kernels
-    reg = ModelSpec(4, 3, weight_decay=1e-3)   # a fixed point: the hand-off kernels
+    reg = ModelSpec(4, 3, weight_decay=1e-3)   # walsh ce with a fixed point: its hand-off kernels
+    mse = ModelSpec(4, 3, loss="mse")          # other losses: the general hand-off kernels
     z = np.array([0.0, 0.3, 0.2, 0.1])
     s0 = spec.balanced(z)
     b0 = big.balanced(np.array([0.0, 0.3, 0.2, 0.1, 0.3, 0.2, 0.1, 0.2]))
@@ -52,6 +53,7 @@ def warm(parallel: bool = True, stream=None) -> list:
             ("flow (K = 8)", lambda: flow(big, b0, 10.0, progress=False)),
             ("flow (cyclic group)", lambda: flow(cyc, c0, 10.0, progress=False)),
             ("flow (weight decay)", lambda: flow(reg, s0, 10.0, progress=False)),
+            ("flow (mse)", lambda: flow(mse, s0, 10.0, progress=False)),
             ("flow_y", lambda: flow_y(spec, z, [1.5], progress=False)),
             ("flow_y (explicit)", lambda: flow_y(spec, z, [1.5], method="dop853",
                                                  progress=False)),
@@ -59,7 +61,8 @@ def warm(parallel: bool = True, stream=None) -> list:
             ("batches of 2 (serial loops)", lambda: (
                 flow(spec, S2, 10.0, progress=False), flow(big, B2, 10.0, progress=False),
                 flow(cyc, C2, 10.0, progress=False),
-                flow(reg, S2, 10.0, progress=False), flow_y(spec, Z2, [1.5], progress=False),
+                flow(reg, S2, 10.0, progress=False), flow(mse, S2, 10.0, progress=False),
+                flow_y(spec, Z2, [1.5], progress=False),
                 flow_y(spec, Z2, [1.5], method="dop853", progress=False),
                 descend(spec, S2, 0.1, 3, progress=False)))]
     if parallel:
@@ -69,6 +72,7 @@ def warm(parallel: bool = True, stream=None) -> list:
                                                                 progress=False)),
                  ("flow (weight decay, parallel)", lambda: flow(reg, S0, 10.0,
                                                                 progress=False)),
+                 ("flow (mse, parallel)", lambda: flow(mse, S0, 10.0, progress=False)),
                  ("descend (parallel)", lambda: descend(spec, S0, 0.1, 3, progress=False))]
     out = []
     for name, fn in jobs:
