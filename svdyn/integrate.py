@@ -216,7 +216,8 @@ def flow(spec: ModelSpec, s0, t_end: float | None = None, *, save_at=None, rtol:
     T = times.size
     run = new_run(s0[None] if single else s0, tab.n_dense, times, copy=False,  # s0: a copy
                   own_stops=own)
-    if single and progress is not True and (fast[0] is not None or _fast(fast, run, plan)):
+    if (single and (progress is None or progress is False)
+            and (fast[0] is not None or _fast(fast, run, plan))):
         # drive's first slice for one fresh trajectory, called from here (~1 us less a call)
         ep, flags = fast[0]
         t0 = time.perf_counter()

@@ -151,3 +151,8 @@ def test_flow_default_progress_shows_a_bar_only_past_the_first_slice(monkeypatch
     ref = flow(spec, s0, progress=False, **kw)
     np.testing.assert_array_equal(long.s, ref.s)
     np.testing.assert_array_equal(short.s, flow(spec, s0, 1.0, progress=False).s)
+    # any other true value forces the bar on, as progress_enabled says, for a short run too
+    monkeypatch.setenv("SVDYN_PROGRESS", "0")
+    bars.clear()
+    flow(spec, s0, 1.0, progress=1)
+    assert len(bars) == 1 and bars[0].n == bars[0].total
