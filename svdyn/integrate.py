@@ -142,7 +142,9 @@ def flow(spec: ModelSpec, s0, t_end: float | None = None, *, save_at=None, rtol:
         always hit exactly). ``hit_save_times=True`` (or ``dense=False``) shortens steps to land
         on every save time instead.
     adaptive : False takes fixed steps of size ``first_step`` (convergence studies)
-    progress : None (a bar on stderr iff it is a terminal), True or False
+    progress : None (a bar on stderr iff it is a terminal or ``SVDYN_PROGRESS=1``; a single
+        trajectory opens it only once it runs past its first compiled slice, so short runs
+        show none), True or False
 
     Returns
     -------
