@@ -225,18 +225,18 @@ def new_run(y0: np.ndarray, n_stages: int, stops: np.ndarray, *, copy: bool = Tr
     """Fresh :class:`Run` for initial states ``y0`` (B, L, K) and stops (T,). ``copy=False``
     uses ``y0`` itself as the state where it is a writeable float64 C array (the caller hands
     it over); ``own_stops=True``: ``stops`` is a fresh writeable float64 C array of ndim 1 that
-    the caller hands over (used as it is). Every result has the same numba type: nine writeable C-contiguous arrays
-    (float64, ``ist`` int64) of fixed ndim (``stepper.drive(fresh=True)`` relies on it)."""
+    the caller hands over (used as it is). Every result has the same numba type: nine
+    writeable C-contiguous arrays (float64, ``ist`` int64) of fixed ndim
+    (``stepper.drive(fresh=True)`` relies on it)."""
     y0 = np.array(y0, dtype=np.float64, order="C", copy=copy or None)
     if not y0.flags.writeable:
         y0 = y0.copy()
     B, L, K = y0.shape
-    if own_stops:
-        pass
-    elif type(stops) is np.ndarray and stops.dtype == np.float64 and stops.ndim == 1:
-        stops = stops.copy()   # the common case, at a third of np.array's cost
-    else:
-        stops = np.array(stops, dtype=np.float64, order="C", copy=True).ravel()
+    if not own_stops:
+        if type(stops) is np.ndarray and stops.dtype == np.float64 and stops.ndim == 1:
+            stops = stops.copy()   # the common case, at a third of np.array's cost
+        else:
+            stops = np.array(stops, dtype=np.float64, order="C", copy=True).ravel()
     key = (B, stops.shape[0], L, K, n_stages)
     tp = _TEMPLATES.get(key)
     if tp is None:
