@@ -19,12 +19,11 @@ O(1) at any margin), stopping where ``min_j y_j`` reaches given thresholds.
 from __future__ import annotations
 
 import math
-import time
 from dataclasses import dataclass, field as dc_field
 
 import numpy as np
 
-from .bundle import (CLOCK_T, CLOCK_Y, F_T, F_TSTEADY, I_DONE, I_NACC, I_NREJ, I_STATUS, JOB_RK,
+from .bundle import (CLOCK_T, CLOCK_Y, F_T, F_TSTEADY, I_NACC, I_NREJ, I_STATUS, JOB_RK,
                      STOP_TIME, STOP_YMIN, make_ctrl, new_run)
 from .groups import SpecError
 from .progress import _NullBar, progress_bar, progress_enabled
@@ -32,7 +31,7 @@ from .result import Trajectory
 from .spec import LOSS_CE, ModelSpec
 from .stepper import (MAX_STEPS, NON_FINITE, OK, PARALLEL_MIN_BATCH, PRECISION,  # noqa: F401
                       STATUS_MESSAGES, STEP_TOO_SMALL, STOP_PASSED, drive, first_slice,
-                      single_entry)
+                      run_single, single_entry)
 from .tableaux import IMPLICIT, TABLEAUX
 
 __all__ = ["flow", "flow_y", "YFlow", "log_grid", "y_floor", "STATUS_MESSAGES", "Z_LIMIT"]
@@ -106,13 +105,6 @@ def _bar(progress, total, desc, off=_NULL_BAR):
     if progress is False or not progress_enabled(progress):
         return off
     return progress_bar(total, desc, enabled=True, unit="save")
-
-
-def _fast(slot, run, plan):
-    """Fill a plan's slot with ``stepper.single_entry``'s answer; whether it has one."""
-    _, tab, work, ctrl, m, _ = plan
-    slot[0] = single_entry(run, m, tab, ctrl, work)
-    return slot[0] is not None
 
 
 def flow(spec: ModelSpec, s0, t_end: float | None = None, *, save_at=None, rtol: float = 1e-9,
@@ -218,22 +210,16 @@ def flow(spec: ModelSpec, s0, t_end: float | None = None, *, save_at=None, rtol:
     T = times.size
     run = new_run(s0[None] if single else s0, tab.n_dense, times, copy=False,  # s0: a copy
                   own_stops=own)
-    if (single and (progress is None or progress is False)
-            and (fast[0] is not None or _fast(fast, run, plan))):
-        # drive's first slice for one fresh trajectory, called from here (~1 us less a call)
-        ep, flags = fast[0]
-        t0 = time.perf_counter()
-        ep(0, run, m, tab, ctrl, *flags)
-        wall = time.perf_counter() - t0
-        if not run.ist[0, I_DONE]:   # the rest, with a bar if one is due
-            wall += drive(run, m, tab, ctrl, work_per_step=work, what="flow",
-                          lazy_bar=None if progress is False else
-                          (lambda: _bar(None, B * T, "flow", None)))
-    elif progress is False:
-        wall = drive(run, m, tab, ctrl, work_per_step=work, what="flow", fresh=True)
-    elif progress is None:   # a bar only for a run that goes on past its first slice
-        wall = drive(run, m, tab, ctrl, work_per_step=work, what="flow", fresh=True,
-                     lazy_bar=lambda: _bar(None, B * T, "flow", None))
+    if progress is None or progress is False:
+        # None: a bar only for a run that goes on past its first slice
+        lazy = None if progress is False else (lambda: _bar(None, B * T, "flow", None))
+        if single and fast[0] is None:
+            fast[0] = single_entry(run, m, tab, ctrl, work)
+        if single and fast[0] is not None:   # drive's own first slice, without its lookups
+            wall = run_single(fast[0], run, m, tab, ctrl, work, "flow", lazy)
+        else:
+            wall = drive(run, m, tab, ctrl, work_per_step=work, what="flow", fresh=True,
+                         lazy_bar=lazy)
     else:
         with _bar(progress, B * T, "flow") as bar:
             wall = drive(run, m, tab, ctrl, bar=None if bar is _NULL_BAR else bar,

@@ -1010,16 +1010,7 @@ def drive(run, m, tab, ctrl, *, bar=None, work_per_step: float = 1.0, what: str 
         # by the entry point, without _drive's loop (~2 us a call); the rest, if any, by it
         fast = single_entry(run, m, tab, ctrl, work_per_step)
         if fast is not None:
-            t0 = time.perf_counter()
-            fast[0](0, run, m, tab, ctrl, *fast[1])
-            if run.ist[0, I_DONE]:
-                return time.perf_counter() - t0
-            if lazy_bar is None:
-                return time.perf_counter() - t0 + _drive(kernel, run, m, tab, ctrl, None,
-                                                         work_per_step, False, False)
-            wall = time.perf_counter() - t0
-            return wall + drive(run, m, tab, ctrl, work_per_step=work_per_step, what=what,
-                                lazy_bar=lazy_bar)
+            return run_single(fast, run, m, tab, ctrl, work_per_step, what, lazy_bar)
     if lazy_bar is not None:
         b = lazy_bar()
         if b is not None:
@@ -1050,6 +1041,19 @@ def single_entry(run, m, tab, ctrl, work_per_step: float):
         return None
     ep = _entry(one[0], run, m, tab, ctrl, True, one[1])
     return None if ep is None else (ep, one[1])
+
+
+def run_single(fast, run, m, tab, ctrl, work_per_step: float, what: str, lazy_bar=None):
+    """Run the one fresh trajectory of ``run`` to its end: the first slice by ``fast``
+    (:func:`single_entry`'s answer for these arguments), the rest, if any, by :func:`drive`
+    (``lazy_bar`` as there); returns the wall time (s)."""
+    t0 = time.perf_counter()
+    fast[0](0, run, m, tab, ctrl, *fast[1])
+    wall = time.perf_counter() - t0
+    if run.ist[0, I_DONE]:
+        return wall
+    return wall + drive(run, m, tab, ctrl, work_per_step=work_per_step, what=what,
+                        lazy_bar=lazy_bar)
 
 
 def _family(m, tab, ctrl):
