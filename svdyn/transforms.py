@@ -22,58 +22,75 @@ from __future__ import annotations
 
 import numba as nb
 import numpy as np
+from llvmlite import ir
+from numba.core import types
+from numba.extending import intrinsic
 
 from . import _cache  # noqa: F401  (first: the cache keyed on the engine's source)
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, error_model="numpy")
 def fwht(x):
-    """In-place unnormalised fast Walsh--Hadamard transform of ``x`` (shape ``(K,)``, K = 2^m).
+    """In-place unnormalised fast Walsh--Hadamard transform of ``x`` (a C-contiguous float64
+    array of shape ``(K,)``, K = 2^m; another layout from K = 16 on fails to compile).
 
-    Three butterfly stages per pass over memory (radix 8: eight values in registers), then
-    radix 4 or 2 for the last one or two stages; a first pass over blocks of four does the
-    two stages of stride 1 and 2, whose inner loops would run one or two iterations. Every
-    output is the same sequence of additions as the radix-2 transform, so the result is
-    bit-identical to it (``tests/test_groups_field.py``) -- only the number of passes over
-    x and the loop overheads change. Measured (``python bench/fwht_cost.py``, 2026-12-05,
-    ns per transform, radix 2 -> this; bench/RESULTS.md "FWHT in radix-8 passes"): K = 4
-    10.6 -> 7.7, 16 45.8 -> 24.0, 64 220 -> 83, 256 1066 -> 431, 1024 5090 -> 2225, 65536
-    488,022 -> 224,869.
+    Every pass works on four neighbouring values at once in SIMD registers (:func:`_first4`,
+    :func:`_butterflies`): a first pass does the two stages of stride 1 and 2 inside each block
+    of four, then passes of three stages (radix 8: strides h, 2h, 4h), or two or one for the
+    last ones. Every output is the same sequence of IEEE additions as the radix-2 transform, so
+    the result is bit-identical to it (``tests/test_groups_field.py``): only the number of
+    passes over x, the loop overheads and the vector width change.
+
+    numba compiles the scalar form of these passes to scalar code: LLVM cannot prove that the
+    eight strided streams of a radix-8 pass do not overlap, and numba leaves LLVM's SLP
+    vectoriser off, so the passes are written as vector IR here. Below K = 16 the transform
+    stays scalar: its input was just written by scalar stores, and a vector load over them
+    waits for the stores to retire (no store forwarding), which cost more than the vector
+    passes saved (K = 8: 13 -> 27 ns for a copy and a transform). Measured (``python
+    bench/fwht_cost.py``, ns per transform, 2026-12-06, scalar radix-8 -> this; bench/
+    RESULTS.md "FWHT in vector registers"): see that section. Earlier (2026-12-05), radix 2
+    -> scalar radix 8: K = 16 45.8 -> 24.0, 64 220 -> 83, 1024 5090 -> 2225.
     """
     K = x.shape[0]
-    if K < 4:
+    if K < 16:   # scalar (see above)
         if K == 2:
             a = x[0]
             b = x[1]
             x[0] = a + b
             x[1] = a - b
+        elif K >= 4:
+            for i in range(0, K, 4):   # strides 1 and 2
+                _radix4(x, i, 1)
+            if K == 8:   # stride 4
+                for j in range(4):
+                    a = x[j]
+                    b = x[j + 4]
+                    x[j] = a + b
+                    x[j + 4] = a - b
         return
     for i in range(0, K, 4):   # strides 1 and 2
-        _radix4(x, i, 1)
+        _first4(x, i)
     h = 4
     while h < K:
         if 8 * h <= K:   # strides h, 2h, 4h
             for i in range(0, K, 8 * h):
-                for j in range(i, i + h):
-                    _radix8(x, j, h)
+                for j in range(i, i + h, 4):
+                    _radix8x4(x, j, h)
             h *= 8
         elif 4 * h <= K:   # strides h, 2h
             for i in range(0, K, 4 * h):
-                for j in range(i, i + h):
-                    _radix4(x, j, h)
+                for j in range(i, i + h, 4):
+                    _radix4x4(x, j, h)
             h *= 4
         else:   # stride h
-            for j in range(h):
-                a = x[j]
-                b = x[j + h]
-                x[j] = a + b
-                x[j + h] = a - b
+            for j in range(0, h, 4):
+                _radix2x4(x, j, h)
             h *= 2
 
 
 @nb.njit(cache=True, inline="always")
 def _radix4(x, j, h):
-    """Two butterfly stages (strides h, 2h) on ``x[j + r h]``, r = 0..3."""
+    """Two butterfly stages (strides h, 2h) on ``x[j + r h]``, r = 0..3 (scalar)."""
     b0 = x[j] + x[j + h]
     b1 = x[j] - x[j + h]
     b2 = x[j + 2 * h] + x[j + 3 * h]
@@ -84,41 +101,91 @@ def _radix4(x, j, h):
     x[j + 3 * h] = b1 - b3
 
 
-@nb.njit(cache=True, inline="always")
-def _radix8(x, j, h):
-    """Three butterfly stages (strides h, 2h, 4h) on ``x[j + r h]``, r = 0..7."""
-    a0 = x[j]
-    a1 = x[j + h]
-    a2 = x[j + 2 * h]
-    a3 = x[j + 3 * h]
-    a4 = x[j + 4 * h]
-    a5 = x[j + 5 * h]
-    a6 = x[j + 6 * h]
-    a7 = x[j + 7 * h]
-    b0 = a0 + a1
-    b1 = a0 - a1
-    b2 = a2 + a3
-    b3 = a2 - a3
-    b4 = a4 + a5
-    b5 = a4 - a5
-    b6 = a6 + a7
-    b7 = a6 - a7
-    c0 = b0 + b2
-    c1 = b1 + b3
-    c2 = b0 - b2
-    c3 = b1 - b3
-    c4 = b4 + b6
-    c5 = b5 + b7
-    c6 = b4 - b6
-    c7 = b5 - b7
-    x[j] = c0 + c4
-    x[j + h] = c1 + c5
-    x[j + 2 * h] = c2 + c6
-    x[j + 3 * h] = c3 + c7
-    x[j + 4 * h] = c0 - c4
-    x[j + 5 * h] = c1 - c5
-    x[j + 6 * h] = c2 - c6
-    x[j + 7 * h] = c3 - c7
+_V4 = ir.VectorType(ir.DoubleType(), 4)
+
+
+def _contiguous_doubles(x):
+    """Whether numba type ``x`` is a C-contiguous 1-d float64 array (what the intrinsics below
+    address by its data pointer; any other type fails their typing)."""
+    return (isinstance(x, types.Array) and x.ndim == 1 and x.layout == "C"
+            and x.dtype == types.float64)
+
+
+def _vec_ptr(builder, data, off):
+    """``&x[off]`` as a pointer to four doubles (loads and stores state the doubles' 8-byte
+    alignment: views of other arrays need not be 32-byte aligned)."""
+    return builder.bitcast(builder.gep(data, [off]), _V4.as_pointer())
+
+
+def _butterflies(stages):
+    """An intrinsic ``f(x, j, h)``: ``stages`` radix-2 stages (strides h, 2h, ..) on the four
+    neighbouring columns ``x[j + r h : j + r h + 4]``, r < 2^stages, in vector registers:
+    loads first, then the butterflies in the radix-2 order, then the stores."""
+    R = 1 << stages
+
+    @intrinsic
+    def butterflies(typingctx, x, j, h):
+        if not _contiguous_doubles(x):
+            return None
+        sig = types.void(x, types.int64, types.int64)
+
+        def codegen(context, builder, signature, args):
+            xa, j, h = args
+            data = context.make_array(signature.args[0])(context, builder, xa).data
+            offs = [j]
+            for _ in range(1, R):
+                offs.append(builder.add(offs[-1], h))
+            ptrs = [_vec_ptr(builder, data, o) for o in offs]
+            v = [builder.load(p, align=8) for p in ptrs]
+            step = 1
+            for _ in range(stages):
+                w = list(v)
+                for blk in range(0, R, 2 * step):
+                    for t in range(blk, blk + step):
+                        w[t] = builder.fadd(v[t], v[t + step])
+                        w[t + step] = builder.fsub(v[t], v[t + step])
+                v = w
+                step *= 2
+            for p, val in zip(ptrs, v):
+                builder.store(val, p, align=8)
+            return context.get_dummy_value()
+        return sig, codegen
+    return butterflies
+
+
+_radix2x4 = _butterflies(1)
+_radix4x4 = _butterflies(2)
+_radix8x4 = _butterflies(3)
+
+
+@intrinsic
+def _first4(typingctx, x, i):
+    """The stages of stride 1 and 2 on ``x[i : i + 4]`` in one vector register: ``(x0, x1, x2,
+    x3) -> (s0 + s1, d0 + d1, s0 - s1, d0 - d1)`` with ``s = (x0 + x1, x2 + x3)``, ``d = (x0 -
+    x1, x2 - x3)``, the radix-2 transform's additions."""
+    if not _contiguous_doubles(x):
+        return None
+    sig = types.void(x, types.int64)
+
+    def codegen(context, builder, signature, args):
+        xa, i = args
+        data = context.make_array(signature.args[0])(context, builder, xa).data
+        p = _vec_ptr(builder, data, i)
+        v = builder.load(p, align=8)
+
+        def shuf(a, b, idx):
+            mask = ir.Constant(ir.VectorType(ir.IntType(32), len(idx)), idx)
+            return builder.shuffle_vector(a, b, mask)
+        even = shuf(v, v, [0, 2])
+        odd = shuf(v, v, [1, 3])
+        s = builder.fadd(even, odd)
+        d = builder.fsub(even, odd)
+        lo = shuf(s, d, [0, 2])   # (s0, d0)
+        hi = shuf(s, d, [1, 3])   # (s1, d1)
+        builder.store(shuf(builder.fadd(lo, hi), builder.fsub(lo, hi), [0, 1, 2, 3]), p,
+                      align=8)
+        return context.get_dummy_value()
+    return sig, codegen
 
 
 def twiddle_tables(dims):

@@ -194,3 +194,27 @@ def test_field_without_loss_is_the_same_field(K, L, loss, group, clock):
             lo3, mm3 = field_into(s, out3, new_scratch(K, m.tmax), m, flag, WALSH_CE)
             assert np.array_equal(out1, out3) and mm3 == mm1
             assert lo3 == lo or (np.isnan(lo) and np.isnan(lo3))
+
+
+@pytest.mark.parametrize("K", [16, 64, 1024])
+def test_fwht_on_an_unaligned_view_and_a_strided_one(K):
+    """The vector passes load and store four doubles at a time by the data pointer: a C view at
+    an 8-byte offset (not 32-byte aligned) gives the same bits as an aligned copy, and a
+    strided (non-contiguous) array is refused at compile time rather than read wrongly."""
+    import numba
+    from svdyn.transforms import fwht
+    rng = np.random.default_rng(K)
+    buf = rng.standard_normal(K + 8)
+    o = next(o for o in (1, 2, 3) if (buf.ctypes.data + 8 * o) % 32 != 0)
+    before = buf.copy()
+    view = buf[o:o + K]                     # contiguous, not 32-byte aligned
+    assert view.flags.c_contiguous and view.ctypes.data % 32 != 0
+    ref = view.copy()
+    fwht(ref)
+    fwht(view)
+    assert view.tolist() == ref.tolist()
+    outside = np.r_[0:o, o + K:K + 8]       # the values around the view are untouched
+    assert buf[outside].tolist() == before[outside].tolist()
+    strided = rng.standard_normal(2 * K)[::2]
+    with pytest.raises(numba.core.errors.TypingError):
+        fwht(strided)
