@@ -29,6 +29,10 @@ from numba.extending import intrinsic
 from . import _cache  # noqa: F401  (first: the cache keyed on the engine's source)
 
 
+#: from this many values on, :func:`fwht` runs its passes in vector registers; below, scalar
+VECTOR_MIN = 32
+
+
 @nb.njit(cache=True, error_model="numpy")
 def fwht(x):
     """In-place unnormalised fast Walsh--Hadamard transform of ``x`` (a C-contiguous float64
@@ -52,7 +56,7 @@ def fwht(x):
     -> scalar radix 8: K = 16 45.8 -> 24.0, 64 220 -> 83, 1024 5090 -> 2225.
     """
     K = x.shape[0]
-    if K < 16:   # scalar (see above)
+    if K < VECTOR_MIN:   # scalar (see above)
         if K == 2:
             a = x[0]
             b = x[1]
@@ -61,7 +65,10 @@ def fwht(x):
         elif K >= 4:
             for i in range(0, K, 4):   # strides 1 and 2
                 _radix4(x, i, 1)
-            if K == 8:   # stride 4
+            if K == 16:   # strides 4 and 8
+                for j in range(4):
+                    _radix4(x, j, 4)
+            elif K == 8:   # stride 4
                 for j in range(4):
                     a = x[j]
                     b = x[j + 4]
