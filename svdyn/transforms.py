@@ -50,10 +50,12 @@ def fwht(x):
     vectoriser off, so the passes are written as vector IR here. Below K = 16 the transform
     stays scalar: its input was just written by scalar stores, and a vector load over them
     waits for the stores to retire (no store forwarding), which cost more than the vector
-    passes saved (K = 8: 13 -> 27 ns for a copy and a transform). Measured (``python
-    bench/fwht_cost.py``, ns per transform, 2026-12-06, scalar radix-8 -> this; bench/
-    RESULTS.md "FWHT in vector registers"): see that section. Earlier (2026-12-05), radix 2
-    -> scalar radix 8: K = 16 45.8 -> 24.0, 64 220 -> 83, 1024 5090 -> 2225.
+    passes saved (K = 8: 13 -> 27 ns for a copy and a transform). Measured (a copy and a
+    transform, the scalar radix-8 code beside this one in one process, 2026-12-06; bench/
+    RESULTS.md "FWHT in vector registers"): K = 32 118 -> 58 ns, 64 228 -> 107, 1024 5,990 ->
+    1,960, 65536 575 -> 196 us; flows 1.05x faster at K = 64, 1.1-1.4x at K = 1024. Earlier
+    (2026-12-05), radix 2 -> scalar radix 8: K = 16 45.8 -> 24.0, 64 220 -> 83, 1024 5090 ->
+    2225.
     """
     K = x.shape[0]
     if K < VECTOR_MIN:   # scalar (see above)
