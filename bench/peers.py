@@ -570,6 +570,50 @@ def label(r):
     return f"{r['peer']} {r['method']}"
 
 
+#: peers running the same tableau as an svdyn method (diffrax's Dopri8 is Prince and Dormand's
+#: 8(7) pair, not Hairer's DOP853, so it is not listed)
+SAME_TABLEAU = {"dop853": [("numbalsoda", "dop853"), ("cyrk", "DOP853"), ("scipy", "DOP853")],
+                "dopri5": [("cyrk", "RK45"), ("scipy", "RK45"), ("diffrax", "Dopri5")],
+                "tsit5": [("cyrk", "Tsit5"), ("diffrax", "Tsit5")]}
+
+
+def same_tableau(singles) -> list[str]:
+    """Markdown lines: each svdyn method against the peers that run the same tableau (same
+    steps and error up to their step control), CPU ratio peer / svdyn with the peer's error.
+    The headline table compares at equal rtol, where methods of different order end at
+    different errors (at rtol 1e-8, dop853 ~1e-11, dopri5 ~1e-8)."""
+    rows = []
+    for c in singles:
+        by = {(r["peer"], r["method"]): r for r in c["rows"] if r["status"] == "ok"}
+        for meth, peers in SAME_TABLEAU.items():
+            mine = by.get(("svdyn", meth))
+            if mine is None:
+                continue
+            cells = []
+            for key in peers:
+                r = by.get(key)
+                cells.append("-" if r is None else
+                             f"{r['cpu_s'] / mine['cpu_s']:.3g} ({r['err']:.1e})")
+            rows.append([c["K"], c["L"], meth, mine["cpu_s"], mine["err"]] + cells)
+    if not rows:
+        return []
+    head = (["K", "L", "tableau", "svdyn CPU s", "svdyn err"]
+            + [f"{p} {m} / {meth}" for meth, peers in SAME_TABLEAU.items() for p, m in peers])
+    # one column per (peer, method) pair: pad each row to its tableau's slots
+    width = {meth: len(peers) for meth, peers in SAME_TABLEAU.items()}
+    order = list(SAME_TABLEAU)
+    padded = []
+    for r in rows:
+        i = order.index(r[2])
+        before = sum(width[m] for m in order[:i])
+        after = sum(width[m] for m in order[i + 1:])
+        padded.append(r[:5] + [""] * before + r[5:] + [""] * after)
+    return ["Same tableau: CPU ratio = peer / svdyn running the same method (> 1: svdyn "
+            "faster), the peer's error against the reference in brackets. The table above "
+            "compares at equal rtol, where a higher-order method ends closer to the "
+            "reference.\n", md_table(head, padded), ""]
+
+
 def report(meta, singles, batches, gds) -> str:
     out = [f"machine: {meta['machine']}", f"versions: {meta['versions']}",
            f"missing peers: {meta['missing'] or 'none'}", f"threads: {meta['threads']}",
@@ -592,6 +636,7 @@ def report(meta, singles, batches, gds) -> str:
                          best["cpu_s"] if best else None]
                         + [_ratio_cell(r) for r in c["rows"] if r["peer"] != "svdyn"])
         out += [md_table(head, rows), ""]
+        out += same_tableau(singles)
         out.append("Details (time = median after warm-up; warm-up = compile/JIT + first call; "
                    "steps = accepted steps where the library reports them, nfev where it "
                    "reports that instead; err vs the rtol-1e-13 reference):\n")
