@@ -3,17 +3,17 @@
 Two kernels, both usable inside other numba code:
 
 * :func:`fwht` -- in-place fast Walsh--Hadamard transform (unnormalised Sylvester order),
-  ``x <- H_K x`` in ``K log2 K`` additions (radix-8 passes, bit-identical to radix 2). Used
-  for the ``walsh`` group ``Z_2^m``.
+  ``x <- H_K x`` in ``K log2 K`` additions (radix-8 passes in vector registers from K = 32,
+  bit-identical to radix 2). Used for the ``walsh`` group ``Z_2^m``.
 * :func:`char_transform` -- ``y_j = sum_g x_g Re chi_j(g)`` for a product of cyclic groups
   ``Z_{m_1} x ... x Z_{m_r}`` (row-major mixed-radix indexing of elements and characters).
   Implemented as one complex DFT per axis: an iterative radix-2 FFT along axes whose order is
   a power of two (``O(K log m)``), a dense DFT along the others (``O(K m)``). Total cost
   ``O(K * sum_i c(m_i))`` with ``c(m) = log2 m`` for powers of two and ``m`` otherwise, e.g.
-  ``O(K log K)`` for ``cyclic`` with K = 1024 and ``O(K^2)`` for a cyclic group of prime order. The result is real whenever ``x`` is even (``x_g = x_{-g}``)
-  or the output is only needed at real (self-conjugate) characters; the library only
-  transforms such vectors (logit vectors with paired modes equal, softmax vectors of even
-  logits), and takes the real part.
+  ``O(K log K)`` for ``cyclic`` with K = 1024 and ``O(K^2)`` for a cyclic group of prime
+  order. The result is real whenever ``x`` is even (``x_g = x_{-g}``) or the output is only
+  needed at real (self-conjugate) characters; the library only transforms such vectors (logit
+  vectors with paired modes equal, softmax vectors of even logits), and takes the real part.
 
 The character table ``C[g, j] = Re chi_j(g)`` is symmetric, so the same transform maps
 spectral values to class logits and class probabilities to softmax eigenvalues.
@@ -36,26 +36,28 @@ VECTOR_MIN = 32
 @nb.njit(cache=True, error_model="numpy")
 def fwht(x):
     """In-place unnormalised fast Walsh--Hadamard transform of ``x`` (a C-contiguous float64
-    array of shape ``(K,)``, K = 2^m; another layout from K = 16 on fails to compile).
+    array of shape ``(K,)``, K = 2^m; an array of another layout or dtype fails to compile).
 
-    Every pass works on four neighbouring values at once in SIMD registers (:func:`_first4`,
-    :func:`_butterflies`): a first pass does the two stages of stride 1 and 2 inside each block
-    of four, then passes of three stages (radix 8: strides h, 2h, 4h), or two or one for the
-    last ones. Every output is the same sequence of IEEE additions as the radix-2 transform, so
-    the result is bit-identical to it (``tests/test_groups_field.py``): only the number of
-    passes over x, the loop overheads and the vector width change.
+    From :data:`VECTOR_MIN` values on, every pass works on four neighbouring values at once in
+    SIMD registers (:func:`_first4`, :func:`_butterflies`): a first pass does the two stages of
+    stride 1 and 2 inside each block of four, then passes of three stages (radix 8: strides h,
+    2h, 4h), or two or one for the last ones. Every output is the same sequence of IEEE
+    additions as the radix-2 transform, so the result is bit-identical to it
+    (``tests/test_groups_field.py``): only the number of passes over x, the loop overheads and
+    the vector width change.
 
     numba compiles the scalar form of these passes to scalar code: LLVM cannot prove that the
     eight strided streams of a radix-8 pass do not overlap, and numba leaves LLVM's SLP
-    vectoriser off, so the passes are written as vector IR here. Below K = 16 the transform
-    stays scalar: its input was just written by scalar stores, and a vector load over them
-    waits for the stores to retire (no store forwarding), which cost more than the vector
-    passes saved (K = 8: 13 -> 27 ns for a copy and a transform). Measured (a copy and a
-    transform, the scalar radix-8 code beside this one in one process, 2026-12-06; bench/
-    RESULTS.md "FWHT in vector registers"): K = 32 118 -> 58 ns, 64 228 -> 107, 1024 5,990 ->
-    1,960, 65536 575 -> 196 us; flows 1.05x faster at K = 64, 1.1-1.4x at K = 1024. Earlier
-    (2026-12-05), radix 2 -> scalar radix 8: K = 16 45.8 -> 24.0, 64 220 -> 83, 1024 5090 ->
-    2225.
+    vectoriser off, so the passes are written as vector IR here. Below VECTOR_MIN the
+    transform stays scalar: its input was just written by scalar stores, and a vector load over
+    them waits for the stores to retire (no store forwarding), which cost more than the vector
+    passes saved (K = 8: 13 -> 27 ns for a copy and a transform; K = 16: flows no faster).
+
+    Measured (a copy and a transform, the scalar radix-8 code beside this one in one process,
+    2026-12-06; bench/RESULTS.md "FWHT in vector registers"): K = 32 118 -> 58 ns, 64 228 ->
+    107, 1024 5,990 -> 1,960, 65536 575 -> 196 us; flows 1.05x faster at K = 64, 1.1-1.4x at
+    K = 1024. Earlier (2026-12-05), radix 2 -> scalar radix 8: K = 16 45.8 -> 24.0, 64 220 ->
+    83, 1024 5090 -> 2225.
     """
     K = x.shape[0]
     if K < VECTOR_MIN:   # scalar (see above)
