@@ -54,6 +54,9 @@ PEER_PACKAGES = {"scipy": "scipy", "numbalsoda": "numbalsoda", "cyrk": "CyRK",
 DIST_NAMES = ["svdyn", "numpy", "numba", "scipy", "numbalsoda", "cyrk", "jax", "jaxlib",
               "diffrax", "equinox", "torch"]
 T_END, RTOL, ATOL = 1e7, 1e-8, 1e-12
+#: the "svdyn-log" rows: dop853 with ``flow(log_time=True)`` at a ten times smaller rtol, which
+#: ends closer to the reference than the peers' dop853 at RTOL (their errors are printed)
+LOG_RTOL, LOG_METHOD = RTOL / 10, "dop853"
 REF_RTOL, REF_ATOL = 1e-13, 1e-16
 N_CHECK = 4  # batch trajectories compared with the reference
 
@@ -106,6 +109,11 @@ def available(without: set[str]) -> dict[str, str | None]:
     return out
 
 
+def has_log_time() -> bool:
+    """Whether this svdyn's ``flow`` takes ``log_time`` (older trees: no svdyn-log rows)."""
+    return "log_time" in inspect.signature(flow).parameters
+
+
 def svdyn_methods() -> list[str | None]:
     """Tableau names ``flow`` accepts (None = the default call, without ``method=``)."""
     if "method" not in inspect.signature(flow).parameters:
@@ -147,12 +155,15 @@ class Single:
         self.y0 = self.s0.ravel().copy()
         self.t_eval2 = np.array([0.0, T_END])
 
-    def svdyn(self, method):
+    def svdyn(self, method, log_time=False):
         kw = {} if method is None else {"method": method}
+        rtol = RTOL
+        if log_time:
+            kw["log_time"], rtol = True, LOG_RTOL
         spec, s0 = self.spec, self.s0
 
         def run():
-            tr = flow(spec, s0, save_at=[T_END], rtol=RTOL, atol=ATOL, **kw)
+            tr = flow(spec, s0, save_at=[T_END], rtol=rtol, atol=ATOL, **kw)
             if tr.status != "ok":
                 raise RuntimeError(tr.status)
             return tr.s[-1].ravel(), tr.stats["accepted_steps"][0], None
@@ -343,6 +354,9 @@ def single_case(K, L, have, repeats, budget, methods):
     for m in svdyn_methods():
         rows.append({"peer": "svdyn", "method": m or "default",
                      **prepare(lambda m=m: case.svdyn(m), "yes")})
+    if has_log_time():
+        rows.append({"peer": "svdyn-log", "method": LOG_METHOD,
+                     **prepare(lambda: case.svdyn(LOG_METHOD, log_time=True), "yes")})
     for peer, m in methods:
         log(f"  K={K} L={L} {peer} {m}")
         rows.append({"peer": peer, "method": m,
@@ -407,21 +421,25 @@ def batch_case(K, L, B, have, refs, repeats, budget, cache, methods):
         return max(rel_err(Y[i], ref[i]) for i in range(nchk))
 
     rows = []
-    for m in svdyn_methods():
-        kw = {} if m is None else {"method": m}
+    runs = [("svdyn", m or "default", {} if m is None else {"method": m}, RTOL)
+            for m in svdyn_methods()]
+    if has_log_time():
+        runs.append(("svdyn-log", LOG_METHOD, {"method": LOG_METHOD, "log_time": True},
+                     LOG_RTOL))
+    for who, name, kw, rtol in runs:
 
-        def make(kw=kw):
+        def make(kw=kw, rtol=rtol):
             t0 = time.perf_counter()
-            flow(spec, S0[:16], save_at=[T_END], rtol=RTOL, atol=ATOL, **kw)  # compile
+            flow(spec, S0[:16], save_at=[T_END], rtol=rtol, atol=ATOL, **kw)  # compile
             build = time.perf_counter() - t0
 
             def run():
-                tr = flow(spec, S0, save_at=[T_END], rtol=RTOL, atol=ATOL, **kw)
+                tr = flow(spec, S0, save_at=[T_END], rtol=rtol, atol=ATOL, **kw)
                 if any(st != "ok" for st in tr.status):
                     raise RuntimeError("a trajectory failed")
                 return tr.s[:nchk, -1].reshape(nchk, -1), None, None
             return run, build, ""
-        rows.append({"peer": "svdyn", "method": m or "default", **prepare(make, "yes")})
+        rows.append({"peer": who, "method": name, **prepare(make, "yes")})
     for peer, m in methods:
         log(f"  K={K} L={L} B={B} {peer} {m}")
 
@@ -614,6 +632,67 @@ def same_tableau(singles) -> list[str]:
             "reference.\n", md_table(head, padded), ""]
 
 
+#: the peers a log-clock row is set against (one column each; cyrk and diffrax: their fastest)
+LOG_VS = [("svdyn", "dop853"), ("numbalsoda", "dop853"), ("numbalsoda", "lsoda"),
+          ("cyrk", None), ("diffrax", None), ("scipy", "RK45")]
+
+
+def _log_cells(by, mine, key):
+    """Cells ``peer key / svdyn-log key (peer err)`` for :data:`LOG_VS` (None: the peer's
+    fastest method)."""
+    cells = []
+    for peer, meth in LOG_VS:
+        cands = [r for (p, m), r in by.items() if p == peer and (meth is None or m == meth)]
+        if not cands:
+            cells.append("-")
+            continue
+        r = min(cands, key=lambda r: r[key])
+        name = "" if meth is not None else f"{r['method']} "
+        cells.append(f"{name}{r[key] / mine[key]:.3g} ({r['err']:.1e})")
+    return cells
+
+
+def _log_head(first):
+    return first + [f"{p} {m or '(fastest)'}" for p, m in LOG_VS]
+
+
+def log_clock_single(singles) -> list[str]:
+    """Markdown lines: svdyn's log clock (dop853 at LOG_RTOL) against each peer at RTOL, CPU
+    ratio peer / svdyn-log with the peer's error in brackets."""
+    rows = []
+    for c in singles:
+        by = {(r["peer"], r["method"]): r for r in c["rows"] if r["status"] == "ok"}
+        mine = by.get(("svdyn-log", LOG_METHOD))
+        if mine is not None:
+            rows.append([c["K"], c["L"], mine["cpu_s"], mine["steps"], mine["err"]]
+                        + _log_cells(by, mine, "cpu_s"))
+    if not rows:
+        return []
+    return [f"Log clock: svdyn {LOG_METHOD} with `flow(log_time=True)` at rtol {LOG_RTOL:g} "
+            f"against each peer at rtol {RTOL:g}; CPU ratio = peer / svdyn-log (> 1: svdyn "
+            "faster), the peer's error against the reference in brackets (compare with "
+            "svdyn-log's err).\n",
+            md_table(_log_head(["K", "L", "svdyn-log CPU s", "steps", "svdyn-log err"]), rows),
+            ""]
+
+
+def log_clock_batch(batches) -> list[str]:
+    """The same for batches, by wall time (both cores)."""
+    rows = []
+    for c in batches:
+        by = {(r["peer"], r["method"]): r for r in c["rows"] if r["status"] == "ok"}
+        mine = by.get(("svdyn-log", LOG_METHOD))
+        if mine is not None:
+            rows.append([c["K"], c["B"], mine["traj_per_s"], mine["err"]]
+                        + _log_cells(by, mine, "time_s"))
+    if not rows:
+        return []
+    return [f"Log clock, batches: svdyn {LOG_METHOD} with `log_time=True` at rtol "
+            f"{LOG_RTOL:g} against each peer at rtol {RTOL:g}; ratio = peer wall time / "
+            "svdyn-log wall time (> 1: svdyn faster), the peer's error in brackets.\n",
+            md_table(_log_head(["K", "B", "svdyn-log traj/s", "svdyn-log err"]), rows), ""]
+
+
 def report(meta, singles, batches, gds) -> str:
     out = [f"machine: {meta['machine']}", f"versions: {meta['versions']}",
            f"missing peers: {meta['missing'] or 'none'}", f"threads: {meta['threads']}",
@@ -634,9 +713,11 @@ def report(meta, singles, batches, gds) -> str:
             best = min(sv, key=lambda r: r["cpu_s"]) if sv else None
             rows.append([c["K"], c["L"], best["method"] if best else "failed",
                          best["cpu_s"] if best else None]
-                        + [_ratio_cell(r) for r in c["rows"] if r["peer"] != "svdyn"])
+                        + [_ratio_cell(r) for r in c["rows"]
+                           if not label(r).startswith("svdyn")])
         out += [md_table(head, rows), ""]
         out += same_tableau(singles)
+        out += log_clock_single(singles)
         out.append("Details (time = median after warm-up; warm-up = compile/JIT + first call; "
                    "steps = accepted steps where the library reports them, nfev where it "
                    "reports that instead; err vs the rtol-1e-13 reference):\n")
@@ -667,6 +748,7 @@ def report(meta, singles, batches, gds) -> str:
         out += [md_table(["K", "B", "method", "status", "field", "traj_per_s",
                           "traj_per_cpu_s", "time_s", "cpu_s", "warmup_s", "repeats",
                           f"err (first {N_CHECK})", "ratio", "cpu_ratio"], rows), ""]
+        out += log_clock_batch(batches)
     if gds:
         out.append("### Gradient descent: reduced svdyn vs full-matrix torch (cpu, float64, "
                    "d = K, lr 0.5; ratio = torch time / svdyn time)\n")

@@ -173,6 +173,8 @@ class Ctrl(NamedTuple):
     lr : float           gradient descent step
     gd_steps : int       gradient descent steps
     save_every : int     gradient descent save interval
+    t0 : float           0: the stepper's clock is t; > 0: it is ``tau = log(1 + t / t0)``
+                         (explicit RK runs to save times; see ``svdyn.stepper.rk_advance``)
     """
 
     job: int
@@ -188,15 +190,16 @@ class Ctrl(NamedTuple):
     lr: float
     gd_steps: int
     save_every: int
+    t0: float
 
 
 def make_ctrl(job=JOB_RK, rtol=1e-9, atol=1e-12, max_steps=2_000_000, slice_steps=1024,
               steady=False, dense=True, stop_kind=STOP_TIME, h0=0.0, adaptive=True, lr=0.0,
-              gd_steps=0, save_every=1) -> Ctrl:
+              gd_steps=0, save_every=1, t0=0.0) -> Ctrl:
     """A :class:`Ctrl` with every field cast to the type the kernels were compiled for."""
     return Ctrl(int(job), float(rtol), float(atol), int(max_steps), int(slice_steps),
                 int(bool(steady)), int(bool(dense)), int(stop_kind), float(h0),
-                int(bool(adaptive)), float(lr), int(gd_steps), int(save_every))
+                int(bool(adaptive)), float(lr), int(gd_steps), int(save_every), float(t0))
 
 
 #: fresh arrays of small runs, by shape: ``new_run`` copies them (one ``ndarray.copy`` each,

@@ -90,6 +90,15 @@ def _rms_scaled(a, y, atol, rtol):
 
 
 @leaf
+def _scale(a, w):
+    """``a *= w`` for an (L, K) array (the log clock's stage weight, see rk_advance)."""
+    L, K = a.shape
+    for l in range(L):
+        for j in range(K):
+            a[l, j] *= w
+
+
+@leaf
 def _all_finite(a):
     L, K = a.shape
     for l in range(L):
@@ -117,7 +126,8 @@ def _field(y, out, sc, m, with_loss, general, k4, kn):
 
 
 @_inline
-def _initial_step(y0, f0, t_span, err_order, rtol, atol, tmp, ftmp, sc, m, general, k4, kn):
+def _initial_step(y0, f0, t_span, err_order, rtol, atol, tmp, ftmp, sc, m, general, k4, kn,
+                  t0):
     """scipy's heuristic (Hairer, Norsett & Wanner, Sec. II.4) for the first step; may return
     0 or nan (the caller turns that into a status). Inlined into ``rk_advance`` (as is
     :func:`_dense_stages`): compiled apart, each linked and re-optimised the field's code once
@@ -134,6 +144,8 @@ def _initial_step(y0, f0, t_span, err_order, rtol, atol, tmp, ftmp, sc, m, gener
         for j in range(K):
             tmp[l, j] = y0[l, j] + h0 * f0[l, j]
     _field(tmp, ftmp, sc, m, NO_LOSS, general, k4, kn)
+    if t0 > 0.0:   # the log clock (see rk_advance): the field at tau = h0
+        _scale(ftmp, t0 * math.exp(h0))
     for l in range(L):
         for j in range(K):
             tmp[l, j] = ftmp[l, j] - f0[l, j]
@@ -167,8 +179,9 @@ def _event(y, mm, sc, m, kind):
 
 
 @_inline
-def _dense_stages(y, k, h, tab, ytmp, sc, m, general, k4, kn):
-    """Extra stages only the dense output needs (DOP853: 3)."""
+def _dense_stages(y, k, h, tab, ytmp, sc, m, general, k4, kn, t, t0):
+    """Extra stages only the dense output needs (DOP853: 3); ``t``: the clock at the start of
+    the step, ``t0 > 0``: the log clock (see rk_advance)."""
     L, K = y.shape
     for i in range(tab.n_stages, tab.n_dense):
         for l in range(L):
@@ -181,6 +194,8 @@ def _dense_stages(y, k, h, tab, ytmp, sc, m, general, k4, kn):
                     for j in range(K):
                         ytmp[l, j] += cq * k[q, l, j]
         _field(ytmp, k[i], sc, m, NO_LOSS, general, k4, kn)
+        if t0 > 0.0:
+            _scale(k[i], t0 * math.exp(t + tab.c[i] * h))
 
 
 @leaf
@@ -437,7 +452,13 @@ def rk_advance(i, run, m, tab, ctrl, ros, sty, evs, general, k4, kn):
     ``k4``, ``kn``: ``ON``, None in the kernels of walsh ce flows at K = 4, which evaluate
     every field through ``field.walsh4_field`` (inlined into the stages; ``field_into`` is then
     never compiled, ~3 s less of a first compile), None, ``ON`` elsewhere (see ``_field``).
-    ``drive`` picks the kernel family whose flags fit the run (``_family``)."""
+    ``drive`` picks the kernel family whose flags fit the run (``_family``).
+
+    ``ctrl.t0 > 0`` (explicit tableaux, save-time stops; ``flow(log_time=True)``): the clock of
+    the run is ``tau = log(1 + t / t0)``, ``ds/dtau = (t + t0) f(s) = t0 e^tau f(s)``. Every
+    stage is the field times its weight ``t0 e^(tau + c_i h)`` (one exp and one pass over the
+    state per stage); the stops, the first step, ``fs[F_T]`` and ``fs[F_TSTEADY]`` are tau
+    values (``flow`` converts them), and the steady hand-off is handed the field of t."""
     ist = run.ist[i]
     fs = run.fs[i]
     if ist[I_DONE]:
@@ -472,9 +493,12 @@ def rk_advance(i, run, m, tab, ctrl, ros, sty, evs, general, k4, kn):
     ynf = ynew.reshape(n)
     erf = err.reshape(n)
     er3f = err3.reshape(n)
+    t0c = ctrl.t0
     if not ist[I_STARTED]:
         ist[I_STARTED] = 1
         loss, mm = _field(y, k[0], sc, m, WITH_LOSS, general, k4, kn)
+        if t0c > 0.0:   # the log clock's weight at tau = 0
+            _scale(k[0], t0c)
         fs[F_LOSS] = loss
         fs[F_MM] = mm
         fs[F_T] = 0.0
@@ -512,7 +536,7 @@ def rk_advance(i, run, m, tab, ctrl, ros, sty, evs, general, k4, kn):
         else:
             span = stops[T - 1] if kind == STOP_TIME else np.inf
             h = _initial_step(y, k[0], span, tab.order, ctrl.rtol, ctrl.atol, ytmp, ynew, sc,
-                              m, general, k4, kn)
+                              m, general, k4, kn, t0c)
         fs[F_H] = h
     t = fs[F_T]
     h = fs[F_H]
@@ -584,6 +608,10 @@ def rk_advance(i, run, m, tab, ctrl, ros, sty, evs, general, k4, kn):
                                               s_ == S - 1)
                 else:
                     lo, mg = field_into(ytmp, k[s_], sc, m, s_ == S - 1, general)
+                if t0c > 0.0:   # the log clock: the stage's weight t0 e^(tau + c h)
+                    w = t0c * math.exp(t + tab.c[s_] * h_eff)
+                    for p in range(n):
+                        kf[s_, p] *= w
             # FSAL: the last stage point is y_new
             for p in range(n):
                 ynf[p] = 0.0
@@ -667,7 +695,8 @@ def rk_advance(i, run, m, tab, ctrl, ros, sty, evs, general, k4, kn):
                             _record(run, i, idx, ynew, lo, mg, t)
                         else:
                             if not have_dense:
-                                _dense_stages(y, k, h_eff, tab, ytmp, sc, m, general, k4, kn)
+                                _dense_stages(y, k, h_eff, tab, ytmp, sc, m, general, k4, kn,
+                                              t_old, t0c)
                                 have_dense = True
                             th = (stops[idx] - t_old) / h_eff
                             _interpolate(y, k, h_eff, th, tab, yint)
@@ -682,7 +711,8 @@ def rk_advance(i, run, m, tab, ctrl, ros, sty, evs, general, k4, kn):
                 ev_new = _event(ynew, mg if kind == STOP_MARGIN else np.nan, sc, m, kind)
                 while idx < T and ev_new >= stops[idx]:
                     if not have_dense:
-                        _dense_stages(y, k, h_eff, tab, ytmp, sc, m, general, k4, kn)
+                        _dense_stages(y, k, h_eff, tab, ytmp, sc, m, general, k4, kn, t_old,
+                                      t0c)
                         have_dense = True
                     th = _root_theta(y, k, h_eff, tab, ev, ev_new, stops[idx], yint, sc, m,
                                      kind)
@@ -712,14 +742,18 @@ def rk_advance(i, run, m, tab, ctrl, ros, sty, evs, general, k4, kn):
             elif win_acc >= STEADY_WINDOW:
                 if sty is not None:
                     if (ctrl.steady != 0 and m.clock == CLOCK_T and
-                            (stiff or win_rej >= STEADY_REJECT_FRACTION * (win_acc + win_rej))
-                            and newton_steady(y, k[0], ytmp, sc, rtol, atol, m, general)):
-                        fs[F_TSTEADY] = t
-                        ls, ms = _field(ytmp, ynew, sc, m, WITH_LOSS, general, k4, kn)
-                        while idx < T:
-                            _record(run, i, idx, ytmp, ls, ms, stops[idx])
-                            idx += 1
-                        done = True
+                            (stiff or win_rej >= STEADY_REJECT_FRACTION * (win_acc + win_rej))):
+                        f_t = k[0]
+                        if t0c > 0.0:   # the log clock's k[0] is weighted: the field of t
+                            _field(y, err, sc, m, NO_LOSS, general, k4, kn)
+                            f_t = err
+                        if newton_steady(y, f_t, ytmp, sc, rtol, atol, m, general):
+                            fs[F_TSTEADY] = t
+                            ls, ms = _field(ytmp, ynew, sc, m, WITH_LOSS, general, k4, kn)
+                            while idx < T:
+                                _record(run, i, idx, ytmp, ls, ms, stops[idx])
+                                idx += 1
+                            done = True
                 win_acc = 0
                 win_rej = 0
         else:

@@ -37,6 +37,9 @@ def register(sub) -> None:
                    help="absolute tolerance > 0 (default 1e-12)")
     p.add_argument("--max-steps", type=Num(int, lo=1, hi=10 ** 10), default=2_000_000,
                    help="step limit (default 2,000,000)")
+    p.add_argument("--log-time", action="store_true",
+                   help="integrate in log(1 + t): fewer steps to long horizons (see "
+                   "svdyn.flow's log_time)")
     _add_outputs(p)
     p.set_defaults(func=cmd_flow)
 
@@ -128,7 +131,7 @@ def cmd_flow(args) -> int:
         check_save_plan(save_at.size + 1, spec.L, spec.K, what="--save-at: ")
     from ..integrate import flow     # numba: only once the arguments are known good
     traj = flow(spec, s0, args.t_end, save_at=save_at, rtol=args.rtol, atol=args.atol,
-                max_steps=args.max_steps)
+                max_steps=args.max_steps, log_time=args.log_time)
     return _finish(traj, args, meta)
 
 
