@@ -5,7 +5,9 @@ data (``svdyn.tableaux``: ``dop853`` default, ``dopri5``, ``tsit5``), step contr
 scipy.integrate.RK45 (DOP853's combined error estimate for dop853), save grids read off the
 tableau's dense output (no extra steps; only the last save time is hit exactly unless
 ``hit_save_times=True``). Late-time CE dynamics slow down like 1/t, the accepted step grows
-like t, and the number of steps grows like ``log(t_end)``.
+like t, and the number of steps grows like ``log(t_end)``. ``flow(log_time=True)`` integrates in
+``tau = log(1 + t)`` instead (``ds/dtau = (1 + t) f(s)``), where those dynamics are smooth: the
+same error for fewer steps (``flow``'s docstring has the numbers).
 
 Failures never raise inside the compiled loop: each trajectory returns a status
 (``stepper.STATUS_MESSAGES``), and saved points after a failure are NaN with the status saying
