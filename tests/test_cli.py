@@ -101,6 +101,23 @@ def test_flow_json_contract(tmp_path):
     assert "version" in d and d["config"]["depth"] == 3
 
 
+def test_flow_log_time_flag(tmp_path):
+    """--log-time integrates in log(1 + t): the same saved states as the t clock (to the
+    tolerance), fewer steps, and the JSON stats say which clock ran."""
+    runs = {}
+    for flag in ([], ["--log-time"]):
+        out = tmp_path / f"f{len(flag)}.json"
+        rc = main(["flow", "--classes", "8", "--depth", "3", "--init-scale", "0.5", "--seed",
+                   "2", "--t-end", "1e9", "--save-at", "1,1e3,1e6", "--json", str(out)] + flag)
+        assert rc == 0
+        runs[bool(flag)] = json.loads(out.read_text())
+    t, lg = runs[False], runs[True]
+    assert lg["times"] == t["times"] == [0.0, 1.0, 1e3, 1e6, 1e9]
+    assert lg["stats"]["log_time"] is True and t["stats"]["log_time"] is False
+    assert lg["stats"]["accepted_steps"][0] < t["stats"]["accepted_steps"][0]
+    np.testing.assert_allclose(lg["s"], t["s"], rtol=1e-7)
+
+
 def test_descend_json_and_unbalanced_init_file(tmp_path):
     s = np.abs(np.random.default_rng(0).uniform(0.5, 1.0, (3, 4)))
     np.save(tmp_path / "s.npy", s)
