@@ -9,14 +9,7 @@ from svdyn.field import vector_field
 from svdyn.groups import SpecError
 from svdyn.integrate import flow, log_grid
 from svdyn.spec import ModelSpec
-
-
-def _z0(spec, scale, seed):
-    rng = np.random.default_rng(seed)
-    z = scale * rng.uniform(0.5, 1.5, spec.K)
-    z = 0.5 * (z + z[spec.G.partner])
-    z[0] = 0.0
-    return z
+from test_flow import _z0
 
 
 def _scipy(spec, s0, times, method="DOP853", rtol=1e-12, atol=1e-15):
