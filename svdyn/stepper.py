@@ -38,7 +38,6 @@ from .bundle import (CLOCK_T, F_EV, F_H, F_LOSS, F_MM, F_T, F_TSTEADY, I_ATTEMPT
                      I_WINREJ, JOB_GD, JOB_RK, STOP_MARGIN, STOP_TIME, STOP_YMIN)
 from .field import (GENERAL, NO_LOSS, WALSH_CE, WITH_LOSS, field_into, logits_into,
                     new_scratch, symmetrise_pairs, walsh4_field, z_of_y)
-from .fastexp import exp_or_zero
 from .groups import WALSH
 from .jit import inline as _inline, kernel as _njit, leaf, parallel as _parallel  # jit.py
 from .softmax import class_margins, group_transform, min_margin_of
@@ -594,9 +593,9 @@ def rk_advance(i, run, m, tab, ctrl, ros, sty, evs, general, k4, kn):
             else:  # an implicit tableau in an explicit kernel (drive never does this)
                 finite, lo, mg = False, np.nan, np.nan
         else:
-            if t0c > 0.0:   # the log clock's stage weights t0 e^(tau + c h), in one loop
-                for s_ in range(1, S):   # (no libm call: it vectorises)
-                    wts[s_] = t0c * exp_or_zero(t + tab.c[s_] * h_eff)
+            if t0c > 0.0:   # the log clock's stage weights t0 e^(tau + c h)
+                for s_ in range(1, S):
+                    wts[s_] = t0c * math.exp(t + tab.c[s_] * h_eff)
             # stages (flat loops over contiguous memory, so they vectorise)
             for s_ in range(1, S):
                 for p in range(n):
