@@ -133,3 +133,19 @@ def test_log_time_arguments_are_checked(kw, msg):
     spec = ModelSpec(4, 2)
     with pytest.raises(SpecError, match=msg):
         flow(spec, spec.balanced(_z0(spec, 0.5, 0)), 10.0, **kw)
+
+
+@pytest.mark.parametrize("method", ["dop853", "dopri5"])
+def test_extreme_horizon_t_clock_agrees_with_log_clock(method):
+    """At t = 1e200 the field is ~1e-200: DOP853's sums of squared scaled errors underflowed
+    there, its error estimate became 0 and every step was accepted (min margin 467.76 at rtol
+    1e-9, 467.47 at 1e-12). Both clocks and both methods now agree with the log clock at a
+    tight tolerance."""
+    spec = ModelSpec(8, 2)
+    s0 = spec.balanced(_z0(spec, 0.5, 0))
+    ref = flow(spec, s0, save_at=[1e200], rtol=1e-12, log_time=True)
+    tr = flow(spec, s0, save_at=[1e200], rtol=1e-9, method=method)
+    assert tr.status == "ok" and ref.status == "ok"
+    # before the fix dop853 ended 4.3e-4 (relative) away; dopri5 ends 1.1e-9 away
+    np.testing.assert_allclose(tr.s[-1], ref.s[-1], rtol=1e-7)
+    assert tr.min_margin[-1] == pytest.approx(ref.min_margin[-1], rel=1e-7)
