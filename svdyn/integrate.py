@@ -148,8 +148,9 @@ def flow(spec: ModelSpec, s0, t_end: float | None = None, *, save_at=None, rtol:
         fewer steps: walsh, dop853, t_end 1e7, rtol 1e-8 on the t clock against 1e-9 on the log
         clock: a 2.5-3.2x smaller error in 37-53 attempted steps instead of 60-63 (K = 4, 16;
         64 at L = 4; bench/RESULTS.md "A log clock"). At equal rtol the log clock's error can
-        be larger (up to 69x at K = 256, rtol 1e-8, still below rtol). ``first_step`` stays in units of t; the steps, ``stats["t_reached"]`` and
-        ``stats["t_steady"]`` are reported in t as usual. Needs ``adaptive=True``.
+        be larger (up to 69x at K = 256, rtol 1e-8, still below rtol). ``first_step`` stays in
+        units of t; ``stats["t_reached"]`` and ``stats["t_steady"]`` are reported in t as
+        usual. Needs ``adaptive=True``.
 
     Returns
     -------
