@@ -487,7 +487,6 @@ def rk_advance(i, run, m, tab, ctrl, ros, sty, evs, general, k4, kn):
     Jm = np.empty((nJ, nJ))
     piv = np.empty(nJ, dtype=np.int64)
     rhs_ = np.empty(K)
-    wts = np.empty(S)   # the log clock's stage weights of the current attempt
     # flat views of the step's (L, K) arrays: the stage sums, the error norm and the update
     # run as one loop over L K values instead of two nested loops (small K: loop overhead)
     n = L * K
@@ -596,9 +595,6 @@ def rk_advance(i, run, m, tab, ctrl, ros, sty, evs, general, k4, kn):
             else:  # an implicit tableau in an explicit kernel (drive never does this)
                 finite, lo, mg = False, np.nan, np.nan
         else:
-            if t0c > 0.0:   # the log clock's stage weights t0 e^(tau + c h)
-                for s_ in range(1, S):
-                    wts[s_] = t0c * math.exp(t + tab.c[s_] * h_eff)
             # stages (flat loops over contiguous memory, so they vectorise)
             for s_ in range(1, S):
                 for p in range(n):
@@ -616,7 +612,7 @@ def rk_advance(i, run, m, tab, ctrl, ros, sty, evs, general, k4, kn):
                 else:
                     lo, mg = field_into(ytmp, k[s_], sc, m, s_ == S - 1, general)
                 if t0c > 0.0:   # the log clock: the stage's weight t0 e^(tau + c h)
-                    w = wts[s_]
+                    w = t0c * math.exp(t + tab.c[s_] * h_eff)
                     for p in range(n):
                         kf[s_, p] *= w
             # FSAL: the last stage point is y_new
