@@ -2,7 +2,7 @@
 
     python bench/log_clock.py [--quick]
 
-Work-precision: for walsh ce flows (starts as in bench/peers.py), dop853 at rtol 1e-7 .. 1e-11
+Work-precision: for walsh ce flows (the first start of bench/peers.py's batches), dop853 at rtol 1e-7 .. 1e-11
 on both clocks: attempted steps (accepted + rejected), the error at t_end against svdyn at rtol
 1e-13 on the t clock, and the CPU time of one flow (best of interleaved rounds). Step law:
 accepted steps against log10 t_end (1e2 .. 1e12) on both clocks, with a least-squares line.
@@ -19,6 +19,7 @@ import numpy as np
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 from common import table  # noqa: E402
+from peers import start as peer_starts  # noqa: E402
 
 from svdyn.integrate import flow  # noqa: E402
 from svdyn.spec import ModelSpec  # noqa: E402
@@ -27,12 +28,9 @@ RTOLS = (1e-7, 1e-8, 1e-9, 1e-10, 1e-11)
 CASES = ((4, 2, 1e7), (16, 2, 1e7), (64, 4, 1e7), (256, 2, 1e7), (16, 3, 1e12), (8, 3, 1e3))
 
 
-def start(spec, seed=1):
-    """The start bench/peers.py uses: z_j = 0.5 U(0.5, 1.5), z_0 = 0, balanced."""
-    rng = np.random.default_rng(seed)
-    z = 0.5 * rng.uniform(0.5, 1.5, spec.K)
-    z[0] = 0.0
-    return spec.balanced(z)
+def start(spec):
+    """The first of bench/peers.py's batch starts (z_j = 0.5 U(0.5, 1.5), z_0 = 0, seed 1)."""
+    return peer_starts(spec, 1, seed=1)[0]
 
 
 def cpu_us(fn, rounds):
